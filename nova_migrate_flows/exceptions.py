@@ -1,0 +1,90 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The exceptions of nova-migrate-flows and the exit codes they map to.
+
+Every error that reaches the command line is one of these; the command line
+maps it to an exit code in one place (:mod:`nova_migrate_flows.cli.main`).
+"""
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The exit codes of ``nova-migrate-flow``, shared by every command."""
+
+    #: Everything asked for was done (and verified).
+    OK = 0
+    #: The operation ran, but some servers failed (each one was left safe).
+    SERVERS_FAILED = 1
+    #: Bad input or configuration; nothing was changed in the cloud.
+    BAD_INPUT = 2
+    #: Interrupted (SIGINT or SIGTERM); the summary says what was done.
+    INTERRUPTED = 3
+    #: Nova is unreachable, or authentication or authorisation failed.
+    NOVA_UNAVAILABLE = 4
+
+
+class NovaMigrateFlowsError(Exception):
+    """Base class of the errors of this project."""
+
+    exit_code: ExitCode = ExitCode.SERVERS_FAILED
+
+
+class InvalidInput(NovaMigrateFlowsError):
+    """The caller asked for something that cannot be done; nothing changed."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class ConfigurationError(InvalidInput):
+    """The configuration is missing, unreadable or holds a bad value."""
+
+
+class PluginError(ConfigurationError):
+    """A configured task plugin is unknown or fails to load."""
+
+    def __init__(self, message: str, name: str, installed: list[str]):
+        super().__init__(message)
+        self.name = name
+        self.installed = installed
+
+
+class NovaUnavailable(NovaMigrateFlowsError):
+    """Nova cannot be reached, or it refused our credentials."""
+
+    exit_code = ExitCode.NOVA_UNAVAILABLE
+
+
+class AuthenticationFailed(NovaUnavailable):
+    """The credentials were refused (HTTP 401)."""
+
+
+class NotAuthorized(NovaUnavailable):
+    """The credentials lack a permission the operation needs (HTTP 403)."""
+
+
+class Interrupted(NovaMigrateFlowsError):
+    """The run was stopped by a signal before it finished."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class OperationFailed(NovaMigrateFlowsError):
+    """The operation ran, but did not reach its goal for some servers."""
+
+    exit_code = ExitCode.SERVERS_FAILED
+
+
+class SandboxError(NovaMigrateFlowsError):
+    """The sandbox cloud could not be started, reached or stopped."""
+
+    exit_code = ExitCode.SERVERS_FAILED
