@@ -84,6 +84,67 @@ class OperationFailed(NovaMigrateFlowsError):
     exit_code = ExitCode.SERVERS_FAILED
 
 
+class ComputeError(NovaMigrateFlowsError):
+    """Nova answered a request with an error."""
+
+    def __init__(
+        self,
+        message: str,
+        status_code: int | None = None,
+        request_id: str | None = None,
+    ):
+        super().__init__(message)
+        self.status_code = status_code
+        self.request_id = request_id
+
+
+class NotFound(ComputeError):
+    """Nova does not know the thing asked for (HTTP 404)."""
+
+
+class BadRequest(ComputeError):
+    """Nova refused the request as invalid (HTTP 400)."""
+
+
+class Conflict(ComputeError):
+    """Nova refused the request in the resource's state (HTTP 409)."""
+
+
+class NoValidHost(ComputeError):
+    """Nova's scheduler found no host for the server."""
+
+
+class AmbiguousWrite(ComputeError):
+    """A write may or may not have reached Nova (reset, timeout, 5xx).
+
+    Never repeat such a write blindly: look at what Nova did first.
+    """
+
+
+class MigrationFailed(OperationFailed):
+    """A migration ended without moving the server where it should be."""
+
+    def __init__(
+        self,
+        message: str,
+        server_id: str,
+        migration_id: int | None = None,
+        status: str | None = None,
+    ):
+        super().__init__(message)
+        self.server_id = server_id
+        self.migration_id = migration_id
+        self.status = status
+
+
+class MigrationTimeout(MigrationFailed):
+    """A migration exceeded its completion or progress timeout."""
+
+
+class VerificationFailed(OperationFailed):
+    """A server moved, but is not as it must be after the move."""
+
+
 class SandboxError(NovaMigrateFlowsError):
     """The sandbox cloud could not be started, reached or stopped."""
 

@@ -1,0 +1,101 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Connecting to Nova from configuration: a clouds.yaml entry, or
+keystoneauth options in ``[nova]`` the way OpenStack services do it."""
+
+import os
+
+import openstack
+import openstack.config
+import openstack.connection
+import openstack.exceptions
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import loading as ks_loading
+from oslo_config import cfg
+
+import nova_migrate_flows
+from nova_migrate_flows.compute import nova
+from nova_migrate_flows import exceptions
+from nova_migrate_flows import opts
+
+APP_NAME = "nova-migrate-flows"
+
+
+def connect(conf: cfg.ConfigOpts) -> openstack.connection.Connection:
+    """An openstacksdk connection made from ``conf``'s ``[nova]`` group.
+
+    Raises ConfigurationError when the configuration cannot give one.
+    """
+    group = conf[opts.NOVA_GROUP]
+    if group.cloud:
+        return _connect_cloud(group.cloud, group.clouds_yaml)
+    try:
+        auth = ks_loading.load_auth_from_conf_options(conf, opts.NOVA_GROUP)
+    except ks_exc.MissingRequiredOptions as exc:
+        raise exceptions.ConfigurationError(
+            f"[nova]: {exc}; set them, or set [nova] cloud to a clouds.yaml "
+            "entry"
+        ) from None
+    except ks_exc.NoMatchingPlugin as exc:
+        raise exceptions.ConfigurationError(
+            f"[nova] auth_type: {exc}"
+        ) from None
+    if auth is None:
+        raise exceptions.ConfigurationError(
+            "[nova]: no way to reach Nova is configured; set [nova] cloud "
+            "to a clouds.yaml entry, or [nova] auth_type and its options"
+        )
+    session = ks_loading.load_session_from_conf_options(
+        conf, opts.NOVA_GROUP, auth=auth
+    )
+    return openstack.connection.Connection(
+        session=session,
+        oslo_conf=conf,
+        app_name=APP_NAME,
+        app_version=nova_migrate_flows.__version__,
+    )
+
+
+def _connect_cloud(
+    cloud: str, clouds_yaml: str | None
+) -> openstack.connection.Connection:
+    if clouds_yaml and not os.path.isfile(clouds_yaml):
+        raise exceptions.ConfigurationError(
+            f"[nova] clouds_yaml: {clouds_yaml}: no such file"
+        )
+    try:
+        loader = openstack.config.OpenStackConfig(
+            config_files=[clouds_yaml] if clouds_yaml else None,
+            app_name=APP_NAME,
+            app_version=nova_migrate_flows.__version__,
+        )
+        region = loader.get_one(cloud=cloud)
+    except openstack.exceptions.ConfigException as exc:
+        raise exceptions.ConfigurationError(
+            f"[nova] cloud = {cloud}: {exc}"
+        ) from None
+    except ks_exc.MissingRequiredOptions as exc:
+        raise exceptions.ConfigurationError(
+            f"[nova] cloud = {cloud}: {exc}"
+        ) from None
+    return openstack.connection.Connection(config=region)
+
+
+def compute_from_conf(conf: cfg.ConfigOpts) -> nova.NovaCompute:
+    """The compute interface over a connection made from ``conf``."""
+    group = conf[opts.NOVA_GROUP]
+    return nova.NovaCompute(
+        connect(conf),
+        read_retries=group.read_retries,
+        retry_backoff=group.retry_backoff,
+        retry_backoff_max=group.retry_backoff_max,
+    )

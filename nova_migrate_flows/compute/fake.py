@@ -1,0 +1,802 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""A stateful, in-memory compute cloud with Nova's behaviour and shapes.
+
+For unit tests and for benchmarking the orchestrator alone: migrations really
+move servers between hosts, Nova's per-host live-migration limit queues the
+extras, capacity is counted, services go up and down, and every server can
+be told to fail, hang or find no valid host. Time is counted in *steps*: each
+read of migrations advances every active migration by one step, so tests are
+deterministic; ``steps=0`` finishes each migration as it is requested.
+"""
+
+import collections
+import dataclasses
+import datetime
+import email.utils
+import itertools
+import threading
+import uuid
+from typing import Any
+
+from nova_migrate_flows.compute import base
+from nova_migrate_flows.compute import models
+from nova_migrate_flows import exceptions
+
+GIB = 1024 ** 3
+MIB = 1024 ** 2
+
+FLAVORS = {
+    "m1.tiny": models.Flavor("m1.tiny", 512, 1, 1, id="1"),
+    "m1.small": models.Flavor("m1.small", 2048, 1, 20, id="2"),
+    "m1.medium": models.Flavor("m1.medium", 4096, 2, 40, id="3"),
+    "m1.large": models.Flavor("m1.large", 8192, 4, 80, id="4"),
+    "m1.ephemeral": models.Flavor(
+        "m1.ephemeral", 2048, 1, 10, ephemeral_gb=5, swap_mb=512, id="5"
+    ),
+}
+
+
+@dataclasses.dataclass
+class Behaviour:
+    """How the fake cloud treats one server's next migrations."""
+
+    #: ``success``, ``fail``, ``hang`` or ``no_valid_host``.
+    live: str = "success"
+    #: ``success``, ``fail`` or ``no_valid_host`` for cold moves.
+    cold: str = "success"
+    #: Steps a migration stays ``running``; None: the cloud's default.
+    steps: int | None = None
+
+
+@dataclasses.dataclass
+class _Migration:
+    record: models.Migration
+    kind: str
+    steps_left: int
+    outcome: str
+    new_flavor: models.Flavor | None = None
+    started: bool = False
+
+
+class FakeCompute:
+    """:class:`~nova_migrate_flows.compute.base.Compute` kept in memory."""
+
+    def __init__(
+        self,
+        hosts: int | list[str] = 4,
+        *,
+        vcpus: int = 64,
+        ram_mb: int = 262144,
+        disk_gb: int = 4096,
+        steps: int = 2,
+        max_concurrent_live_migrations: int = 1,
+    ):
+        names = (
+            [f"host{i}" for i in range(1, hosts + 1)]
+            if isinstance(hosts, int) else list(hosts)
+        )
+        self._lock = threading.RLock()
+        self.steps = steps
+        self.max_concurrent_live_migrations = max_concurrent_live_migrations
+        self.flavors = dict(FLAVORS)
+        self.servers: dict[str, models.Server] = {}
+        self.services: dict[str, models.Service] = {
+            host: models.Service(
+                id=str(uuid.uuid5(uuid.NAMESPACE_DNS, host)),
+                host=host,
+                binary="nova-compute",
+                status="enabled",
+                state="up",
+                zone="nova",
+            )
+            for host in names
+        }
+        self.capacity: dict[str, models.HostCapacity] = {
+            host: models.HostCapacity(host, vcpus, ram_mb, disk_gb)
+            for host in names
+        }
+        self.behaviours: dict[str, Behaviour] = collections.defaultdict(
+            Behaviour
+        )
+        self.migrations: list[_Migration] = []
+        self.actions: dict[str, list[models.InstanceAction]] = (
+            collections.defaultdict(list)
+        )
+        #: Every call made, by method name: tests check API economy with it.
+        self.calls: collections.Counter[str] = collections.Counter()
+        #: The write calls made, in order, as (method, server or service).
+        self.writes: list[tuple[str, str]] = []
+        self._ids = itertools.count(1)
+        self._clock = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+    # -- building the cloud ------------------------------------------------
+
+    def add_server(
+        self,
+        host: str,
+        *,
+        name: str | None = None,
+        flavor: str = "m1.small",
+        status: str = "ACTIVE",
+        **fields: Any,
+    ) -> models.Server:
+        """Put a server on ``host`` and take its room there."""
+        with self._lock:
+            if host not in self.services:
+                raise ValueError(f"no host {host}")
+            flavor_info = self.flavors[flavor]
+            server_id = str(uuid.uuid4())
+            power = {
+                "ACTIVE": models.POWER_STATE_RUNNING,
+                "PAUSED": models.POWER_STATE_PAUSED,
+            }.get(status, models.POWER_STATE_SHUTDOWN)
+            vm_state = {
+                "ACTIVE": "active",
+                "PAUSED": "paused",
+                "SHUTOFF": "stopped",
+                "SUSPENDED": "suspended",
+                "ERROR": "error",
+            }.get(status, status.lower())
+            server = models.Server(
+                id=server_id,
+                name=name or f"server-{len(self.servers) + 1}",
+                status=status,
+                host=host,
+                hypervisor_hostname=host,
+                flavor=flavor_info.to_dict(),
+                vm_state=vm_state,
+                power_state=power,
+                project_id="demo",
+                **fields,
+            )
+            self.servers[server_id] = server
+            self.capacity[host] = self.capacity[host].minus(flavor_info)
+            return server
+
+    def set_service(self, host: str, **fields: Any) -> None:
+        with self._lock:
+            self.services[host] = dataclasses.replace(
+                self.services[host], **fields
+            )
+
+    # -- helpers -----------------------------------------------------------
+
+    def _now(self) -> str:
+        self._clock += datetime.timedelta(seconds=1)
+        return self._clock.isoformat()
+
+    def _server(self, server_id: str) -> models.Server:
+        try:
+            return self.servers[server_id]
+        except KeyError:
+            raise exceptions.NotFound(
+                f"server {server_id} not found", 404
+            ) from None
+
+    def _update_server(self, server_id: str, **fields: Any) -> None:
+        self.servers[server_id] = dataclasses.replace(
+            self.servers[server_id], **fields
+        )
+
+    def _record_action(
+        self,
+        server_id: str,
+        action: str,
+        error: str | None = None,
+    ) -> base.ActionResult:
+        request_id = f"req-{uuid.uuid4()}"
+        events: tuple[dict[str, Any], ...] = ()
+        if error:
+            events = (
+                models.ActionEvent(
+                    event=f"compute_{action}",
+                    result="Error",
+                    start_time=self._now(),
+                    finish_time=self._now(),
+                    details=error,
+                ).to_dict(),
+            )
+        self.actions[server_id].insert(
+            0,
+            models.InstanceAction(
+                action=action,
+                request_id=request_id,
+                start_time=self._now(),
+                message="Error" if error else None,
+                events=events,
+            ),
+        )
+        return base.ActionResult(
+            request_id, email.utils.format_datetime(self._clock, usegmt=True)
+        )
+
+    def _write(self, method: str, target: str) -> None:
+        self.calls[method] += 1
+        self.writes.append((method, target))
+
+    def _pick_host(
+        self, server: models.Server, host: str | None, flavor: models.Flavor
+    ) -> str:
+        if host:
+            service = self.services.get(host)
+            if service is None:
+                raise exceptions.BadRequest(f"Compute host {host} not found",
+                                            400)
+            if host == server.host:
+                raise exceptions.BadRequest(
+                    "The target host can't be the same one", 400
+                )
+            if not self.capacity[host].fits(flavor) or not service.up:
+                raise exceptions.NoValidHost(
+                    f"No valid host was found. {host} is not suitable", 400
+                )
+            return host
+        candidates = [
+            h for h, service in sorted(self.services.items())
+            if h != server.host and service.up and service.enabled
+            and self.capacity[h].fits(flavor)
+        ]
+        if not candidates:
+            raise exceptions.NoValidHost("No valid host was found.", 400)
+        return max(candidates, key=lambda h: self.capacity[h].ram_mb)
+
+    def _start(
+        self,
+        server: models.Server,
+        kind: str,
+        dest: str,
+        outcome: str,
+        new_flavor: models.Flavor | None = None,
+    ) -> None:
+        flavor = server.flavor_info
+        behaviour = self.behaviours[server.id]
+        steps = self.steps if behaviour.steps is None else behaviour.steps
+        memory = flavor.ram_mb * MIB
+        record = models.Migration(
+            id=next(self._ids),
+            server_id=server.id,
+            status="accepted" if kind == "live-migration" else "migrating",
+            migration_type=kind,
+            source_compute=server.host,
+            dest_compute=dest,
+            source_node=server.host,
+            dest_node=dest,
+            dest_host="127.0.0.1",
+            old_flavor=flavor.id,
+            new_flavor=(new_flavor or flavor).id,
+            created_at=self._now(),
+            updated_at=self._clock.isoformat(),
+            uuid=str(uuid.uuid4()),
+            memory_total=memory,
+            memory_processed=1,
+            memory_remaining=memory,
+            disk_total=1,
+            disk_processed=1,
+            disk_remaining=1,
+        )
+        self.capacity[dest] = self.capacity[dest].minus(
+            new_flavor or flavor
+        )
+        self.migrations.append(
+            _Migration(record, kind, steps, outcome, new_flavor)
+        )
+        if steps == 0:
+            self._advance_all()
+
+    def _running_live(self, host: str) -> int:
+        return sum(
+            1 for m in self.migrations
+            if m.kind == "live-migration" and m.started
+            and not m.record.is_final and m.record.source_compute == host
+        )
+
+    def _set(self, migration: _Migration, **fields: Any) -> None:
+        migration.record = dataclasses.replace(
+            migration.record, updated_at=self._now(), **fields
+        )
+
+    def _release(self, migration: _Migration, host: str | None) -> None:
+        server = self.servers[migration.record.server_id]
+        flavor = migration.new_flavor or server.flavor_info
+        if host:
+            self.capacity[host] = dataclasses.replace(
+                self.capacity[host],
+                vcpus=self.capacity[host].vcpus + flavor.vcpus,
+                ram_mb=self.capacity[host].ram_mb + flavor.ram_mb,
+                disk_gb=self.capacity[host].disk_gb + flavor.disk_gb
+                + flavor.ephemeral_gb + (flavor.swap_mb + 1023) // 1024,
+            )
+
+    def _advance_all(self) -> None:
+        for migration in self.migrations:
+            while not migration.record.is_final:
+                before = migration.record.status
+                self._advance(migration)
+                if self.steps or migration.record.status == before:
+                    break
+
+    def _advance(self, migration: _Migration) -> None:
+        record = migration.record
+        if record.is_final or record.status in ("finished", "done"):
+            return
+        if migration.kind != "live-migration":
+            self._advance_cold(migration)
+            return
+        if record.status in ("accepted", "queued"):
+            if (
+                self._running_live(record.source_compute or "")
+                >= self.max_concurrent_live_migrations
+            ):
+                self._set(migration, status="queued")
+                return
+            migration.started = True
+            self._set(migration, status="preparing")
+            return
+        if record.status == "preparing":
+            self._set(migration, status="running")
+            return
+        if migration.outcome == "hang":
+            return
+        if migration.steps_left > 0:
+            migration.steps_left -= 1
+            total = record.memory_total or 1
+            done = max(1, total - total * migration.steps_left //
+                       max(1, self.steps or 1))
+            self._set(
+                migration,
+                memory_processed=done,
+                memory_remaining=max(1, total - done),
+            )
+            return
+        self._finish_live(migration)
+
+    def _finish_live(self, migration: _Migration) -> None:
+        record = migration.record
+        server = self.servers[record.server_id]
+        if migration.outcome == "fail":
+            self._set(migration, status="error")
+            self._release(migration, record.dest_compute)
+            self._update_server(
+                server.id, task_state=None, status=_status_of(server)
+            )
+            self._fail_action(server.id, "live-migration failed in the "
+                              "fake driver")
+            return
+        self._release(migration, record.source_compute)
+        self._set(migration, status="completed")
+        self._update_server(
+            server.id,
+            host=record.dest_compute,
+            hypervisor_hostname=record.dest_compute,
+            task_state=None,
+            status=_status_of(server),
+        )
+
+    def _advance_cold(self, migration: _Migration) -> None:
+        record = migration.record
+        if migration.steps_left > 0:
+            migration.steps_left -= 1
+            self._set(migration, status="migrating")
+            return
+        server = self.servers[record.server_id]
+        if migration.outcome == "fail":
+            self._set(migration, status="error")
+            self._release(migration, record.dest_compute)
+            self._update_server(
+                server.id, task_state=None, status="ERROR", vm_state="error"
+            )
+            self._fail_action(server.id, "cold migration failed")
+            return
+        if migration.kind == "evacuation":
+            self._release(migration, record.source_compute)
+            self._set(migration, status="done")
+            self._update_server(
+                server.id,
+                host=record.dest_compute,
+                hypervisor_hostname=record.dest_compute,
+                task_state=None,
+                status="SHUTOFF",
+                vm_state="stopped",
+                power_state=models.POWER_STATE_SHUTDOWN,
+            )
+            return
+        self._set(migration, status="finished")
+        new_flavor = migration.new_flavor
+        self._update_server(
+            server.id,
+            host=record.dest_compute,
+            hypervisor_hostname=record.dest_compute,
+            task_state=None,
+            status="VERIFY_RESIZE",
+            vm_state="resized",
+            flavor=(new_flavor.to_dict() if new_flavor else server.flavor),
+        )
+
+    def _fail_action(self, server_id: str, message: str) -> None:
+        action = self.actions[server_id][0]
+        event = models.ActionEvent(
+            event=f"compute_{action.action}",
+            result="Error",
+            start_time=self._now(),
+            finish_time=self._now(),
+            details=message,
+        )
+        self.actions[server_id][0] = dataclasses.replace(
+            action, message="Error", events=action.events + (event.to_dict(),)
+        )
+
+    def advance(self, steps: int = 1) -> None:
+        """Move every active migration on by ``steps`` steps."""
+        with self._lock:
+            for _ in range(steps):
+                for migration in self.migrations:
+                    self._advance(migration)
+
+    # -- the Compute interface: servers ------------------------------------
+
+    def get_server(self, server_id: str) -> models.Server:
+        with self._lock:
+            self.calls["get_server"] += 1
+            return self._server(server_id)
+
+    def find_server(self, ref: str) -> models.Server:
+        with self._lock:
+            self.calls["find_server"] += 1
+            if ref in self.servers:
+                return self.servers[ref]
+            matches = [s for s in self.servers.values() if s.name == ref]
+            if len(matches) != 1:
+                raise exceptions.InvalidInput(
+                    f"server {ref!r}: no server has this name or id"
+                    if not matches else
+                    f"server {ref!r}: {len(matches)} servers have this name"
+                )
+            return matches[0]
+
+    def list_servers(self, host: str) -> list[models.Server]:
+        with self._lock:
+            self.calls["list_servers"] += 1
+            return [s for s in self.servers.values() if s.host == host]
+
+    def start_server(self, server_id: str) -> base.ActionResult:
+        with self._lock:
+            self._write("start_server", server_id)
+            server = self._server(server_id)
+            if server.status != "SHUTOFF":
+                raise exceptions.Conflict(
+                    f"Cannot 'start' instance {server_id} while it is in "
+                    f"vm_state {server.vm_state}", 409
+                )
+            self._update_server(
+                server_id,
+                status="ACTIVE",
+                vm_state="active",
+                power_state=models.POWER_STATE_RUNNING,
+            )
+            return self._record_action(server_id, "start")
+
+    def stop_server(self, server_id: str) -> base.ActionResult:
+        with self._lock:
+            self._write("stop_server", server_id)
+            self._update_server(
+                server_id,
+                status="SHUTOFF",
+                vm_state="stopped",
+                power_state=models.POWER_STATE_SHUTDOWN,
+            )
+            return self._record_action(server_id, "stop")
+
+    # -- services, capacity, flavors ---------------------------------------
+
+    def list_services(self) -> list[models.Service]:
+        with self._lock:
+            self.calls["list_services"] += 1
+            return list(self.services.values())
+
+    def update_service(
+        self,
+        service_id: str,
+        *,
+        disabled: bool | None = None,
+        disabled_reason: str | None = None,
+        forced_down: bool | None = None,
+    ) -> models.Service:
+        with self._lock:
+            self._write("update_service", service_id)
+            host = next(
+                (h for h, s in self.services.items() if s.id == service_id),
+                None,
+            )
+            if host is None:
+                raise exceptions.NotFound(f"service {service_id}", 404)
+            fields: dict[str, Any] = {}
+            if disabled is not None:
+                fields["status"] = "disabled" if disabled else "enabled"
+                if not disabled:
+                    fields["disabled_reason"] = None
+            if disabled_reason is not None:
+                fields["disabled_reason"] = disabled_reason
+            if forced_down is not None:
+                fields["forced_down"] = forced_down
+                fields["state"] = "down" if forced_down else "up"
+            self.set_service(host, **fields)
+            return self.services[host]
+
+    def host_capacities(self) -> dict[str, models.HostCapacity]:
+        with self._lock:
+            self.calls["host_capacities"] += 1
+            return dict(self.capacity)
+
+    def get_flavor(self, ref: str) -> models.Flavor:
+        with self._lock:
+            self.calls["get_flavor"] += 1
+            for flavor in self.flavors.values():
+                if ref in (flavor.id, flavor.name):
+                    return flavor
+            raise exceptions.NotFound(f"flavor {ref!r}: no such flavor", 404)
+
+    # -- the Compute interface: moves --------------------------------------
+
+    def _check_movable(self, server: models.Server, allowed: set[str]) -> None:
+        if server.task_state:
+            raise exceptions.Conflict(
+                f"Cannot migrate instance {server.id} while it is in "
+                f"task_state {server.task_state}", 409
+            )
+        if server.status not in allowed:
+            raise exceptions.Conflict(
+                f"Cannot migrate instance {server.id} while it is in "
+                f"vm_state {server.vm_state}", 409
+            )
+
+    def live_migrate(
+        self,
+        server_id: str,
+        host: str | None,
+        block_migration: bool | str,
+        force: bool = False,
+    ) -> base.ActionResult:
+        with self._lock:
+            self._write("live_migrate", server_id)
+            server = self._server(server_id)
+            self._check_movable(server, {"ACTIVE", "PAUSED"})
+            result = self._record_action(server_id, "live-migration")
+            behaviour = self.behaviours[server_id]
+            if behaviour.live == "no_valid_host" or (
+                host and not force
+                and not self.capacity[host].fits(server.flavor_info)
+            ):
+                self._fail_action(server_id, "No valid host was found.")
+                self.migrations.append(_Migration(
+                    models.Migration(
+                        id=next(self._ids), server_id=server_id,
+                        status="error", migration_type="live-migration",
+                        source_compute=server.host, dest_compute=host,
+                        created_at=self._now(),
+                        updated_at=self._clock.isoformat(),
+                    ),
+                    "live-migration", 0, "fail",
+                ))
+                return result
+            dest = self._pick_host(server, host, server.flavor_info)
+            self._update_server(
+                server_id, task_state="migrating", status="MIGRATING"
+            )
+            self._start(server, "live-migration", dest, behaviour.live)
+            return result
+
+    def _cold(
+        self,
+        server_id: str,
+        host: str | None,
+        action: str,
+        new_flavor: models.Flavor | None = None,
+    ) -> base.ActionResult:
+        server = self._server(server_id)
+        self._check_movable(server, {"ACTIVE", "SHUTOFF"})
+        behaviour = self.behaviours[server_id]
+        if behaviour.cold == "no_valid_host":
+            raise exceptions.NoValidHost("No valid host was found.", 400)
+        dest = self._pick_host(server, host, new_flavor or server.flavor_info)
+        result = self._record_action(server_id, action)
+        self._update_server(server_id, task_state="resize_prep")
+        self._start(server, "resize" if new_flavor else "migration", dest,
+                    behaviour.cold, new_flavor)
+        return result
+
+    def cold_migrate(
+        self, server_id: str, host: str | None
+    ) -> base.ActionResult:
+        with self._lock:
+            self._write("cold_migrate", server_id)
+            return self._cold(server_id, host, "migrate")
+
+    def resize(self, server_id: str, flavor_id: str) -> base.ActionResult:
+        with self._lock:
+            self._write("resize", server_id)
+            return self._cold(
+                server_id, None, "resize", self.get_flavor(flavor_id)
+            )
+
+    def _resized(self, server_id: str) -> _Migration:
+        server = self._server(server_id)
+        if server.status != "VERIFY_RESIZE":
+            raise exceptions.Conflict(
+                f"Instance {server_id} is in {server.status}, not "
+                "VERIFY_RESIZE", 409
+            )
+        return next(
+            m for m in reversed(self.migrations)
+            if m.record.server_id == server_id
+            and m.record.status == "finished"
+        )
+
+    def confirm_resize(self, server_id: str) -> base.ActionResult:
+        with self._lock:
+            self._write("confirm_resize", server_id)
+            migration = self._resized(server_id)
+            self._set(migration, status="confirmed")
+            self._release(migration, migration.record.source_compute)
+            server = self.servers[server_id]
+            running = server.power_state == models.POWER_STATE_RUNNING
+            self._update_server(
+                server_id,
+                status="ACTIVE" if running else "SHUTOFF",
+                vm_state="active" if running else "stopped",
+            )
+            return self._record_action(server_id, "confirmResize")
+
+    def revert_resize(self, server_id: str) -> base.ActionResult:
+        with self._lock:
+            self._write("revert_resize", server_id)
+            migration = self._resized(server_id)
+            self._set(migration, status="reverted")
+            self._release(migration, migration.record.dest_compute)
+            server = self.servers[server_id]
+            old = next(
+                f for f in self.flavors.values()
+                if f.id == migration.record.old_flavor
+            )
+            running = server.power_state == models.POWER_STATE_RUNNING
+            self._update_server(
+                server_id,
+                host=migration.record.source_compute,
+                hypervisor_hostname=migration.record.source_compute,
+                flavor=old.to_dict(),
+                status="ACTIVE" if running else "SHUTOFF",
+                vm_state="active" if running else "stopped",
+            )
+            return self._record_action(server_id, "revertResize")
+
+    def evacuate(
+        self, server_id: str, host: str | None
+    ) -> base.ActionResult:
+        with self._lock:
+            self._write("evacuate", server_id)
+            server = self._server(server_id)
+            service = self.services[server.host or ""]
+            if service.up:
+                raise exceptions.BadRequest(
+                    f"Compute service of {server.host} is still in use.", 400
+                )
+            dest = self._pick_host(server, host, server.flavor_info)
+            result = self._record_action(server_id, "evacuate")
+            self._update_server(server_id, task_state="rebuilding")
+            self._start(server, "evacuation", dest,
+                        self.behaviours[server_id].cold)
+            return result
+
+    # -- the Compute interface: migrations ---------------------------------
+
+    def list_migrations(
+        self,
+        *,
+        server_id: str | None = None,
+        host: str | None = None,
+        source_compute: str | None = None,
+        status: str | None = None,
+        migration_type: str | None = None,
+        changes_since: str | None = None,
+    ) -> list[models.Migration]:
+        with self._lock:
+            self.calls["list_migrations"] += 1
+            self.advance()
+            records = [m.record for m in reversed(self.migrations)]
+            return [
+                r for r in records
+                if (server_id is None or r.server_id == server_id)
+                and (host is None or host in (r.source_compute,
+                                              r.dest_compute))
+                and (source_compute is None
+                     or r.source_compute == source_compute)
+                and (status is None or r.status == status)
+                and (migration_type is None
+                     or r.migration_type == migration_type)
+                and (changes_since is None
+                     or (r.updated_at or "") >= changes_since)
+            ]
+
+    def server_migrations(self, server_id: str) -> list[models.Migration]:
+        with self._lock:
+            self.calls["server_migrations"] += 1
+            return [
+                m.record for m in self.migrations
+                if m.record.server_id == server_id
+                and m.kind == "live-migration"
+                and m.record.status in models.LIVE_MIGRATION_ACTIVE_STATUSES
+            ]
+
+    def _live(self, server_id: str, migration_id: int) -> _Migration:
+        for migration in self.migrations:
+            if (migration.record.id == migration_id
+                    and migration.record.server_id == server_id):
+                if migration.record.status not in (
+                        models.LIVE_MIGRATION_ACTIVE_STATUSES):
+                    raise exceptions.BadRequest(
+                        f"Migration {migration_id} is not in progress", 400
+                    )
+                return migration
+        raise exceptions.NotFound(f"migration {migration_id}", 404)
+
+    def abort_migration(self, server_id: str, migration_id: int) -> None:
+        with self._lock:
+            self._write("abort_migration", server_id)
+            migration = self._live(server_id, migration_id)
+            self._set(migration, status="cancelled")
+            self._release(migration, migration.record.dest_compute)
+            server = self.servers[server_id]
+            self._update_server(
+                server_id, task_state=None, status=_status_of(server)
+            )
+
+    def force_complete_migration(
+        self, server_id: str, migration_id: int
+    ) -> None:
+        with self._lock:
+            self._write("force_complete_migration", server_id)
+            migration = self._live(server_id, migration_id)
+            if migration.record.status != "running":
+                raise exceptions.Conflict(
+                    f"Migration {migration_id} is not running", 409
+                )
+            migration.outcome = "success"
+            migration.steps_left = 0
+            self._finish_live(migration)
+
+    # -- the Compute interface: diagnosis ----------------------------------
+
+    def instance_action(
+        self, server_id: str, request_id: str
+    ) -> models.InstanceAction | None:
+        with self._lock:
+            self.calls["instance_action"] += 1
+            return next(
+                (a for a in self.actions[server_id]
+                 if a.request_id == request_id),
+                None,
+            )
+
+    def instance_actions(
+        self, server_id: str
+    ) -> list[models.InstanceAction]:
+        with self._lock:
+            self.calls["instance_actions"] += 1
+            return list(self.actions[server_id])
+
+
+def _status_of(server: models.Server) -> str:
+    if server.power_state == models.POWER_STATE_PAUSED:
+        return "PAUSED"
+    if server.power_state == models.POWER_STATE_RUNNING:
+        return "ACTIVE"
+    return "SHUTOFF"

@@ -1,0 +1,56 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The listener every engine runs under: state changes to the log.
+
+It logs atom names and states only, never arguments or results (they could
+one day hold something secret), and a failure as one line: the traceback
+only at DEBUG level, since most failures here are expected ones (a
+migration Nova refused) that a traceback would only bury.
+"""
+
+from typing import Any
+
+from oslo_log import log as logging
+from taskflow.listeners import base
+from taskflow import states
+
+LOG = logging.getLogger(__name__)
+
+
+class LoggingListener(base.Listener):
+    """Logs flow, task and retry state changes of one engine."""
+
+    def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
+        level = logging.WARNING if state in (
+            states.REVERTED, states.FAILURE, states.SUSPENDED
+        ) else logging.DEBUG
+        LOG.log(level, "Flow %s is %s", details.get("flow_name"), state)
+
+    def _task_receiver(self, state: str, details: dict[str, Any]) -> None:
+        self._atom("Task", state, details)
+
+    def _retry_receiver(self, state: str, details: dict[str, Any]) -> None:
+        self._atom("Retry", state, details)
+
+    def _atom(self, kind: str, state: str, details: dict[str, Any]) -> None:
+        name = details.get("task_name") or details.get("retry_name")
+        if state == states.FAILURE:
+            failure = details.get("result")
+            text = getattr(failure, "exception_str", "") or str(failure)
+            LOG.warning("%s %s failed: %s", kind, name,
+                        text.splitlines()[0] if text else "unknown error")
+            if LOG.isEnabledFor(logging.DEBUG):
+                LOG.debug("%s %s traceback:\n%s", kind, name,
+                          getattr(failure, "traceback_str", ""))
+            return
+        level = logging.INFO if state == states.REVERTED else logging.DEBUG
+        LOG.log(level, "%s %s is %s", kind, name, state)

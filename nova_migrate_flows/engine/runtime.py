@@ -1,0 +1,192 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Everything a run needs at run time that is never persisted.
+
+Tasks receive the :class:`Runtime` as the transient ``runtime`` argument
+(injected by the runner with ``transient=True``), so connections, threads
+and credentials stay out of flow details and job details.
+"""
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from nova_migrate_flows.compute import base
+from nova_migrate_flows.compute import models
+from nova_migrate_flows.engine import poller as poller_mod
+from nova_migrate_flows.engine import throttle as throttle_mod
+from nova_migrate_flows import request as request_mod
+
+LOG = logging.getLogger(__name__)
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+class Events:
+    """A tiny publish/subscribe bus for progress and outcomes."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def emit(self, event: str, **data: Any) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event, data)
+            except Exception:  # noqa: BLE001 - a display must not kill a run
+                LOG.exception("Listener failed on %s", event)
+
+
+class CloudSnapshot:
+    """Services and capacities, read once per run and shared by checks."""
+
+    def __init__(self, compute: base.Compute):
+        self._compute = compute
+        self._lock = threading.Lock()
+        self._services: dict[str, models.Service] | None = None
+        self._capacities: dict[str, models.HostCapacity] | None = None
+        self._flavors: dict[str, models.Flavor] = {}
+
+    def services(self) -> dict[str, models.Service]:
+        with self._lock:
+            if self._services is None:
+                self._services = {
+                    s.host: s for s in self._compute.list_services()
+                }
+            return self._services
+
+    def capacities(self) -> dict[str, models.HostCapacity]:
+        with self._lock:
+            if self._capacities is None:
+                self._capacities = self._compute.host_capacities()
+            return self._capacities
+
+    def flavor(self, ref: str) -> models.Flavor:
+        with self._lock:
+            if ref not in self._flavors:
+                self._flavors[ref] = self._compute.get_flavor(ref)
+            return self._flavors[ref]
+
+    def forget_services(self) -> None:
+        """Read the services again next time (after changing one)."""
+        with self._lock:
+            self._services = None
+
+
+class Runtime:
+    """The live objects of one run: Nova access, poller, throttle, flags."""
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        compute: base.Compute,
+        request: request_mod.MoveRequest,
+        *,
+        resuming: bool = False,
+        live_progress: bool = False,
+    ):
+        self.conf = conf
+        self.compute = compute
+        self.request = request
+        self.resuming = resuming
+        self.events = Events()
+        self.cloud = CloudSnapshot(compute)
+        self.throttle = throttle_mod.Throttle(
+            {
+                throttle_mod.LIVE: request.max_concurrent
+                + request.pipeline_depth,
+                throttle_mod.COLD: request.max_concurrent_cold,
+            },
+            request.max_concurrent_total,
+        )
+        migration = conf.migration
+        progress_every = None
+        if not live_progress and migration.progress_timeout:
+            progress_every = max(
+                migration.poll_interval, migration.progress_timeout / 5
+            )
+        self.poller = poller_mod.MigrationPoller(
+            compute,
+            poll_interval=migration.poll_interval,
+            poll_interval_min=migration.poll_interval_min,
+            progress_interval=progress_every,
+            on_progress=self._progress if live_progress else None,
+        )
+        self._stopping = threading.Event()
+        self.stop_reason: str | None = None
+        self._failures = 0
+        self.started = time.time()
+        self.outcomes: collections.OrderedDict[str, dict[str, Any]] = (
+            collections.OrderedDict()
+        )
+
+    # -- life cycle --------------------------------------------------------
+
+    def start(self) -> None:
+        self.poller.start()
+
+    def close(self) -> None:
+        self.poller.stop()
+
+    # -- stopping ----------------------------------------------------------
+
+    def stop(self, reason: str, abort_in_flight: bool) -> None:
+        """Start no new migration; abort those in flight if asked."""
+        if not self._stopping.is_set():
+            self.stop_reason = reason
+            self._stopping.set()
+            LOG.warning("Stopping: %s; no new migration will start", reason)
+        self.throttle.wake()
+        if abort_in_flight:
+            count = self.poller.abort_all(reason)
+            if count:
+                LOG.warning("Aborting %d live migration(s) in flight", count)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def why_not_start(self) -> str | None:
+        """Why a migration that has not started must not start, or None."""
+        if self._stopping.is_set():
+            return f"not started: {self.stop_reason}"
+        return None
+
+    def server_failed(self) -> None:
+        self._failures += 1
+        if self.request.stop_on_failure and not self.stopping:
+            self.stop("a server failed and --stop-on-failure is set", False)
+
+    # -- reporting ---------------------------------------------------------
+
+    def _progress(self, watch: poller_mod.Watch) -> None:
+        if watch.migration is not None:
+            self.events.emit(
+                "migration.progress",
+                server_id=watch.server_id,
+                migration=watch.migration.to_dict(),
+            )
+
+    def record_outcome(self, outcome: dict[str, Any]) -> None:
+        self.outcomes[outcome["server"]] = outcome
+        self.events.emit("server.done", outcome=outcome)

@@ -1,0 +1,89 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Throttling of migrations per source host and over a whole run.
+
+Nova runs at most ``max_concurrent_live_migrations`` live migrations per
+source host and queues the rest. The throttle hands Nova exactly that many,
+plus ``pipeline_depth`` more that wait in Nova's own queue, so the next
+migration starts the moment one ends. A slot is taken before a request is
+sent and given back when the poller sees the migration end, so that no task
+thread has to be free for a slot to come back.
+"""
+
+import threading
+from collections.abc import Callable
+
+LIVE = "live"
+COLD = "cold"
+
+
+class Throttle:
+    """Slots per (source host, kind of move), under a global cap."""
+
+    def __init__(self, per_host: dict[str, int], total: int):
+        self._per_host = dict(per_host)
+        self._total = total
+        self._cond = threading.Condition()
+        self._held: dict[str, tuple[str, str]] = {}
+
+    def _count(self, host: str, kind: str) -> int:
+        return sum(1 for h, k in self._held.values() if (h, k) == (host, kind))
+
+    def acquire(
+        self,
+        key: str,
+        host: str,
+        kind: str,
+        should_stop: Callable[[], bool] = lambda: False,
+        poll: float = 0.5,
+    ) -> bool:
+        """Take a slot for ``key``; False when ``should_stop`` said so first.
+
+        Taking a slot that ``key`` already holds is a no-op (a task that runs
+        again after a resume keeps its slot).
+        """
+        limit = self._per_host[kind]
+        with self._cond:
+            while key not in self._held:
+                if should_stop():
+                    return False
+                if (
+                    self._count(host, kind) < limit
+                    and len(self._held) < self._total
+                ):
+                    self._held[key] = (host, kind)
+                    break
+                self._cond.wait(poll)
+            return True
+
+    def claim(self, key: str, host: str, kind: str) -> None:
+        """Count a migration that Nova runs already (an adopted one), even
+        beyond the limit: it holds a slot in Nova whatever we think."""
+        with self._cond:
+            self._held[key] = (host, kind)
+
+    def release(self, key: str) -> None:
+        """Give ``key``'s slot back (nothing happens if it holds none)."""
+        with self._cond:
+            if self._held.pop(key, None) is not None:
+                self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Wake every waiter, so that they look at ``should_stop`` again."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def held(self, host: str | None = None) -> int:
+        with self._cond:
+            if host is None:
+                return len(self._held)
+            return sum(1 for h, _ in self._held.values() if h == host)

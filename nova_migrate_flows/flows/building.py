@@ -1,0 +1,141 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Building blocks of the flows, shared by the flow factories.
+
+The factories themselves (module-level functions with plain, serialisable
+arguments, so a conductor can rebuild a flow by name) live in the modules
+beside this one; here are the pieces they are made of: the preflight
+sub-flow, one server's move sub-flow, and the lanes a host drains through.
+"""
+
+from collections.abc import Sequence
+
+from taskflow.patterns import linear_flow
+from taskflow.patterns import unordered_flow
+
+from nova_migrate_flows.flows import names
+from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.tasks import base
+from nova_migrate_flows.tasks import cold
+from nova_migrate_flows.tasks import evacuate
+from nova_migrate_flows.tasks import live
+from nova_migrate_flows.tasks import loader
+from nova_migrate_flows.tasks import outcome
+from nova_migrate_flows.tasks import plan
+from nova_migrate_flows.tasks import retry
+
+PREFLIGHT_OPTION = "[migration] preflight_tasks"
+VERIFY_OPTION = "[migration] verify_tasks"
+
+_START = {
+    request_mod.LIVE: live.LiveMigrateServer,
+    request_mod.COLD: cold.ColdMigrateServer,
+    request_mod.RESIZE: cold.ResizeServer,
+    request_mod.EVACUATE: evacuate.EvacuateServer,
+}
+_WAIT = {
+    request_mod.LIVE: live.WaitForLiveMigration,
+    request_mod.COLD: cold.WaitForColdMigration,
+    request_mod.RESIZE: cold.WaitForResize,
+    request_mod.EVACUATE: evacuate.WaitForEvacuation,
+}
+
+
+Plugins = list[tuple[str, type[base.BaseTask]]]
+
+#: The name of the task that turns verdicts into the plan.
+BUILD_PLAN = "build-plan"
+
+
+def load_preflight(check_names: Sequence[str]) -> Plugins:
+    return loader.load(check_names, base.PREFLIGHT, PREFLIGHT_OPTION)
+
+
+def load_verify(verify_names: Sequence[str]) -> Plugins:
+    return loader.load(verify_names, base.VERIFY, VERIFY_OPTION)
+
+
+def preflight_atoms(checks: Plugins) -> list[base.BaseTask]:
+    """The checks and the task that builds the plan from their verdicts.
+
+    They need ``servers``, ``request`` and ``runtime`` in the store; the
+    last one provides ``plan``.
+    """
+    return [
+        *[plugin(plugin_name=name) for name, plugin in checks],
+        plan.BuildPlan([name for name, _ in checks], name=BUILD_PLAN),
+    ]
+
+
+def server_move(
+    server_id: str,
+    action: str,
+    verifications: Plugins,
+    candidates: Sequence[str | None],
+) -> linear_flow.Flow:
+    """One server's move: start, wait, verify, finish, report.
+
+    A retry controller tries the candidate hosts in turn and, when they are
+    used up, gives up on this server only (see
+    :mod:`nova_migrate_flows.tasks.retry`).
+    """
+    flow = linear_flow.Flow(
+        names.server_flow(server_id),
+        retry=retry.TargetHostRetry(server_id, list(candidates)),
+    )
+    flow.add(_START[action](server_id), _WAIT[action](server_id))
+    moved_key = names.server_key("moved", server_id)
+    if action == request_mod.EVACUATE:
+        flow.add(evacuate.RestartServer(server_id))
+        moved_key = names.server_key("final", server_id)
+    flow.add(*[
+        plugin(plugin_name=name, server_id=server_id, moved_key=moved_key)
+        for name, plugin in verifications
+    ])
+    if action in (request_mod.COLD, request_mod.RESIZE):
+        flow.add(cold.ConfirmMove(server_id))
+        moved_key = names.server_key("final", server_id)
+    flow.add(outcome.ServerOutcome(server_id, moved_key))
+    return flow
+
+
+def lanes(
+    host: str,
+    moves: Sequence[tuple[str, str]],
+    lane_count: dict[str, int],
+    verifications: Plugins,
+    candidates: Sequence[str | None],
+) -> unordered_flow.Flow:
+    """The servers of one host, dealt round-robin into parallel lanes.
+
+    Each lane moves its servers one after the other, so a host has at most
+    ``lane_count[kind]`` moves of a kind in flight without any task thread
+    waiting for a slot: Nova's per-host limit plus the pipeline depth for
+    live migrations, the cold limit for the others.
+    """
+    by_kind: dict[str, list[tuple[str, str]]] = {}
+    for server_id, action in moves:
+        kind = "live" if action == request_mod.LIVE else "cold"
+        by_kind.setdefault(kind, []).append((server_id, action))
+    group = unordered_flow.Flow(names.host_key("servers", host))
+    for kind, servers in sorted(by_kind.items()):
+        count = max(1, min(lane_count[kind], len(servers)))
+        for index in range(count):
+            lane = linear_flow.Flow(
+                names.host_key(f"{kind}-lane-{index + 1}", host)
+            )
+            lane.add(*[
+                server_move(server_id, action, verifications, candidates)
+                for server_id, action in servers[index::count]
+            ])
+            group.add(lane)
+    return group

@@ -1,0 +1,76 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Flows that empty hosts: one preflight flow for the whole operation,
+then one flow per source host.
+
+One flow per host keeps TaskFlow's compile time (quadratic in the atoms of
+a flow) small and lets hosts drain in parallel, each in its own engine.
+"""
+
+from collections.abc import Sequence
+
+from taskflow.patterns import graph_flow
+from taskflow.patterns import linear_flow
+
+from nova_migrate_flows.flows import building
+from nova_migrate_flows.flows import names
+from nova_migrate_flows.request import Operation
+from nova_migrate_flows.tasks import service
+
+
+def preflight_flow(
+    operation: str, preflight_tasks: Sequence[str]
+) -> graph_flow.Flow:
+    """Check every server of every host, then plan; changes nothing.
+
+    Store: ``runtime`` (transient), ``request`` and ``servers``; provides
+    ``plan``.
+    """
+    flow = graph_flow.Flow(names.preflight_flow(operation))
+    flow.add(*building.preflight_atoms(
+        building.load_preflight(preflight_tasks)
+    ))
+    return flow
+
+
+def host_flow(
+    operation: str,
+    host: str,
+    moves: Sequence[Sequence[str]],
+    verify_tasks: Sequence[str],
+    candidates: Sequence[str | None] = (None,),
+    lane_count: dict[str, int] | None = None,
+) -> linear_flow.Flow:
+    """Empty one host: disable its service, move its servers through
+    parallel lanes, check it is empty, and leave the service as the outcome
+    says.
+
+    ``moves`` lists ``[server_id, action]`` pairs from the plan (skipped
+    servers are not in it). Store: ``runtime`` (transient), ``request``,
+    ``plan`` and optionally ``run_id``.
+    """
+    op = Operation(operation)
+    flow = linear_flow.Flow(names.host_flow(operation, host))
+    if op is Operation.HOST_EVACUATE:
+        flow.add(service.ForceDownService(host))
+    flow.add(service.DisableService(host))
+    pairs = [(server_id, action) for server_id, action in moves]
+    if pairs:
+        flow.add(building.lanes(
+            host, pairs, lane_count or {"live": 1, "cold": 1},
+            building.load_verify(verify_tasks), candidates,
+        ))
+    flow.add(
+        service.VerifyHostEmpty(host, [server_id for server_id, _ in pairs]),
+        service.FinalizeService(host),
+    )
+    return flow

@@ -1,0 +1,359 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Every configuration option of nova-migrate-flows, in one place.
+
+Options are registered only on the :class:`oslo_config.cfg.ConfigOpts` the
+caller passes to :func:`register_opts`, so a service can embed the library
+with its own configuration object. :func:`list_opts` feeds
+``oslo-config-generator`` (entry point ``oslo.config.opts``) and the
+configuration reference in the documentation.
+"""
+
+import os
+
+from keystoneauth1 import loading as ks_loading
+from oslo_config import cfg
+
+NOVA_GROUP = "nova"
+PLACEMENT_GROUP = "placement"
+
+#: Task plugins run, in this order, before anything is changed.
+DEFAULT_PREFLIGHT_TASKS = [
+    "server-state",
+    "source-service",
+    "target-host",
+    "storage",
+    "config-drive",
+    "flavor-disks",
+    "flavor",
+    "capacity",
+]
+#: Task plugins run, in this order, after each server moved.
+DEFAULT_VERIFY_TASKS = [
+    "migration-completed",
+    "host-changed",
+    "server-state-restored",
+    "flavor-applied",
+]
+
+default_opts = [
+    cfg.StrOpt(
+        "state_dir",
+        default=os.path.join(
+            os.path.expanduser("~"), ".local", "state", "nova-migrate-flows"
+        ),
+        sample_default="~/.local/state/nova-migrate-flows",
+        help="Directory for the state of this tool: the default SQLite "
+        "database that records every run, so that an interrupted run can "
+        "be resumed.",
+    ),
+]
+
+nova_opts = [
+    cfg.StrOpt(
+        "cloud",
+        help="Name of a cloud in clouds.yaml to connect to, found the usual "
+        "openstacksdk way (OS_CLIENT_CONFIG_FILE, ./clouds.yaml, "
+        "~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml). "
+        "When set, the keystoneauth options of this group are ignored.",
+    ),
+    cfg.StrOpt(
+        "clouds_yaml",
+        help="Path of the clouds.yaml file that holds ``cloud``. Unset: "
+        "openstacksdk's usual search.",
+    ),
+    cfg.IntOpt(
+        "read_retries",
+        default=5,
+        min=0,
+        max=50,
+        help="How many times a read (GET) of the Compute API is retried "
+        "after a connection error, a timeout or an HTTP 5xx answer. Writes "
+        "are never repeated blindly: after an ambiguous failure the tool "
+        "looks at what Nova did before sending a request again.",
+    ),
+    cfg.FloatOpt(
+        "retry_backoff",
+        default=0.5,
+        min=0.0,
+        max=60.0,
+        help="First delay, in seconds, before a read is retried. The delay "
+        "doubles at each attempt (with random jitter) up to "
+        "``retry_backoff_max``.",
+    ),
+    cfg.FloatOpt(
+        "retry_backoff_max",
+        default=10.0,
+        min=0.0,
+        max=300.0,
+        help="Longest delay, in seconds, between two retries of a read.",
+    ),
+    cfg.IntOpt(
+        "conflict_timeout",
+        default=120,
+        min=0,
+        max=3600,
+        help='How long, in seconds, an action that Nova refused with HTTP '
+        '409 ("instance is in task_state ...") is retried before the '
+        "server is reported failed.",
+    ),
+]
+
+migration_opts = [
+    cfg.StrOpt(
+        "block_migration",
+        default="auto",
+        choices=[
+            ("auto", "Let Nova decide from the storage it sees "
+             "(microversion 2.25 and later)."),
+            ("true", "Always copy the disks (local storage)."),
+            ("false", "Never copy the disks (shared storage)."),
+        ],
+        help="Default block migration mode of live migrations; the command "
+        "line's --block-migrate forces ``true``.",
+    ),
+    cfg.StrOpt(
+        "instance_storage",
+        default="local",
+        choices=[
+            ("local", "Instance disks are on the compute hosts' own disks."),
+            ("shared", "Instance disks are on storage that every compute "
+             "host mounts (Ceph, NFS)."),
+        ],
+        help="Where the cloud keeps instance disks. Used by the config-drive "
+        "preflight check when the block migration mode is ``auto``.",
+    ),
+    cfg.StrOpt(
+        "config_drive_format",
+        default="iso9660",
+        choices=[
+            ("iso9660", "A CD-ROM image, which libvirt cannot live-migrate "
+             "on local storage."),
+            ("vfat", "A disk image, which live-migrates like any disk."),
+        ],
+        help="The cloud's ``[DEFAULT] config_drive_format`` from nova.conf.",
+    ),
+    cfg.IntOpt(
+        "completion_timeout_per_gib",
+        default=800,
+        min=1,
+        max=86400,
+        help="Seconds a live migration may take per GiB of data to copy "
+        "(memory, plus the disks when block migrating), like Nova's "
+        "``[libvirt] live_migration_completion_timeout``. When Nova's own "
+        "timeouts are 0, this tool's timeouts are the only guard.",
+    ),
+    cfg.IntOpt(
+        "completion_timeout_min",
+        default=300,
+        min=1,
+        max=86400,
+        help="Floor, in seconds, of the completion timeout of one migration, "
+        "however small the server.",
+    ),
+    cfg.IntOpt(
+        "progress_timeout",
+        default=150,
+        min=0,
+        max=86400,
+        help="Seconds a running live migration may go without copying more "
+        "data before ``timeout_action`` is taken. 0 turns this check off "
+        "(the completion timeout still applies).",
+    ),
+    cfg.StrOpt(
+        "timeout_action",
+        default="abort",
+        choices=[
+            ("abort", "Abort the migration; the server stays on its source."),
+            ("force_complete", "Pause the server so the migration can "
+             "finish (Nova's force-complete)."),
+            ("fail", "Leave the migration running and report the server "
+             "failed."),
+        ],
+        help="What to do with a live migration that exceeds a timeout.",
+    ),
+    cfg.FloatOpt(
+        "poll_interval",
+        default=2.0,
+        min=0.01,
+        max=60.0,
+        help="Longest time, in seconds, between two polls of a source host's "
+        "migrations. Polls come sooner when a migration is expected to end "
+        "sooner (from the progress Nova reports).",
+    ),
+    cfg.FloatOpt(
+        "poll_interval_min",
+        default=0.2,
+        min=0.01,
+        max=60.0,
+        help="Shortest time, in seconds, between two polls of one source "
+        "host's migrations.",
+    ),
+    cfg.IntOpt(
+        "operation_timeout",
+        default=1800,
+        min=1,
+        max=86400,
+        help="Seconds a cold migration, resize or evacuation may take to "
+        "reach its next state before the server is reported failed.",
+    ),
+    cfg.ListOpt(
+        "preflight_tasks",
+        default=DEFAULT_PREFLIGHT_TASKS,
+        help="Task plugins (entry points in ``nova_migrate_flows.tasks``) "
+        "that check each server before anything is changed, in this order. "
+        "``nova-migrate-flow list-tasks`` lists the installed ones.",
+    ),
+    cfg.ListOpt(
+        "verify_tasks",
+        default=DEFAULT_VERIFY_TASKS,
+        help="Task plugins (entry points in ``nova_migrate_flows.tasks``) "
+        "that verify each server after it moved, in this order. A server is "
+        "reported migrated only when all of them pass.",
+    ),
+]
+
+host_opts = [
+    cfg.IntOpt(
+        "max_concurrent_live_migrations",
+        default=1,
+        min=1,
+        max=64,
+        help="Live migrations running at once off one source host, like "
+        "Nova's ``max_concurrent_live_migrations`` (default 1, as in "
+        "Nova). The command line's --max-concurrent overrides it.",
+    ),
+    cfg.IntOpt(
+        "max_concurrent_cold_migrations",
+        default=1,
+        min=1,
+        max=64,
+        help="Cold migrations or evacuations running at once off one source "
+        "host.",
+    ),
+    cfg.IntOpt(
+        "max_concurrent_total",
+        default=32,
+        min=1,
+        max=1024,
+        help="Migrations running at once over all source hosts.",
+    ),
+    cfg.IntOpt(
+        "pipeline_depth",
+        default=1,
+        min=0,
+        max=8,
+        help="Extra live migrations per source host that are handed to Nova "
+        "ahead of time, where they wait in Nova's own queue (status "
+        "``queued``). Nova starts the next one the moment a running one "
+        "ends, so a host drains as fast as Nova allows. 0 hands a migration "
+        "over only when a running one ended.",
+    ),
+    cfg.StrOpt(
+        "stopped_servers",
+        default="cold-migrate",
+        choices=[
+            ("cold-migrate", "Cold-migrate SHUTOFF servers (SUSPENDED "
+             "servers cannot be migrated and are skipped)."),
+            ("skip", "Leave SHUTOFF and SUSPENDED servers where they are."),
+        ],
+        help="What host-evacuate-live does with servers that cannot move "
+        "live.",
+    ),
+    cfg.ListOpt(
+        "candidate_hosts",
+        default=[],
+        help="Target hosts to try, in order, when no --target-host is given "
+        "and Nova's scheduler should not choose. When Nova answers that a "
+        "host has no room, the next one is tried.",
+    ),
+    cfg.BoolOpt(
+        "stop_on_failure",
+        default=False,
+        help="After the first server that fails, start no other migration "
+        "(those running are finished and verified).",
+    ),
+    cfg.BoolOpt(
+        "enable_after",
+        default=False,
+        help="Enable the compute service again once its host is empty. "
+        "Otherwise an emptied host stays disabled, with a reason that says "
+        "it was evacuated.",
+    ),
+    cfg.StrOpt(
+        "interrupt_action",
+        default="abort",
+        choices=[
+            ("abort", "Abort the migrations in flight; their servers stay on "
+             "their sources."),
+            ("finish", "Let the migrations in flight finish and verify "
+             "them."),
+        ],
+        help="What happens to migrations in flight on SIGINT or SIGTERM. "
+        "No new migration starts either way; a second signal stops at "
+        "once, leaving the run to ``nova-migrate-flow resume``.",
+    ),
+]
+
+engine_opts = [
+    cfg.IntOpt(
+        "executor_workers",
+        default=64,
+        min=2,
+        max=4096,
+        help="Threads that run tasks; shared by all the flows of a run.",
+    ),
+]
+
+
+def _nova_ksa_opts() -> list[cfg.Opt]:
+    return (
+        ks_loading.get_session_conf_options()
+        + ks_loading.get_auth_common_conf_options()
+        + ks_loading.get_auth_plugin_conf_options("password")
+        + ks_loading.get_adapter_conf_options(include_deprecated=False)
+    )
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every option of nova-migrate-flows on ``conf``."""
+    conf.register_opts(default_opts)
+    conf.register_opts(nova_opts, group=NOVA_GROUP)
+    for group, service_type in (
+        (NOVA_GROUP, "compute"),
+        (PLACEMENT_GROUP, "placement"),
+    ):
+        ks_loading.register_adapter_conf_options(conf, group)
+        conf.set_default("service_type", service_type, group=group)
+        conf.set_default(
+            "valid_interfaces", ["internal", "public"], group=group
+        )
+    ks_loading.register_session_conf_options(conf, NOVA_GROUP)
+    ks_loading.register_auth_conf_options(conf, NOVA_GROUP)
+    conf.register_opts(migration_opts, group="migration")
+    conf.register_opts(host_opts, group="host")
+    conf.register_opts(engine_opts, group="engine")
+
+
+def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+    """The options for ``oslo-config-generator`` and the documentation."""
+    return [
+        (None, default_opts),
+        (NOVA_GROUP, nova_opts + _nova_ksa_opts()),
+        (
+            PLACEMENT_GROUP,
+            ks_loading.get_adapter_conf_options(include_deprecated=False),
+        ),
+        ("migration", migration_opts),
+        ("host", host_opts),
+        ("engine", engine_opts),
+    ]

@@ -1,0 +1,455 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""What every move of a server shares: starting it safely, and waiting.
+
+:class:`StartMove` asks Nova to move a server exactly once: it adopts a
+move that already exists (a rerun, a resume, a request whose answer was
+lost), never repeats a write blindly, and waits out HTTP 409 within bounds.
+:class:`WaitForMove` waits on the run's one poller, explains a failure with
+Nova's own instance-action events, and hands the verifications the server
+as it is after the move.
+"""
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from oslo_log import log as logging
+from taskflow.types import failure as ft
+
+from nova_migrate_flows.compute import base as compute_base
+from nova_migrate_flows.compute import models
+from nova_migrate_flows.engine import poller as poller_mod
+from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.flows import names
+from nova_migrate_flows import exceptions
+from nova_migrate_flows.tasks import base
+
+LOG = logging.getLogger(__name__)
+
+#: How many times a write whose answer was lost is looked into and resent.
+AMBIGUOUS_ATTEMPTS = 3
+GIB = 1024 ** 3
+#: How long a server may keep a task_state after its migration ended.
+SETTLE_TIMEOUT = 30.0
+
+
+class StartMove(base.BaseTask):
+    """Base of the tasks that ask Nova to move one server."""
+
+    #: The throttle pool: ``live`` or ``cold``.
+    throttle_kind: ClassVar[str]
+    #: Nova's migration_type of the move.
+    migration_type: ClassVar[str]
+    #: The plan's action, as reported.
+    action: ClassVar[str]
+
+    def __init__(self, server_id: str, **kwargs: Any):
+        super().__init__(
+            name=names.server_key(self.action, server_id),
+            provides=names.server_key("started", server_id),
+            rebind={"target": names.server_key("target", server_id)},
+            inject={"server_id": server_id},
+            **kwargs,
+        )
+
+    def execute(
+        self,
+        runtime: runtime_mod.Runtime,
+        server_id: str,
+        plan: dict[str, Any],
+        target: dict[str, Any],
+    ) -> dict[str, Any]:
+        entry = plan[server_id]
+        server = models.Server.from_dict(entry["server"])
+        if target.get("give_up"):
+            return {"not_moved": target.get("reason") or "failed",
+                    "failed": True}
+        existing = None
+        if runtime.resuming or entry.get("adopt"):
+            existing = self.find_existing(runtime, server, entry)
+        if existing is not None:
+            LOG.info("Adopting %s %s of server %s (%s)", self.action,
+                     existing.id, server.name, server_id)
+            runtime.throttle.claim(server_id, server.host or "",
+                                   self.throttle_kind)
+            return self._watched(runtime, server, entry,
+                                 self._started(server, None, existing, True))
+        reason = runtime.why_not_start()
+        if reason is None and not runtime.throttle.acquire(
+            server_id, server.host or "", self.throttle_kind,
+            should_stop=lambda: runtime.stopping,
+        ):
+            reason = runtime.why_not_start()
+        if reason is not None:
+            return {"not_moved": reason, "failed": False}
+        try:
+            answer = self._send_once(runtime, server, entry, target["host"])
+        except BaseException:
+            runtime.throttle.release(server_id)
+            raise
+        if isinstance(answer, models.Migration):
+            started = self._started(server, None, answer, True)
+        else:
+            started = self._started(server, answer, None, False,
+                                    requested_host=target["host"])
+        runtime.events.emit("server.started", server_id=server_id,
+                            name=server.name, action=self.action,
+                            source=server.host, target=target["host"])
+        return self._watched(runtime, server, entry, started)
+
+    def _watched(
+        self,
+        runtime: runtime_mod.Runtime,
+        server: models.Server,
+        entry: dict[str, Any],
+        started: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Have the poller watch the move right away, so its throttle slot
+        comes back when it ends whenever the waiting task gets to run."""
+        watch_move(runtime, self.migration_type, server, entry, started)
+        return started
+
+    def _started(
+        self,
+        server: models.Server,
+        answer: compute_base.ActionResult | None,
+        migration: models.Migration | None,
+        adopted: bool,
+        requested_host: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "source": server.host,
+            "requested_host": requested_host,
+            "request_id": answer.request_id if answer else None,
+            "accepted_at": answer.accepted_at if answer else None,
+            "migration": migration.to_dict() if migration else None,
+            "adopted": adopted,
+            "started_at": time.time(),
+        }
+
+    def _send_once(
+        self,
+        runtime: runtime_mod.Runtime,
+        server: models.Server,
+        entry: dict[str, Any],
+        host: str | None,
+    ) -> compute_base.ActionResult | models.Migration:
+        """Send the request; adopt what exists instead of sending twice."""
+        deadline = time.monotonic() + runtime.conf.nova.conflict_timeout
+        ambiguous = 0
+        delay = 1.0
+        while True:
+            try:
+                return self.send(runtime, server, entry, host)
+            except exceptions.AmbiguousWrite as exc:
+                ambiguous += 1
+                LOG.warning("The answer to the %s of %s was lost (%s); "
+                            "looking at what Nova did", self.action,
+                            server.id, exc)
+                found = self.find_existing(runtime, server, entry)
+                if found is not None:
+                    return found
+                if ambiguous >= AMBIGUOUS_ATTEMPTS:
+                    raise
+            except exceptions.Conflict as exc:
+                found = self.find_existing(runtime, server, entry)
+                if found is not None:
+                    return found
+                if time.monotonic() + delay > deadline:
+                    raise exceptions.MigrationFailed(
+                        f"Nova kept refusing the {self.action} of "
+                        f"{server.id} for {runtime.conf.nova.conflict_timeout}"
+                        f" s: {exc}", server.id,
+                    ) from exc
+                LOG.info("Nova refused the %s of %s for now (%s); retrying"
+                         " in %.0f s", self.action, server.id, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 15.0)
+
+    def send(
+        self,
+        runtime: runtime_mod.Runtime,
+        server: models.Server,
+        entry: dict[str, Any],
+        host: str | None,
+    ) -> compute_base.ActionResult:
+        """Ask Nova for the move."""
+        raise NotImplementedError
+
+    def find_existing(
+        self,
+        runtime: runtime_mod.Runtime,
+        server: models.Server,
+        entry: dict[str, Any],
+    ) -> models.Migration | None:
+        """The move of ``server`` already under way or done, if any."""
+        current = runtime.compute.get_server(server.id)
+        moved = current.host != server.host
+        if not moved and not self.is_busy(current):
+            return None
+        records = runtime.compute.list_migrations(
+            server_id=server.id, migration_type=self.migration_type
+        )
+        started = models.parse_time(entry.get("planned_at"))
+        for record in sorted(records, key=lambda r: r.id, reverse=True):
+            created = models.parse_time(record.created_at)
+            if started is None or created is None or created >= started:
+                if record.source_compute == server.host:
+                    return record
+        return None
+
+    def is_busy(self, server: models.Server) -> bool:
+        """Whether Nova is moving ``server`` this way right now."""
+        raise NotImplementedError
+
+    def revert(
+        self,
+        runtime: runtime_mod.Runtime,
+        server_id: str,
+        result: Any,
+        **kwargs: Any,
+    ) -> None:
+        runtime.throttle.release(server_id)
+        if isinstance(result, ft.Failure) or not result or result.get(
+                "not_moved"):
+            return
+        LOG.warning("Reverting the %s of server %s", self.action, server_id)
+        self.undo(runtime, server_id, result)
+
+    def undo(
+        self,
+        runtime: runtime_mod.Runtime,
+        server_id: str,
+        started: dict[str, Any],
+    ) -> None:
+        """Undo what can be undone of a move this task started."""
+        raise NotImplementedError
+
+
+class WaitForMove(base.BaseTask):
+    """Base of the tasks that wait for a move to end."""
+
+    migration_type: ClassVar[str]
+    action: ClassVar[str]
+
+    def __init__(self, server_id: str, **kwargs: Any):
+        super().__init__(
+            name=names.server_key(f"wait-{self.action}", server_id),
+            provides=names.server_key("moved", server_id),
+            rebind={"started": names.server_key("started", server_id)},
+            inject={"server_id": server_id},
+            **kwargs,
+        )
+
+    def execute(
+        self,
+        runtime: runtime_mod.Runtime,
+        server_id: str,
+        plan: dict[str, Any],
+        started: dict[str, Any],
+    ) -> dict[str, Any]:
+        entry = plan[server_id]
+        if started.get("not_moved"):
+            return base.Moved(
+                server_id=server_id,
+                action=entry["action"],
+                source=entry["server"].get("host"),
+                before=entry["server"],
+                not_moved=started["not_moved"],
+                failed=bool(started.get("failed")),
+            ).to_dict()
+        server = models.Server.from_dict(entry["server"])
+        watch = runtime.poller.take(server_id)
+        if watch is None:
+            # A resumed run: the start task ran in an earlier process.
+            watch = watch_move(
+                runtime, self.migration_type, server, entry, started
+            )
+            runtime.poller.take(server_id)
+        try:
+            migration = watch.wait()
+        except exceptions.MigrationFailed as exc:
+            raise self._explain(runtime, server, started, watch, exc) from exc
+        after = self.settle(runtime, server_id)
+        note = None
+        if watch.force_completed:
+            note = f"force-completed after its {watch.timed_out}"
+        return base.Moved(
+            server_id=server_id,
+            action=entry["action"],
+            source=started["source"],
+            before=entry["server"],
+            after=after.to_dict(),
+            migration=migration.to_dict(),
+            requested_host=started.get("requested_host"),
+            request_id=started.get("request_id"),
+            started_at=started.get("started_at"),
+            note=note,
+        ).to_dict()
+
+    def settle(
+        self, runtime: runtime_mod.Runtime, server_id: str
+    ) -> models.Server:
+        """The server once Nova has cleared its task_state."""
+        return wait_for_server(
+            runtime, server_id, lambda s: not s.task_state, SETTLE_TIMEOUT,
+            "to clear its task_state", fail=False,
+        )
+
+    def _explain(
+        self,
+        runtime: runtime_mod.Runtime,
+        server: models.Server,
+        started: dict[str, Any],
+        watch: poller_mod.Watch,
+        exc: exceptions.MigrationFailed,
+    ) -> exceptions.MigrationFailed | exceptions.NoValidHost:
+        """The failure, with where to look: Nova's reason and the hosts."""
+        migration = watch.migration
+        dest = migration.dest_compute if migration else None
+        parts = [str(exc)]
+        reason = diagnose(runtime, server.id, started.get("request_id"))
+        if reason:
+            parts.append(f"Nova: {reason}")
+        parts.append(
+            f"server {server.id}, source {started['source']}, destination "
+            f"{dest or started.get('requested_host') or 'scheduler'}"
+            + (f", request {started['request_id']}"
+               if started.get("request_id") else "")
+            + "; search both hosts' nova-compute logs for the server id"
+        )
+        message = "; ".join(parts)
+        LOG.error("%s of %s failed: %s", self.action, server.id, message)
+        if reason and "no valid host" in reason.lower():
+            return exceptions.NoValidHost(message)
+        return exceptions.MigrationFailed(
+            message, server.id, exc.migration_id, exc.status
+        )
+
+    def revert(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing to undo: waiting changed nothing."""
+
+
+def watch_move(
+    runtime: runtime_mod.Runtime,
+    migration_type: str,
+    server: models.Server,
+    entry: dict[str, Any],
+    started: dict[str, Any],
+) -> poller_mod.Watch:
+    """Register the move ``started`` describes with the run's poller."""
+    adopted = (
+        models.Migration.from_dict(started["migration"])
+        if started.get("migration") else None
+    )
+    return runtime.poller.watch(
+        server.id,
+        started["source"],
+        migration_type,
+        accepted_at=started.get("accepted_at"),
+        migration=adopted,
+        timeouts=timeouts_for(runtime, migration_type, server, entry),
+        on_final=lambda: runtime.throttle.release(server.id),
+    )
+
+
+def timeouts_for(
+    runtime: runtime_mod.Runtime,
+    migration_type: str,
+    server: models.Server,
+    entry: dict[str, Any],
+) -> poller_mod.Timeouts:
+    """The limits of one move: live migrations scale with their size."""
+    migration = runtime.conf.migration
+    if migration_type != poller_mod.LIVE_MIGRATION:
+        return poller_mod.Timeouts(
+            completion=float(migration.operation_timeout), action="fail"
+        )
+    flavor = server.flavor_info
+    data = flavor.ram_mb * 1024 ** 2
+    if entry.get("block_migration") is True:
+        data += (flavor.disk_gb + flavor.ephemeral_gb) * GIB
+    completion = max(
+        float(migration.completion_timeout_min),
+        migration.completion_timeout_per_gib * data / GIB,
+    )
+    return poller_mod.Timeouts(
+        completion=completion,
+        progress=float(migration.progress_timeout) or None,
+        action=migration.timeout_action,
+    )
+
+
+def wait_for_server(
+    runtime: runtime_mod.Runtime,
+    server_id: str,
+    ready: Callable[[models.Server], bool],
+    timeout: float,
+    what: str,
+    fail: bool = True,
+) -> models.Server:
+    """The server once ``ready`` holds for it.
+
+    Polls ``GET /servers/{id}`` with a growing interval. After ``timeout``
+    seconds, raises MigrationFailed (or, with ``fail`` False, returns the
+    server as it is).
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        server = runtime.compute.get_server(server_id)
+        if ready(server):
+            return server
+        if time.monotonic() > deadline:
+            if not fail:
+                return server
+            raise exceptions.MigrationFailed(
+                f"server {server_id} did not come {what} in {timeout:.0f} s"
+                f" (status {server.status}, task_state {server.task_state})",
+                server_id,
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def diagnose(
+    runtime: runtime_mod.Runtime, server_id: str, request_id: str | None
+) -> str | None:
+    """Nova's reason for a failed action, from its instance-action events."""
+    try:
+        action = None
+        if request_id:
+            action = runtime.compute.instance_action(server_id, request_id)
+        if action is None:
+            actions = runtime.compute.instance_actions(server_id)
+            if not actions:
+                return None
+            action = runtime.compute.instance_action(
+                server_id, actions[0].request_id
+            )
+    except exceptions.NotAuthorized:
+        return "instance-action events are not visible to these credentials"
+    except exceptions.ComputeError as exc:
+        LOG.debug("Could not read the instance actions of %s: %s",
+                  server_id, exc)
+        return None
+    if action is None:
+        return None
+    failed = action.failed_events
+    if not failed:
+        return action.message
+    event = failed[-1]
+    detail = (event.details or event.traceback or "").strip()
+    detail = detail.splitlines()[-1] if detail else "Error"
+    where = f" on {event.host}" if event.host else ""
+    return f"{event.event}{where}: {detail}"

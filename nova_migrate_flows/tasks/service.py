@@ -1,0 +1,220 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Tasks on a whole host: its compute service, and whether it is empty.
+
+The disabled reason marks this tool, the time and the run, so an operator
+(and the tool itself, on resume) can tell why a host is disabled. The
+service is enabled again only by the run that disabled it.
+"""
+
+import datetime
+from typing import Any
+
+from oslo_log import log as logging
+from taskflow.types import failure as ft
+
+from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.flows import names
+from nova_migrate_flows import exceptions
+from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.tasks import base
+
+LOG = logging.getLogger(__name__)
+
+#: Every disabled reason this tool writes starts with this.
+REASON_PREFIX = "nova-migrate-flows"
+
+
+def reason(what: str, run_id: str | None) -> str:
+    """A disabled reason: this tool, what it did, when, and the run."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    run = f" (run {run_id})" if run_id else ""
+    return f"{REASON_PREFIX}: {what} at {now}{run}"
+
+
+def _service(runtime: runtime_mod.Runtime, host: str, fresh: bool) -> Any:
+    if fresh:
+        runtime.cloud.forget_services()
+    service = runtime.cloud.services().get(host)
+    if service is None:
+        raise exceptions.InvalidInput(
+            f"host {host}: no nova-compute service there"
+        )
+    return service
+
+
+class _HostTask(base.BaseTask):
+    def __init__(self, what: str, host: str, **kwargs: Any):
+        super().__init__(
+            name=names.host_key(what, host),
+            inject={"host": host},
+            **kwargs,
+        )
+
+
+class ForceDownService(_HostTask):
+    """Forces the compute service of a failed host down (--force-down).
+
+    Reversion strategy: unset forced_down, if this run set it.
+    """
+
+    def __init__(self, host: str, **kwargs: Any):
+        super().__init__(
+            "force-down", host, provides=names.host_key("forced-down", host),
+            **kwargs,
+        )
+
+    def execute(self, runtime: runtime_mod.Runtime, host: str,
+                request: dict[str, Any]) -> dict[str, Any]:
+        service = _service(runtime, host, runtime.resuming)
+        move = request_mod.MoveRequest.from_dict(request)
+        if not move.force_down or service.forced_down or not service.up:
+            return {"forced_down_by_us": False, "service_id": service.id}
+        LOG.warning("Forcing the compute service of %s down", host)
+        runtime.compute.update_service(service.id, forced_down=True)
+        runtime.cloud.forget_services()
+        return {"forced_down_by_us": True, "service_id": service.id}
+
+    def revert(self, runtime: runtime_mod.Runtime, host: str,
+               result: Any, **kwargs: Any) -> None:
+        if isinstance(result, ft.Failure) or not result or not result.get(
+                "forced_down_by_us"):
+            return
+        LOG.warning("Reverting: unsetting forced_down of %s", host)
+        runtime.compute.update_service(result["service_id"],
+                                       forced_down=False)
+
+
+class DisableService(_HostTask):
+    """Disables the host's compute service so the scheduler stops placing
+    servers there, and records whether this run disabled it.
+
+    Reversion strategy: enable the service again, only if this run
+    disabled it.
+    """
+
+    def __init__(self, host: str, **kwargs: Any):
+        super().__init__(
+            "disable", host, provides=names.host_key("service", host),
+            **kwargs,
+        )
+
+    def execute(self, runtime: runtime_mod.Runtime, host: str,
+                request: dict[str, Any], run_id: str | None = None
+                ) -> dict[str, Any]:
+        service = _service(runtime, host, runtime.resuming)
+        move = request_mod.MoveRequest.from_dict(request)
+        if not service.enabled:
+            LOG.info("The compute service of %s was disabled already (%s)",
+                     host, service.disabled_reason or "no reason given")
+            return {"service_id": service.id, "disabled_by_us": False,
+                    "previous_reason": service.disabled_reason}
+        text = reason(f"{move.operation} started", run_id)
+        LOG.info("Disabling the compute service of %s: %s", host, text)
+        runtime.compute.update_service(
+            service.id, disabled=True, disabled_reason=text
+        )
+        runtime.events.emit("host.disabled", host=host, reason=text)
+        return {"service_id": service.id, "disabled_by_us": True,
+                "previous_reason": None}
+
+    def revert(self, runtime: runtime_mod.Runtime, host: str,
+               result: Any, **kwargs: Any) -> None:
+        if isinstance(result, ft.Failure) or not result or not result.get(
+                "disabled_by_us"):
+            return
+        LOG.warning("Reverting: enabling the compute service of %s again",
+                    host)
+        runtime.compute.update_service(result["service_id"], disabled=False)
+
+
+class VerifyHostEmpty(_HostTask):
+    """Lists what is left on the host once every server was dealt with.
+
+    Reversion strategy: N/A (reads only).
+    """
+
+    def __init__(self, host: str, server_ids: list[str], **kwargs: Any):
+        super().__init__(
+            "verify-empty", host, provides=names.host_key("left", host),
+            requires=[names.server_key("outcome", s) for s in server_ids],
+            **kwargs,
+        )
+
+    def execute(self, runtime: runtime_mod.Runtime, host: str,
+                **outcomes: Any) -> dict[str, Any]:
+        left = runtime.compute.list_servers(host)
+        if left:
+            LOG.warning("%d server(s) are still on %s: %s", len(left), host,
+                        ", ".join(f"{s.name} ({s.id}, {s.status})"
+                                  for s in left))
+        else:
+            LOG.info("Host %s is empty", host)
+        return {
+            "empty": not left,
+            "servers": [{"id": s.id, "name": s.name, "status": s.status}
+                        for s in left],
+        }
+
+
+class FinalizeService(_HostTask):
+    """Leaves the service as the run's outcome says: an emptied host stays
+    disabled with a reason that says it was evacuated (or is enabled with
+    --enable-after); after an interruption, a service this run disabled is
+    enabled again.
+
+    Reversion strategy: N/A (runs last).
+    """
+
+    def __init__(self, host: str, **kwargs: Any):
+        super().__init__(
+            "finalize", host, provides=names.host_key("result", host),
+            rebind={"service": names.host_key("service", host),
+                    "left": names.host_key("left", host)},
+            **kwargs,
+        )
+
+    def execute(self, runtime: runtime_mod.Runtime, host: str,
+                request: dict[str, Any], service: dict[str, Any],
+                left: dict[str, Any], run_id: str | None = None
+                ) -> dict[str, Any]:
+        move = request_mod.MoveRequest.from_dict(request)
+        service_id = service["service_id"]
+        by_us = service["disabled_by_us"]
+        result = {"host": host, "empty": left["empty"],
+                  "left": left["servers"], "disabled_by_us": by_us}
+        if left["empty"]:
+            if move.enable_after:
+                LOG.info("Host %s is empty; enabling it (--enable-after)",
+                         host)
+                runtime.compute.update_service(service_id, disabled=False)
+                return dict(result, service="enabled")
+            text = reason(f"evacuated by {move.operation}", run_id)
+            runtime.compute.update_service(
+                service_id, disabled=True, disabled_reason=text
+            )
+            return dict(result, service="disabled", reason=text)
+        if runtime.stopping and by_us:
+            LOG.warning("Interrupted: enabling the compute service of %s "
+                        "again (this run disabled it)", host)
+            runtime.compute.update_service(service_id, disabled=False)
+            return dict(result, service="enabled")
+        if by_us:
+            text = reason(
+                f"{move.operation} incomplete, {len(left['servers'])} "
+                "server(s) left", run_id,
+            )
+            runtime.compute.update_service(
+                service_id, disabled=True, disabled_reason=text
+            )
+            return dict(result, service="disabled", reason=text)
+        return dict(result, service="unchanged")

@@ -1,0 +1,131 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Verifications: the plugins that prove a server moved as it should.
+
+Operators choose and order them with ``[migration] verify_tasks``; third
+parties add their own through the ``nova_migrate_flows.tasks`` entry points
+(subclass :class:`~nova_migrate_flows.tasks.base.VerifyTask`). They read
+the server as the move left it (fetched once for all of them).
+"""
+
+from nova_migrate_flows.engine import poller
+from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.request import Operation
+from nova_migrate_flows.tasks import base
+
+
+class MigrationCompleted(base.VerifyTask):
+    """Nova's migration record says the move succeeded."""
+
+    def verify(
+        self,
+        runtime: runtime_mod.Runtime,
+        moved: base.Moved,
+        request: request_mod.MoveRequest,
+    ) -> base.CheckResult:
+        migration = moved.migration_record
+        if migration is None:
+            return base.fail("no migration record")
+        kind = migration.migration_type or poller.LIVE_MIGRATION
+        good = poller.SUCCESS_STATUSES.get(kind, frozenset())
+        if migration.status not in good:
+            return base.fail(
+                f"migration {migration.id} is {migration.status}, not "
+                f"{' or '.join(sorted(good))}"
+            )
+        return base.passed(f"migration {migration.id} {migration.status}")
+
+
+class HostChanged(base.VerifyTask):
+    """The server is on another host (the requested one, when given)."""
+
+    def verify(
+        self,
+        runtime: runtime_mod.Runtime,
+        moved: base.Moved,
+        request: request_mod.MoveRequest,
+    ) -> base.CheckResult:
+        after = moved.after_server
+        if after is None or not after.host:
+            return base.fail("the server has no host")
+        if after.host == moved.source:
+            return base.fail(f"the server is still on {moved.source}")
+        if moved.requested_host and after.host != moved.requested_host:
+            return base.fail(
+                f"the server is on {after.host}, not on the requested "
+                f"{moved.requested_host}"
+            )
+        return base.passed(f"{moved.source} -> {after.host}")
+
+
+class ServerStateRestored(base.VerifyTask):
+    """The server is in the state it was in before, with no task_state."""
+
+    def verify(
+        self,
+        runtime: runtime_mod.Runtime,
+        moved: base.Moved,
+        request: request_mod.MoveRequest,
+    ) -> base.CheckResult:
+        after = moved.after_server
+        before = moved.before_server
+        if after is None:
+            return base.fail("the server was not read after the move")
+        if after.status == "ERROR":
+            return base.fail(f"the server is in ERROR on {after.host}")
+        if after.task_state:
+            return base.fail(f"the server is still busy (task_state "
+                             f"{after.task_state})")
+        if moved.action in (request_mod.COLD, request_mod.RESIZE):
+            if after.status != "VERIFY_RESIZE":
+                return base.fail(f"status {after.status}, expected "
+                                 "VERIFY_RESIZE")
+        elif moved.action == request_mod.EVACUATE:
+            wanted = {"ACTIVE", "SHUTOFF"} if before.status == "ERROR" \
+                else {before.status}
+            if after.status not in wanted:
+                return base.fail(f"status {after.status}, was "
+                                 f"{before.status}")
+            return base.passed(after.status)
+        elif after.status != before.status:
+            return base.fail(f"status {after.status}, was {before.status}")
+        if (
+            before.power_state is not None
+            and after.power_state != before.power_state
+        ):
+            return base.fail(
+                f"power state {after.power_state}, was {before.power_state}"
+            )
+        return base.passed(after.status)
+
+
+class FlavorApplied(base.VerifyTask):
+    """A resized server has the new flavor; any other kept its own."""
+
+    def verify(
+        self,
+        runtime: runtime_mod.Runtime,
+        moved: base.Moved,
+        request: request_mod.MoveRequest,
+    ) -> base.CheckResult:
+        after = moved.after_server
+        if after is None:
+            return base.fail("the server was not read after the move")
+        have = after.flavor_info.name
+        if request.op is Operation.RESIZE and request.flavor:
+            wanted = runtime.cloud.flavor(request.flavor).name
+        else:
+            wanted = moved.before_server.flavor_info.name
+        if have != wanted:
+            return base.fail(f"flavor {have}, expected {wanted}")
+        return base.passed(have)
