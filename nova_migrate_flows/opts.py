@@ -222,7 +222,7 @@ migration_opts = [
     ),
 ]
 
-host_opts = [
+drain_opts = [
     cfg.IntOpt(
         "max_concurrent_live_migrations",
         default=1,
@@ -340,7 +340,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     ks_loading.register_session_conf_options(conf, NOVA_GROUP)
     ks_loading.register_auth_conf_options(conf, NOVA_GROUP)
     conf.register_opts(migration_opts, group="migration")
-    conf.register_opts(host_opts, group="host")
+    conf.register_opts(drain_opts, group="drain")
     conf.register_opts(engine_opts, group="engine")
 
 
@@ -354,6 +354,6 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
             ks_loading.get_adapter_conf_options(include_deprecated=False),
         ),
         ("migration", migration_opts),
-        ("host", host_opts),
+        ("drain", drain_opts),
         ("engine", engine_opts),
     ]

@@ -115,14 +115,14 @@ def build_request(
     values: dict[str, Any] = {
         "operation": operation.value,
         "block_migration": conf.migration.block_migration,
-        "max_concurrent": conf.host.max_concurrent_live_migrations,
-        "max_concurrent_cold": conf.host.max_concurrent_cold_migrations,
-        "max_concurrent_total": conf.host.max_concurrent_total,
-        "pipeline_depth": conf.host.pipeline_depth,
-        "stopped_servers": conf.host.stopped_servers,
-        "candidate_hosts": tuple(conf.host.candidate_hosts),
-        "enable_after": conf.host.enable_after,
-        "stop_on_failure": conf.host.stop_on_failure,
+        "max_concurrent": conf.drain.max_concurrent_live_migrations,
+        "max_concurrent_cold": conf.drain.max_concurrent_cold_migrations,
+        "max_concurrent_total": conf.drain.max_concurrent_total,
+        "pipeline_depth": conf.drain.pipeline_depth,
+        "stopped_servers": conf.drain.stopped_servers,
+        "candidate_hosts": tuple(conf.drain.candidate_hosts),
+        "enable_after": conf.drain.enable_after,
+        "stop_on_failure": conf.drain.stop_on_failure,
     }
     values.update({k: v for k, v in given.items() if v is not None})
     for name in ("hosts", "servers", "candidate_hosts"):

@@ -47,9 +47,9 @@ class BaseTask(task.Task):
 
     @classmethod
     def description(cls) -> str:
-        """The first line of the class docstring."""
+        """The first paragraph of the class docstring, on one line."""
         doc = inspect.getdoc(cls) or ""
-        return doc.splitlines()[0] if doc else ""
+        return " ".join(doc.split("\n\n")[0].split())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@
 """The retry controller of a server's move: which target host to try.
 
 Targets are tried in turn when Nova finds no valid host on one (a target
-given on the command line, the configured ``[host] candidate_hosts``, or
+given on the command line, the configured ``[drain] candidate_hosts``, or
 just Nova's scheduler). When the targets are used up, or the failure is of
 another kind, the controller gives up *on that server only*: it runs the
 server's sub-flow once more with ``give_up`` set, the tasks do nothing, and

@@ -1,0 +1,152 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``nova-migrate-flow``: the command line.
+
+Start-up follows the order of every OpenStack service: oslo.log's options,
+then the configuration (``--config-file``, ``--config-dir`` and the usual
+default locations), then logging. Errors are mapped to exit codes here and
+nowhere else, and printed as one line on standard error (with the trace
+only under ``--debug``).
+"""
+
+import logging as std_logging
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from oslo_config import cfg
+from oslo_log import log
+
+import nova_migrate_flows
+from nova_migrate_flows.cli import migrations
+from nova_migrate_flows.cli import moves
+from nova_migrate_flows.cli import tasks
+from nova_migrate_flows import exceptions
+from nova_migrate_flows.exceptions import ExitCode
+from nova_migrate_flows import opts
+from nova_migrate_flows.sandbox import cli as sandbox_cli
+
+PROJECT = "nova-migrate-flows"
+PROG = "nova-migrate-flow"
+DESCRIPTION = (
+    "Move OpenStack Nova instances between compute hosts safely: checked "
+    "before, throttled like Nova, watched to a verified end, rolled back on "
+    "failure."
+)
+EPILOG = (
+    "Exit codes: 0 success; 1 the operation ran but some servers failed "
+    "(each was left safe); 2 bad input or configuration (nothing was "
+    "changed); 3 interrupted; 4 Nova unreachable, or authentication or "
+    "authorisation failed."
+)
+
+COMMAND_MODULES = (moves, migrations, tasks)
+
+
+def add_command_parsers(subparsers: Any) -> None:
+    for module in COMMAND_MODULES:
+        module.add_parsers(subparsers)
+    sandbox_cli.add_command_parser(subparsers)
+
+
+def make_conf() -> cfg.ConfigOpts:
+    """A ConfigOpts with every option of the tool registered."""
+    conf = cfg.ConfigOpts()
+    log.register_options(conf)
+    conf.set_default("use_stderr", True)
+    opts.register_opts(conf)
+    conf.register_cli_opt(cfg.SubCommandOpt(
+        "command",
+        title="commands",
+        help="Run 'nova-migrate-flow COMMAND --help' for a command's "
+        "arguments.",
+        handler=add_command_parsers,
+    ))
+    return conf
+
+
+def validate(conf: cfg.ConfigOpts) -> None:
+    """Read every option once, so a bad value fails now, not mid-run."""
+    for group, options in opts.list_opts():
+        section = conf[group] if group else conf
+        for opt in options:
+            try:
+                getattr(section, opt.dest)
+            except (cfg.ConfigFileValueError, ValueError) as exc:
+                where = f"[{group or 'DEFAULT'}] {opt.dest}"
+                raise exceptions.ConfigurationError(
+                    f"configuration: {where}: {_first_line(exc)}"
+                ) from None
+            except cfg.NoSuchOptError:
+                continue
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nova-migrate-flow`` with ``argv``; return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    conf = make_conf()
+    debug = "--debug" in args or "-d" in args
+    try:
+        try:
+            conf(args, project=PROJECT, prog=PROG,
+                 version=nova_migrate_flows.__version__,
+                 description=DESCRIPTION, epilog=EPILOG)
+        except cfg.ConfigFilesNotFoundError as exc:
+            raise exceptions.ConfigurationError(
+                f"configuration file not found: {', '.join(exc.config_files)}"
+                "; check --config-file"
+            ) from None
+        except cfg.ConfigFileParseError as exc:
+            raise exceptions.ConfigurationError(
+                f"configuration file {exc.config_file} cannot be parsed: "
+                f"{exc.msg}"
+            ) from None
+        except cfg.ConfigDirNotFoundError as exc:
+            raise exceptions.ConfigurationError(
+                f"configuration directory not found: {exc.config_dir}"
+            ) from None
+        except (cfg.Error, ValueError) as exc:
+            raise exceptions.ConfigurationError(
+                f"configuration: {_first_line(exc)}"
+            ) from None
+        validate(conf)
+        log.setup(conf, PROJECT, version=nova_migrate_flows.__version__)
+        std_logging.captureWarnings(True)
+        return int(conf.command.func(conf, conf.command))
+    except exceptions.NovaMigrateFlowsError as exc:
+        return _fail(exc, exc.exit_code, debug)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return ExitCode.INTERRUPTED
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    finally:
+        conf.reset()
+
+
+def _fail(exc: BaseException, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+    sys.stderr.write(f"{PROG}: error: {_first_line(exc)}\n")
+    sys.stderr.flush()
+    return code
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split("\n")[0].split())
+
+
+def console() -> None:
+    """The console script's entry point."""
+    sys.exit(main())

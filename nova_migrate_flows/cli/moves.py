@@ -1,0 +1,283 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The commands that move servers: live-migrate, resize, and the host
+operations host-evacuate-live, host-servers-migrate and host-evacuate."""
+
+import argparse
+import logging as std_logging
+import sys
+from typing import Any
+
+from oslo_config import cfg
+
+from nova_migrate_flows.cli import output
+from nova_migrate_flows.cli import progress as progress_mod
+from nova_migrate_flows.cli import signals
+from nova_migrate_flows.compute import connection
+from nova_migrate_flows.engine import runner as runner_mod
+from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.request import Operation
+
+SUMMARY_HEADERS = ("Server", "Name", "From", "To", "Result", "Duration",
+                   "Reason")
+PLAN_HEADERS = ("Server", "Name", "Host", "Flavor", "State", "Action",
+                "Target", "Preflight")
+
+
+def add_parsers(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "live-migrate",
+        help="Live-migrate one server, checked before and verified after.",
+    )
+    parser.add_argument("server", metavar="SERVER",
+                        help="Name or id of the server.")
+    parser.add_argument("target", metavar="HOST", nargs="?",
+                        help="Target host (default: Nova's scheduler "
+                        "chooses).")
+    _add_block_migrate(parser)
+    parser.add_argument(
+        "--force", action="store_true",
+        help="Bypass the scheduler's checks of HOST (microversion 2.67 and "
+        "earlier only; unsafe: the scheduler's filters do not run).",
+    )
+    output.add_format_argument(parser)
+    parser.set_defaults(func=live_migrate)
+
+    parser = subparsers.add_parser(
+        "host-evacuate-live",
+        help="Live-migrate every server off each host, throttled like "
+        "Nova, each verified.",
+    )
+    _add_hosts(parser)
+    _add_block_migrate(parser)
+    parser.add_argument(
+        "--max-concurrent", type=int, metavar="N",
+        help="Live migrations at once per source host (default: [drain] "
+        "max_concurrent_live_migrations, 1 like Nova).",
+    )
+    _add_host_options(parser)
+    parser.set_defaults(func=host_evacuate_live)
+
+    parser = subparsers.add_parser(
+        "host-servers-migrate",
+        help="Cold-migrate every server off each host, confirm each once "
+        "verified, and keep each one's power state.",
+    )
+    _add_hosts(parser)
+    _add_no_confirm(parser)
+    _add_host_options(parser)
+    parser.set_defaults(func=host_servers_migrate)
+
+    parser = subparsers.add_parser(
+        "resize",
+        help="Resize a server to another flavor, verify it and confirm it "
+        "(or revert it).",
+    )
+    parser.add_argument("server", metavar="SERVER",
+                        help="Name or id of the server.")
+    parser.add_argument("flavor", metavar="FLAVOR",
+                        help="Name or id of the new flavor.")
+    _add_no_confirm(parser)
+    output.add_format_argument(parser)
+    parser.set_defaults(func=resize)
+
+    parser = subparsers.add_parser(
+        "host-evacuate",
+        help="Rebuild every server of a failed host elsewhere, restart the "
+        "ones that ran, and verify them.",
+    )
+    parser.add_argument("hosts", metavar="HOST", nargs=1,
+                        help="The failed host.")
+    parser.add_argument(
+        "--force-down", action="store_true",
+        help="Force the host's compute service down first (only when the "
+        "host is really dead: its servers would run twice otherwise).",
+    )
+    _add_host_options(parser)
+    parser.set_defaults(func=host_evacuate)
+
+
+def _add_hosts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("hosts", metavar="HOST", nargs="+",
+                        help="Source host(s) to empty.")
+
+
+def _add_block_migrate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--block-migrate", action="store_true",
+        help="Copy the disks too (local storage). Default: [migration] "
+        "block_migration (auto: Nova decides).",
+    )
+
+
+def _add_no_confirm(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-confirm", action="store_true",
+        help="Leave the servers in VERIFY_RESIZE instead of confirming.",
+    )
+
+
+def _add_host_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target-host", metavar="HOST",
+                        help="Move every server to this host (default: "
+                        "Nova's scheduler, or [drain] candidate_hosts).")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="Print the plan and every preflight result; "
+                        "change nothing.")
+    parser.add_argument("--enable-after", action="store_true", default=None,
+                        help="Enable the compute service again once its "
+                        "host is empty.")
+    parser.add_argument("--stop-on-failure", action="store_true",
+                        default=None,
+                        help="Start no other migration after a server "
+                        "failed.")
+    output.add_format_argument(parser)
+
+
+def live_migrate(conf: cfg.ConfigOpts, args: Any) -> int:
+    return _run(conf, args, request_mod.build_request(
+        conf, Operation.LIVE_MIGRATE,
+        servers=[args.server],
+        target_host=args.target,
+        block_migration="true" if args.block_migrate else None,
+        force=args.force,
+    ))
+
+
+def resize(conf: cfg.ConfigOpts, args: Any) -> int:
+    return _run(conf, args, request_mod.build_request(
+        conf, Operation.RESIZE,
+        servers=[args.server],
+        flavor=args.flavor,
+        confirm=not args.no_confirm,
+    ))
+
+
+def _host_request(conf: cfg.ConfigOpts, args: Any, operation: Operation,
+                  **extra: Any) -> request_mod.MoveRequest:
+    return request_mod.build_request(
+        conf, operation,
+        hosts=args.hosts,
+        target_host=args.target_host,
+        dry_run=args.dry_run,
+        enable_after=args.enable_after,
+        stop_on_failure=args.stop_on_failure,
+        **extra,
+    )
+
+
+def host_evacuate_live(conf: cfg.ConfigOpts, args: Any) -> int:
+    return _run(conf, args, _host_request(
+        conf, args, Operation.HOST_EVACUATE_LIVE,
+        block_migration="true" if args.block_migrate else None,
+        max_concurrent=args.max_concurrent,
+    ))
+
+
+def host_servers_migrate(conf: cfg.ConfigOpts, args: Any) -> int:
+    return _run(conf, args, _host_request(
+        conf, args, Operation.HOST_SERVERS_MIGRATE,
+        confirm=not args.no_confirm,
+    ))
+
+
+def host_evacuate(conf: cfg.ConfigOpts, args: Any) -> int:
+    return _run(conf, args, _host_request(
+        conf, args, Operation.HOST_EVACUATE, force_down=args.force_down,
+    ))
+
+
+def _run(conf: cfg.ConfigOpts, args: Any,
+         request: request_mod.MoveRequest) -> int:
+    compute = connection.compute_from_conf(conf)
+    interactive = args.format == "table" and sys.stderr.isatty()
+    display = progress_mod.Progress() if interactive else None
+    if display is not None:
+        quiet_console_logs(conf)
+        display.start()
+    runner = runner_mod.Runner(
+        conf, compute, live_progress=interactive,
+        subscribers=[display] if display else [],
+    )
+    try:
+        with signals.graceful_interrupts(runner, conf.drain.interrupt_action):
+            result = runner.run(request)
+    finally:
+        if display is not None:
+            display.close()
+    print_result(result, args.format)
+    return int(result.exit_code)
+
+
+def quiet_console_logs(conf: cfg.ConfigOpts) -> None:
+    """Keep INFO lines off the terminal while the progress display runs
+    (a log file, when configured, still gets them)."""
+    if conf.debug:
+        return
+    for handler in std_logging.getLogger().handlers:
+        if isinstance(handler, std_logging.StreamHandler) and getattr(
+                handler, "stream", None) in (sys.stderr, sys.stdout):
+            handler.setLevel(std_logging.WARNING)
+
+
+def print_result(result: runner_mod.RunResult, fmt: str) -> None:
+    if fmt == "json":
+        output.print_json(result.to_json())
+        return
+    if result.dry_run:
+        _print_plan(result)
+        return
+    output.table(SUMMARY_HEADERS, [
+        (o["server"], o["name"], o["source"], o["destination"],
+         o["status"], o["duration_s"], o["reason"])
+        for o in result.outcomes
+    ])
+    if result.hosts:
+        output.table(("Host", "Empty", "Service", "Left", "Reason"), [
+            (h["host"], "yes" if h.get("empty") else "NO",
+             h.get("service"), [s["name"] for s in h.get("left", [])],
+             h.get("reason"))
+            for h in result.hosts
+        ])
+    summary = (
+        f"{result.count('migrated')} migrated, {result.count('failed')} "
+        f"failed, {result.count('skipped')} skipped in "
+        f"{result.elapsed_s:.1f} s"
+    )
+    if result.requests is not None:
+        summary += f"; {result.requests} Nova API requests"
+    if result.interrupted:
+        summary += "; INTERRUPTED"
+    print(summary + f" (run {result.run_id})")
+
+
+def _print_plan(result: runner_mod.RunResult) -> None:
+    rows = []
+    for row in (runner_mod.plan_row(e) for e in (result.plan or {}).values()):
+        checks = [
+            f"{name}: {check['status']}"
+            + (f" ({check['message']})"
+               if check["status"] != "pass" and check["message"] else "")
+            for name, check in row["checks"].items()
+            if check["status"] != "pass"
+        ] or ["all passed"]
+        rows.append((row["server"], row["name"], row["host"], row["flavor"],
+                     row["state"], row["action"], row["target"],
+                     "; ".join(checks)))
+    output.table(PLAN_HEADERS, rows)
+    refused = sum(1 for e in (result.plan or {}).values() if e["refused"])
+    moving = sum(1 for e in (result.plan or {}).values()
+                 if e["action"] != "skip")
+    print(f"Dry run: {moving} server(s) would move, "
+          f"{len(result.plan or {}) - moving} skipped"
+          + (f"; preflight REFUSES {refused}" if refused else "")
+          + "; nothing was changed.")
