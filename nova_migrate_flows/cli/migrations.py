@@ -57,7 +57,7 @@ def add_parsers(subparsers: Any) -> None:
         parser = subparsers.add_parser(name, help=text)
         parser.add_argument("server", metavar="SERVER",
                             help="Name or id of the server.")
-        parser.add_argument("migration", metavar="MIGRATION",
+        parser.add_argument("migration_id", metavar="MIGRATION",
                             help="Id of the migration (a number).")
         if name == "migration-show":
             output.add_format_argument(parser)
@@ -124,7 +124,7 @@ def find_migration(
 
 def migration_show(conf: cfg.ConfigOpts, args: Any) -> int:
     compute = connection.compute_from_conf(conf)
-    number = _migration_id(args.migration)
+    number = _migration_id(args.migration_id)
     server = compute.find_server(args.server)
     migration = find_migration(compute, server, number)
     if args.format == "json":
@@ -139,7 +139,7 @@ def migration_show(conf: cfg.ConfigOpts, args: Any) -> int:
 
 def _steer(conf: cfg.ConfigOpts, args: Any, what: str) -> int:
     compute = connection.compute_from_conf(conf)
-    number = _migration_id(args.migration)
+    number = _migration_id(args.migration_id)
     server = compute.find_server(args.server)
     migration = find_migration(compute, server, number)
     if migration.migration_type not in (None, "live-migration") or \

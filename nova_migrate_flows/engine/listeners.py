@@ -11,10 +11,11 @@
 # under the License.
 """The listener every engine runs under: state changes to the log.
 
-It logs atom names and states only, never arguments or results (they could
-one day hold something secret), and a failure as one line: the traceback
-only at DEBUG level, since most failures here are expected ones (a
-migration Nova refused) that a traceback would only bury.
+It logs atom names and states only (at DEBUG), never arguments or results
+(they could one day hold something secret), and an unexpected failure as
+one WARNING line: the traceback only at DEBUG level, since most failures
+here are expected ones (a migration Nova refused) that a traceback would
+only bury. Tasks that undo something say so themselves.
 """
 
 from typing import Any
@@ -23,6 +24,8 @@ from oslo_log import log as logging
 from taskflow.listeners import base
 from taskflow import states
 
+from nova_migrate_flows import exceptions
+
 LOG = logging.getLogger(__name__)
 
 
@@ -30,10 +33,7 @@ class LoggingListener(base.Listener):
     """Logs flow, task and retry state changes of one engine."""
 
     def _flow_receiver(self, state: str, details: dict[str, Any]) -> None:
-        level = logging.WARNING if state in (
-            states.REVERTED, states.FAILURE, states.SUSPENDED
-        ) else logging.DEBUG
-        LOG.log(level, "Flow %s is %s", details.get("flow_name"), state)
+        LOG.debug("Flow %s is %s", details.get("flow_name"), state)
 
     def _task_receiver(self, state: str, details: dict[str, Any]) -> None:
         self._atom("Task", state, details)
@@ -46,11 +46,14 @@ class LoggingListener(base.Listener):
         if state == states.FAILURE:
             failure = details.get("result")
             text = getattr(failure, "exception_str", "") or str(failure)
-            LOG.warning("%s %s failed: %s", kind, name,
-                        text.splitlines()[0] if text else "unknown error")
+            expected = failure is not None and failure.check(
+                exceptions.InvalidInput
+            )
+            LOG.log(logging.DEBUG if expected else logging.WARNING,
+                    "%s %s failed: %s", kind, name,
+                    text.splitlines()[0] if text else "unknown error")
             if LOG.isEnabledFor(logging.DEBUG):
                 LOG.debug("%s %s traceback:\n%s", kind, name,
                           getattr(failure, "traceback_str", ""))
             return
-        level = logging.INFO if state == states.REVERTED else logging.DEBUG
-        LOG.log(level, "%s %s is %s", kind, name, state)
+        LOG.debug("%s %s is %s", kind, name, state)

@@ -14,6 +14,7 @@
 from typing import Any
 
 from oslo_log import log as logging
+from taskflow.types import failure as ft
 
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
@@ -50,6 +51,7 @@ class _ColdMove(moves.StartMove):
         runtime: runtime_mod.Runtime,
         server_id: str,
         started: dict[str, Any],
+        failures: list[ft.Failure],
     ) -> None:
         server = moves.wait_for_server(
             runtime, server_id, lambda s: s.task_state not in

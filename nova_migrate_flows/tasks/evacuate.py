@@ -14,6 +14,7 @@
 from typing import Any
 
 from oslo_log import log as logging
+from taskflow.types import failure as ft
 
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
@@ -57,6 +58,7 @@ class EvacuateServer(moves.StartMove):
         runtime: runtime_mod.Runtime,
         server_id: str,
         started: dict[str, Any],
+        failures: list[ft.Failure],
     ) -> None:
         LOG.warning("The evacuation of server %s cannot be undone", server_id)
 

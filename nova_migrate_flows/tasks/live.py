@@ -14,6 +14,7 @@
 from typing import Any
 
 from oslo_log import log as logging
+from taskflow.types import failure as ft
 
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
@@ -64,7 +65,14 @@ class LiveMigrateServer(moves.StartMove):
         runtime: runtime_mod.Runtime,
         server_id: str,
         started: dict[str, Any],
+        failures: list[ft.Failure],
     ) -> None:
+        if runtime.conf.migration.timeout_action == "fail" and any(
+            f.check(exceptions.MigrationTimeout) for f in failures
+        ):
+            LOG.warning("Leaving the timed-out live migration of %s running"
+                        " (timeout_action = fail)", server_id)
+            return
         for migration in runtime.compute.server_migrations(server_id):
             LOG.warning("Aborting live migration %s of server %s",
                         migration.id, server_id)

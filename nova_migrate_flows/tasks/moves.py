@@ -224,15 +224,18 @@ class StartMove(base.BaseTask):
                 "not_moved"):
             return
         LOG.warning("Reverting the %s of server %s", self.action, server_id)
-        self.undo(runtime, server_id, result)
+        self.undo(runtime, server_id, result,
+                  list((kwargs.get("flow_failures") or {}).values()))
 
     def undo(
         self,
         runtime: runtime_mod.Runtime,
         server_id: str,
         started: dict[str, Any],
+        failures: list[ft.Failure],
     ) -> None:
-        """Undo what can be undone of a move this task started."""
+        """Undo what can be undone of a move this task started; ``failures``
+        are what caused the revert."""
         raise NotImplementedError
 
 
@@ -332,9 +335,7 @@ class WaitForMove(base.BaseTask):
         LOG.error("%s of %s failed: %s", self.action, server.id, message)
         if reason and "no valid host" in reason.lower():
             return exceptions.NoValidHost(message)
-        return exceptions.MigrationFailed(
-            message, server.id, exc.migration_id, exc.status
-        )
+        return type(exc)(message, server.id, exc.migration_id, exc.status)
 
     def revert(self, *args: Any, **kwargs: Any) -> None:
         """Nothing to undo: waiting changed nothing."""

@@ -39,7 +39,9 @@ def planned_action(
     op = request.op
     status = server.status
     if op in (Operation.LIVE_MIGRATE, Operation.HOST_EVACUATE_LIVE):
-        if status in LIVE_STATUSES:
+        if status in LIVE_STATUSES or (
+            status == "MIGRATING" and server.task_state == "migrating"
+        ):
             return request_mod.LIVE, ""
         if op is Operation.HOST_EVACUATE_LIVE and status == "SHUTOFF":
             if request.stopped_servers == "cold-migrate":

@@ -1,0 +1,230 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The command line: exit codes, one-line errors, clean JSON."""
+
+import json
+
+import pytest
+
+from nova_migrate_flows.cli import main as cli
+from nova_migrate_flows.compute import connection
+from nova_migrate_flows.compute import fake
+
+
+@pytest.fixture
+def cloud(monkeypatch):
+    """The in-memory cloud, as the command line's Nova."""
+    cloud = fake.FakeCompute(3, steps=1)
+    monkeypatch.setattr(connection, "compute_from_conf", lambda conf: cloud)
+    return cloud
+
+
+@pytest.fixture
+def config(tmp_path):
+    """Write a configuration file; returns its path."""
+
+    def write(text="[nova]\ncloud = test\n"):
+        path = tmp_path / "nmf.conf"
+        path.write_text("[migration]\npoll_interval = 0.02\n"
+                        "poll_interval_min = 0.01\n" + text)
+        return str(path)
+
+    return write
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("nova-migrate-flow: error: ")
+    return lines[0]
+
+
+def test_help_documents_the_exit_codes(capsys):
+    code, out, _ = run(capsys, "--help")
+
+    assert code == 0
+    assert "Exit codes: 0 success; 1" in " ".join(out.split())
+
+
+def test_list_tasks_as_json(capsys):
+    code, out, _ = run(capsys, "list-tasks", "--format", "json")
+
+    data = json.loads(out)
+    assert code == 0
+    by_name = {t["name"]: t for t in data["tasks"]}
+    assert by_name["server-state"]["kind"] == "preflight"
+    assert by_name["server-state"]["configured"] is True
+    assert by_name["host-changed"]["kind"] == "verify"
+
+
+def test_a_missing_config_file_is_bad_input(capsys, tmp_path):
+    code, _, err = run(capsys, "--config-file", str(tmp_path / "no.conf"),
+                       "list-tasks")
+
+    assert code == 2
+    assert "no.conf" in one_error_line(err)
+
+
+def test_an_unparsable_config_file_is_bad_input(capsys, tmp_path):
+    path = tmp_path / "bad.conf"
+    path.write_text("[migration\ntimeout_action = abort\n")
+
+    code, _, err = run(capsys, "--config-file", str(path), "list-tasks")
+
+    assert code == 2
+    assert "cannot be parsed" in one_error_line(err)
+
+
+def test_a_bad_option_value_is_bad_input(capsys, config):
+    code, _, err = run(capsys, "--config-file",
+                       config("[migration]\ntimeout_action = explode\n"),
+                       "list-tasks")
+
+    assert code == 2
+    line = one_error_line(err)
+    assert "[migration] timeout_action" in line
+    assert "explode" in line
+
+
+def test_no_nova_configured_is_bad_input(capsys, tmp_path):
+    path = tmp_path / "empty.conf"
+    path.write_text("")
+
+    code, _, err = run(capsys, "--config-file", str(path), "live-migrate",
+                       "x")
+
+    assert code == 2
+    assert "[nova]" in one_error_line(err)
+
+
+def test_live_migrate_json_is_alone_on_stdout(capsys, cloud, config):
+    server = cloud.add_server("host1", name="web")
+
+    code, out, _ = run(capsys, "--config-file", config(), "live-migrate",
+                       "web", "--format", "json")
+
+    assert code == 0
+    data = json.loads(out)
+    (result,) = data["results"]
+    assert result["server"] == server.id
+    assert result["status"] == "migrated"
+    assert result["destination"] == cloud.servers[server.id].host
+
+
+def test_live_migrate_table_has_a_summary(capsys, cloud, config):
+    cloud.add_server("host1", name="web")
+
+    code, out, _ = run(capsys, "--config-file", config(), "live-migrate",
+                       "web", "host3")
+
+    assert code == 0
+    assert "| web " in out
+    assert "1 migrated, 0 failed, 0 skipped" in out
+
+
+def test_a_failed_server_exits_1(capsys, cloud, config):
+    server = cloud.add_server("host1", name="web")
+    cloud.behaviours[server.id] = fake.Behaviour(live="fail")
+
+    code, out, _ = run(capsys, "--config-file", config(), "live-migrate",
+                       "web", "--format", "json")
+
+    assert code == 1
+    assert json.loads(out)["results"][0]["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["live-migrate", "no-such-server"],
+        ["live-migrate", "web", "host1"],
+        ["live-migrate", "web", "nohost"],
+        ["host-evacuate-live", "nohost"],
+        ["host-evacuate-live", "host1", "--target-host", "host1"],
+        ["host-evacuate-live", "host1", "--max-concurrent", "0"],
+        ["host-evacuate-live", "host1", "--max-concurrent", "-3"],
+        ["resize", "web", "m9.nothing"],
+        ["migration-abort", "web", "abc"],
+        ["migration-show", "web", "99"],
+    ],
+    ids=["unknown-server", "same-host", "unknown-target", "unknown-host",
+         "onto-itself", "zero-concurrency", "negative-concurrency",
+         "unknown-flavor", "malformed-migration", "unknown-migration"],
+)
+def test_bad_input_exits_2_and_changes_nothing(capsys, cloud, config, argv):
+    cloud.add_server("host1", name="web")
+
+    code, out, err = run(capsys, "--config-file", config(), *argv)
+
+    assert code == 2
+    one_error_line(err)
+    assert cloud.writes == []
+
+
+def test_a_misspelt_task_in_the_config_exits_2(capsys, cloud, config):
+    cloud.add_server("host1", name="web")
+
+    code, _, err = run(capsys, "--config-file", config(
+        "[migration]\nverify_tasks = host-changed,hots-changed\n"),
+        "live-migrate", "web")
+
+    assert code == 2
+    line = one_error_line(err)
+    assert "'hots-changed'" in line and "host-changed" in line
+    assert cloud.writes == []
+
+
+def test_dry_run_prints_the_plan(capsys, cloud, config):
+    cloud.add_server("host1", name="web")
+    cloud.add_server("host1", name="paused", status="SUSPENDED")
+
+    code, out, _ = run(capsys, "--config-file", config(),
+                       "host-evacuate-live", "host1", "--dry-run")
+
+    assert code == 0
+    assert "Dry run: 1 server(s) would move, 1 skipped" in out
+    assert "SUSPENDED" in out
+    assert cloud.writes == []
+
+
+def test_migration_list_as_json(capsys, cloud, config):
+    server = cloud.add_server("host1", name="web")
+    cloud.live_migrate(server.id, "host2", "auto")
+
+    code, out, _ = run(capsys, "--config-file", config(), "migration-list",
+                       "--server", "web", "--format", "json")
+
+    assert code == 0
+    (migration,) = json.loads(out)["migrations"]
+    assert migration["instance_uuid"] == server.id
+    assert migration["type"] == "live-migration"
+    assert migration["source_compute"] == "host1"
+
+
+def test_migration_abort(capsys, cloud, config):
+    server = cloud.add_server("host1", name="web")
+    cloud.behaviours[server.id] = fake.Behaviour(live="hang")
+    cloud.live_migrate(server.id, "host2", "auto")
+    cloud.advance(3)
+
+    code, out, _ = run(capsys, "--config-file", config(), "migration-abort",
+                       "web", "1")
+
+    assert code == 0
+    assert "aborted" in out
+    assert cloud.migrations[0].record.status == "cancelled"
