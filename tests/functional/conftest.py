@@ -1,0 +1,115 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Fixtures of the functional tests: one sandbox cloud per session.
+
+``sandbox`` starts a sandbox with 4 computes in a temporary directory and
+stops it at the end of the session; with ``NMF_SANDBOX_STATE_DIR`` set, it
+uses the sandbox already running there instead (and leaves it running).
+Without Nova installed the tests fail, they are not skipped.
+"""
+
+import importlib.util
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import openstack
+import openstack.config
+import openstack.exceptions
+import pytest
+
+from nova_migrate_flows.sandbox import constants
+from nova_migrate_flows.sandbox import control
+
+#: Default duration of a live migration in the test sandbox (the tests set
+#: their own per server where timing matters).
+LIVE_MIGRATION_DURATION = 1.0
+COLD_MIGRATION_DELAY = 1.0
+
+BootServers = Callable[..., list[dict[str, Any]]]
+
+
+def connect(sandbox: control.SandboxInfo,
+            cloud: str = constants.CLOUD_ADMIN) -> openstack.connection.Connection:
+    """An openstacksdk connection through the sandbox's clouds.yaml."""
+    config = openstack.config.OpenStackConfig(
+        config_files=[sandbox.clouds_yaml], vendor_files=[])
+    return openstack.connection.Connection(
+        config=config.get_one(cloud=cloud))
+
+
+@pytest.fixture(scope="session")
+def sandbox(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[control.SandboxInfo]:
+    """The running sandbox (4 computes) of this test session."""
+    reused = os.environ.get("NMF_SANDBOX_STATE_DIR")
+    if reused:
+        yield control.info(reused)
+        return
+    if importlib.util.find_spec("nova") is None:
+        pytest.fail(
+            "The functional tests need Nova in this interpreter to run the "
+            "sandbox cloud: install the 'sandbox' extra "
+            "(pip install 'nova-migrate-flows[sandbox]'), or point "
+            "NMF_SANDBOX_STATE_DIR at a running sandbox.", pytrace=False)
+    state_dir = tmp_path_factory.mktemp("sandbox")
+    info = control.start(
+        state_dir, computes=4,
+        live_migration_duration=LIVE_MIGRATION_DURATION,
+        cold_migration_delay=COLD_MIGRATION_DELAY,
+        watch_pid=os.getpid())
+    try:
+        yield info
+    finally:
+        control.stop(state_dir)
+
+
+@pytest.fixture(scope="session")
+def sdk(sandbox: control.SandboxInfo) -> openstack.connection.Connection:
+    """An admin openstacksdk connection (cloud ``sandbox``)."""
+    return connect(sandbox)
+
+
+@pytest.fixture(scope="session")
+def sandbox_client(sandbox: control.SandboxInfo) -> control.SandboxClient:
+    """The sandbox's control API."""
+    return control.SandboxClient(sandbox.state_dir)
+
+
+@pytest.fixture
+def boot_servers(
+    sandbox: control.SandboxInfo, sdk: openstack.connection.Connection,
+) -> Iterator[BootServers]:
+    """Boot servers for a test (``boot(host, count=1, **options)``); they
+    are deleted when the test ends, their migrations aborted first."""
+    created: list[str] = []
+
+    def boot(host: str, count: int = 1, **options: Any) -> list[dict[str, Any]]:
+        servers = control.boot(sandbox.state_dir, host, count, **options)
+        created.extend(server["id"] for server in servers)
+        return servers
+
+    yield boot
+    remaining = []
+    for server_id in created:
+        try:
+            server = sdk.compute.get_server(server_id)
+        except openstack.exceptions.NotFoundException:
+            continue
+        if server.status == "MIGRATING":
+            for migration in sdk.compute.server_migrations(server):
+                sdk.compute.abort_server_migration(migration, server)
+        sdk.compute.delete_server(server)
+        remaining.append(server)
+    for server in remaining:
+        sdk.compute.wait_for_delete(server, interval=0.2, wait=60)
