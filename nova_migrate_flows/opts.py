@@ -304,6 +304,18 @@ drain_opts = [
     ),
 ]
 
+persistence_opts = [
+    cfg.StrOpt(
+        "connection",
+        secret=True,
+        help="SQLAlchemy URL of the database that records every run, so "
+        "that it can be listed, shown and resumed (and shared by "
+        "conductors). Default: a SQLite file in ``state_dir``. PostgreSQL "
+        "(``postgresql+psycopg2://...``) and MySQL work too. It may hold a "
+        "password: it is never logged.",
+    ),
+]
+
 engine_opts = [
     cfg.IntOpt(
         "executor_workers",
@@ -342,6 +354,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(migration_opts, group="migration")
     conf.register_opts(drain_opts, group="drain")
     conf.register_opts(engine_opts, group="engine")
+    conf.register_opts(persistence_opts, group="persistence")
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
@@ -356,4 +369,5 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         ("migration", migration_opts),
         ("drain", drain_opts),
         ("engine", engine_opts),
+        ("persistence", persistence_opts),
     ]

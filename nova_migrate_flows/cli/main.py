@@ -28,6 +28,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 import nova_migrate_flows
+from nova_migrate_flows.cli import flows
 from nova_migrate_flows.cli import migrations
 from nova_migrate_flows.cli import moves
 from nova_migrate_flows.cli import tasks
@@ -50,7 +51,7 @@ EPILOG = (
     "authorisation failed."
 )
 
-COMMAND_MODULES = (moves, migrations, tasks)
+COMMAND_MODULES = (moves, migrations, flows, tasks)
 
 
 def add_command_parsers(subparsers: Any) -> None:

@@ -23,6 +23,7 @@ from nova_migrate_flows.cli import output
 from nova_migrate_flows.cli import progress as progress_mod
 from nova_migrate_flows.cli import signals
 from nova_migrate_flows.compute import connection
+from nova_migrate_flows.engine import persistence
 from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.request import Operation
@@ -198,6 +199,8 @@ def host_evacuate(conf: cfg.ConfigOpts, args: Any) -> int:
 
 def _run(conf: cfg.ConfigOpts, args: Any,
          request: request_mod.MoveRequest) -> int:
+    backend = None if request.dry_run else persistence.backend_from_conf(
+        conf)
     compute = connection.compute_from_conf(conf)
     interactive = args.format == "table" and sys.stderr.isatty()
     display = progress_mod.Progress() if interactive else None
@@ -205,7 +208,7 @@ def _run(conf: cfg.ConfigOpts, args: Any,
         quiet_console_logs(conf)
         display.start()
     runner = runner_mod.Runner(
-        conf, compute, live_progress=interactive,
+        conf, compute, backend=backend, live_progress=interactive,
         subscribers=[display] if display else [],
     )
     try:

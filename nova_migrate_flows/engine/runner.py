@@ -13,9 +13,10 @@
 
 The runner reads what an operation needs from Nova, runs the preflight,
 then the flows (one engine per source host, all sharing one executor the
-runner owns), and turns what the tasks recorded into a :class:`RunResult`.
-Flows are built by their module-level factories with plain arguments, so
-the same flows can be run by a conductor or resumed after a crash.
+runner owns), and turns what the tasks stored into a :class:`RunResult`.
+Flows are built by their module-level factories with plain arguments and
+recorded in the persistence backend, so the same flows can be resumed after
+a crash (:meth:`Runner.resume`) or run by a conductor.
 """
 
 import concurrent.futures
@@ -26,13 +27,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import taskflow.engines
 from oslo_config import cfg
 from oslo_log import log as logging
-import taskflow.engines
+from taskflow import exceptions as tf_exc
 from taskflow import states
 
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.engine import listeners
+from nova_migrate_flows.engine import records as records_mod
 from nova_migrate_flows.engine import runtime as runtime_mod
 from nova_migrate_flows import exceptions
 from nova_migrate_flows.flows import host as host_flows
@@ -80,17 +83,20 @@ class RunResult:
             return exceptions.ExitCode.SERVERS_FAILED
         return exceptions.ExitCode.OK
 
+    def summary(self) -> dict[str, int]:
+        return {
+            status: self.count(status) for status in (
+                outcome_mod.MIGRATED, outcome_mod.FAILED,
+                outcome_mod.SKIPPED,
+            )
+        }
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "run_id": self.run_id,
             "operation": self.operation,
             "results": self.outcomes,
-            "summary": {
-                status: self.count(status) for status in (
-                    outcome_mod.MIGRATED, outcome_mod.FAILED,
-                    outcome_mod.SKIPPED,
-                )
-            },
+            "summary": self.summary(),
             "interrupted": self.interrupted,
             "elapsed_s": round(self.elapsed_s, 1),
         }
@@ -123,7 +129,7 @@ def plan_row(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 class Runner:
-    """Runs operations against one cloud."""
+    """Runs operations against one cloud, recording them if asked."""
 
     def __init__(
         self,
@@ -137,6 +143,9 @@ class Runner:
         self._conf = conf
         self._compute = compute
         self._backend = backend
+        self._records = (
+            records_mod.Records(backend) if backend is not None else None
+        )
         self._live_progress = live_progress
         self._subscribers = list(subscribers or ())
         self._lock = threading.Lock()
@@ -151,15 +160,59 @@ class Runner:
         if runtime is not None:
             runtime.stop(reason, abort_in_flight)
 
-    # -- running -----------------------------------------------------------
+    # -- entry points ------------------------------------------------------
 
     def run(self, request: request_mod.MoveRequest) -> RunResult:
         """Run one operation to its end; raises for bad input and for
         errors that stop the whole run (Nova unreachable, ...)."""
-        started = time.monotonic()
         run_id = str(uuid.uuid4())
+        known: dict[str, Any] = {}
+        if not request.op.is_host_operation:
+            server = self._compute.find_server(request.servers[0])
+            known[server.id] = server.to_dict()
+            request = dataclasses.replace(request, servers=(server.id,))
+        book = None
+        if self._records is not None and not request.dry_run:
+            book = self._records.create(run_id, request.to_dict())
+        return self._execute(run_id, request, book, resuming=False,
+                             known=known)
+
+    def resume(self, run_id: str) -> RunResult:
+        """Finish a run that was interrupted or whose process died."""
+        if self._records is None:
+            raise exceptions.ConfigurationError(
+                "resume needs the persistence backend"
+            )
+        book = self._records.get(run_id)
+        state = book.meta.get("state")
+        if state not in (records_mod.RUNNING, records_mod.INTERRUPTED):
+            raise exceptions.InvalidInput(
+                f"run {run_id} is {state}: there is nothing to resume"
+            )
+        for detail in book:
+            if detail.state == states.REVERTED:
+                raise exceptions.InvalidInput(
+                    f"run {run_id}: flow {detail.name} was rolled back; "
+                    "start the operation again instead"
+                )
+        self._records.claim(book)
+        request = request_mod.MoveRequest.from_dict(book.meta["request"])
+        LOG.info("Resuming run %s (%s)", run_id, book.name)
+        return self._execute(run_id, request, book, resuming=True, known={})
+
+    # -- running -----------------------------------------------------------
+
+    def _execute(
+        self,
+        run_id: str,
+        request: request_mod.MoveRequest,
+        book: Any,
+        resuming: bool,
+        known: dict[str, Any],
+    ) -> RunResult:
+        started = time.monotonic()
         runtime = runtime_mod.Runtime(
-            self._conf, self._compute, request,
+            self._conf, self._compute, request, resuming=resuming,
             live_progress=self._live_progress,
         )
         for subscriber in self._subscribers:
@@ -167,170 +220,231 @@ class Runner:
         with self._lock:
             self._runtime = runtime
         runtime.start()
-        workers = self._conf.engine.executor_workers
+        state = records_mod.FAILED
+        result: RunResult | None = None
         try:
             with concurrent.futures.ThreadPoolExecutor(
-                max_workers=workers, thread_name_prefix="nmf-task"
+                max_workers=self._conf.engine.executor_workers,
+                thread_name_prefix="nmf-task",
             ) as executor:
-                if request.op.is_host_operation:
-                    result = self._run_hosts(
-                        runtime, request, run_id, executor
-                    )
-                else:
-                    result = self._run_single(
-                        runtime, request, run_id, executor
-                    )
+                run = _Run(self, run_id, request, book, runtime, executor,
+                           known)
+                result = (run.hosts() if request.op.is_host_operation
+                          else run.single())
+            result.interrupted = runtime.interrupted
+            state = (records_mod.INTERRUPTED if result.interrupted
+                     else records_mod.DRY_RUN if result.dry_run
+                     else records_mod.FINISHED)
+        except exceptions.InvalidInput:
+            state = records_mod.REFUSED
+            raise
         finally:
             runtime.close()
             with self._lock:
                 self._runtime = None
+            if book is not None:
+                self._records.update(  # type: ignore[union-attr]
+                    book, state=state,
+                    summary=result.summary() if result else None,
+                )
         result.elapsed_s = time.monotonic() - started
-        result.interrupted = runtime.stopping and (
-            runtime.stop_reason or ""
-        ).startswith("interrupted")
         result.requests = _total_requests(self._compute)
         return result
 
-    def _store(
+
+class _Run:
+    """One execution of one run's flows."""
+
+    def __init__(
         self,
-        request: request_mod.MoveRequest,
+        runner: Runner,
         run_id: str,
-        **values: Any,
-    ) -> dict[str, Any]:
-        return {names.REQUEST: request.to_dict(), "run_id": run_id,
-                **values}
+        request: request_mod.MoveRequest,
+        book: Any,
+        runtime: runtime_mod.Runtime,
+        executor: concurrent.futures.Executor,
+        known: dict[str, Any],
+    ):
+        self._runner = runner
+        self._known = known
+        self._conf = runner._conf
+        self._run_id = run_id
+        self._request = request
+        self._book = book
+        self._runtime = runtime
+        self._executor = executor
 
     def _engine(
         self,
+        name: str,
         factory: Callable[..., Any],
-        factory_kwargs: dict[str, Any],
-        store: dict[str, Any],
-        runtime: runtime_mod.Runtime,
-        executor: concurrent.futures.Executor,
+        factory_kwargs: Callable[[], dict[str, Any]],
+        store: Callable[[], dict[str, Any]],
     ) -> Any:
-        engine = taskflow.engines.load_from_factory(
-            factory,
-            factory_kwargs=factory_kwargs,
-            store=store,
-            engine=ENGINE,
-            executor=executor,
-            backend=self._backend,
-        )
-        engine.storage.inject({names.RUNTIME: runtime}, transient=True)
+        """The engine of the flow ``name``: the recorded one if this run
+        has it already (a resume), a new one otherwise."""
+        backend = self._runner._backend
+        detail = records_mod.flow_detail(self._book, name)
+        if detail is not None:
+            engine = taskflow.engines.load_from_detail(
+                detail, backend=backend, engine=ENGINE,
+                executor=self._executor,
+            )
+        else:
+            engine = taskflow.engines.load_from_factory(
+                factory,
+                factory_kwargs=factory_kwargs(),
+                store=dict(store(), **{names.REQUEST: self._request.to_dict(),
+                                       "run_id": self._run_id}),
+                book=self._book,
+                backend=backend,
+                engine=ENGINE,
+                executor=self._executor,
+            )
+        engine.storage.inject({names.RUNTIME: self._runtime}, transient=True)
         return engine
 
     def _run_engine(self, engine: Any) -> None:
+        if engine.storage.get_flow_state() == states.SUCCESS:
+            # Done before a resume: only map its results for fetching.
+            engine.compile()
+            engine.prepare()
+            return
         with listeners.LoggingListener(engine):
             engine.run()
 
+    def _outcomes(
+        self, engines: list[Any], plan: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """Every planned server's outcome, from what the flows stored."""
+        results = []
+        for server_id, entry in (plan or {}).items():
+            outcome = None
+            for engine in engines:
+                try:
+                    outcome = engine.storage.fetch(
+                        names.server_key("outcome", server_id)
+                    )
+                    break
+                except tf_exc.NotFound:
+                    continue
+            if outcome is None:
+                outcome = outcome_mod.new_outcome(entry)
+                if entry["action"] != request_mod.SKIP:
+                    outcome["reason"] = (
+                        self._runtime.why_not_start() or "not started"
+                    )
+            results.append(outcome)
+        return results
+
     # -- one server ----------------------------------------------------------
 
-    def _run_single(
-        self,
-        runtime: runtime_mod.Runtime,
-        request: request_mod.MoveRequest,
-        run_id: str,
-        executor: concurrent.futures.Executor,
-    ) -> RunResult:
-        compute = runtime.compute
-        server = compute.find_server(request.servers[0])
+    def single(self) -> RunResult:
+        request = self._request
+        server_id = request.servers[0]
+        factory: Callable[..., Any] = single.live_migration_flow
+        extra: dict[str, Any] = {"candidates": request.targets}
         if request.op is Operation.RESIZE:
-            _check_flavor(runtime, request.flavor)
-            factory: Callable[..., Any] = single.resize_flow
-            kwargs: dict[str, Any] = {}
-        else:
-            factory = single.live_migration_flow
-            kwargs = {"candidates": request.targets}
-        kwargs.update(
-            server_id=server.id,
-            preflight_tasks=self._preflight_tasks(request),
-            verify_tasks=list(self._conf.migration.verify_tasks),
-        )
+            _check_flavor(self._runtime, request.flavor)
+            factory, extra = single.resize_flow, {}
         engine = self._engine(
-            factory, kwargs,
-            self._store(request, run_id,
-                        **{names.SERVERS: {server.id: server.to_dict()}}),
-            runtime, executor,
+            f"{request.operation}[{server_id}]",
+            factory,
+            lambda: dict(
+                extra,
+                server_id=server_id,
+                preflight_tasks=list(self._conf.migration.preflight_tasks),
+                verify_tasks=list(self._conf.migration.verify_tasks),
+            ),
+            lambda: {names.SERVERS: self._known},
         )
         self._run_engine(engine)
         plan = engine.storage.fetch(names.PLAN)
         return RunResult(
-            run_id=run_id,
+            run_id=self._run_id,
             operation=request.operation,
-            outcomes=_outcomes(runtime, plan),
+            outcomes=self._outcomes([engine], plan),
             plan=plan,
         )
 
     # -- hosts ---------------------------------------------------------------
 
-    def _run_hosts(
-        self,
-        runtime: runtime_mod.Runtime,
-        request: request_mod.MoveRequest,
-        run_id: str,
-        executor: concurrent.futures.Executor,
-    ) -> RunResult:
-        services = runtime.cloud.services()
-        for host in request.hosts:
+    def _servers(self) -> dict[str, dict[str, Any]]:
+        services = self._runtime.cloud.services()
+        for host in self._request.hosts:
             if host not in services:
                 known = ", ".join(sorted(services)) or "none"
                 raise exceptions.InvalidInput(
                     f"host {host}: no nova-compute service there (hosts: "
                     f"{known})"
                 )
-        servers = {
+        return {
             server.id: server.to_dict()
-            for host in request.hosts
-            for server in runtime.compute.list_servers(host)
+            for host in self._request.hosts
+            for server in self._runtime.compute.list_servers(host)
         }
+
+    def hosts(self) -> RunResult:
+        request = self._request
         preflight = self._engine(
+            names.preflight_flow(request.operation),
             host_flows.preflight_flow,
-            {"operation": request.operation,
-             "preflight_tasks": self._preflight_tasks(request)},
-            self._store(request, run_id, **{names.SERVERS: servers}),
-            runtime, executor,
+            lambda: {
+                "operation": request.operation,
+                "preflight_tasks": list(self._conf.migration.preflight_tasks),
+            },
+            lambda: {names.SERVERS: self._servers()},
         )
         self._run_engine(preflight)
         plan: dict[str, Any] = preflight.storage.fetch(names.PLAN)
-        result = RunResult(run_id=run_id, operation=request.operation,
+        result = RunResult(run_id=self._run_id, operation=request.operation,
                            outcomes=[], plan=plan)
         if request.dry_run:
             result.dry_run = True
-            result.outcomes = _outcomes(runtime, plan)
+            result.outcomes = self._outcomes([], plan)
             return result
         engines = {
             host: self._engine(
+                names.host_flow(request.operation, host),
                 host_flows.host_flow,
-                {
-                    "operation": request.operation,
-                    "host": host,
-                    "moves": [
-                        [server_id, entry["action"]]
-                        for server_id, entry in plan.items()
-                        if entry["server"].get("host") == host
-                        and entry["action"] != request_mod.SKIP
-                    ],
-                    "verify_tasks": list(self._conf.migration.verify_tasks),
-                    "candidates": request.targets,
-                    "lane_count": {
-                        "live": request.max_concurrent
-                        + request.pipeline_depth,
-                        "cold": request.max_concurrent_cold,
-                    },
-                },
-                self._store(request, run_id, **{names.PLAN: plan}),
-                runtime, executor,
+                self._host_flow_kwargs(host, plan),
+                lambda: {names.PLAN: plan},
             )
             for host in request.hosts
         }
         errors = self._run_parallel(engines)
-        result.outcomes = _outcomes(runtime, plan)
+        result.outcomes = self._outcomes(list(engines.values()), plan)
         result.hosts = [
             _host_result(engine, host) for host, engine in engines.items()
         ]
         if errors:
             raise errors[0]
         return result
+
+    def _host_flow_kwargs(
+        self, host: str, plan: dict[str, Any]
+    ) -> Callable[[], dict[str, Any]]:
+        request = self._request
+
+        def kwargs() -> dict[str, Any]:
+            return {
+                "operation": request.operation,
+                "host": host,
+                "moves": [
+                    [server_id, entry["action"]]
+                    for server_id, entry in plan.items()
+                    if entry["server"].get("host") == host
+                    and entry["action"] != request_mod.SKIP
+                ],
+                "verify_tasks": list(self._conf.migration.verify_tasks),
+                "candidates": request.targets,
+                "lane_count": {
+                    "live": request.max_concurrent + request.pipeline_depth,
+                    "cold": request.max_concurrent_cold,
+                },
+            }
+
+        return kwargs
 
     def _run_parallel(self, engines: dict[str, Any]) -> list[BaseException]:
         errors: list[BaseException] = []
@@ -353,9 +467,6 @@ class Runner:
             thread.join()
         return errors
 
-    def _preflight_tasks(self, request: request_mod.MoveRequest) -> list[str]:
-        return list(self._conf.migration.preflight_tasks)
-
 
 def _check_flavor(runtime: runtime_mod.Runtime, flavor: str | None) -> None:
     if not flavor:
@@ -369,29 +480,13 @@ def _check_flavor(runtime: runtime_mod.Runtime, flavor: str | None) -> None:
         ) from None
 
 
-def _outcomes(
-    runtime: runtime_mod.Runtime, plan: dict[str, Any] | None
-) -> list[dict[str, Any]]:
-    """Every planned server's outcome, in plan order."""
-    results = []
-    for server_id, entry in (plan or {}).items():
-        outcome = runtime.outcomes.get(server_id)
-        if outcome is None:
-            outcome = outcome_mod.new_outcome(entry)
-            if entry["action"] != request_mod.SKIP:
-                outcome["reason"] = runtime.why_not_start() or "not started"
-        results.append(outcome)
-    return results
-
-
 def _host_result(engine: Any, host: str) -> dict[str, Any]:
+    state = engine.storage.get_flow_state()
     try:
         result = engine.storage.fetch(names.host_key("result", host))
-    except Exception:  # noqa: BLE001 - the flow did not get that far
-        result = None
-    state = engine.storage.get_flow_state()
-    if not result:
-        return {"host": host, "flow": state, "empty": state == states.SUCCESS}
+    except tf_exc.NotFound:
+        return {"host": host, "flow": state, "empty": False,
+                "service": "unknown"}
     return dict(result, flow=state)
 
 
@@ -400,6 +495,3 @@ def _total_requests(compute: compute_base.Compute) -> int | None:
     if counts is None:
         return None
     return sum(v for k, v in counts.items() if k.endswith(" compute"))
-
-
-

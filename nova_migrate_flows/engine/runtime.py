@@ -166,6 +166,12 @@ class Runtime:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    @property
+    def interrupted(self) -> bool:
+        """Whether a signal (not --stop-on-failure) stopped the run."""
+        return self.stopping and (self.stop_reason or "").startswith(
+            "interrupted")
+
     def why_not_start(self) -> str | None:
         """Why a migration that has not started must not start, or None."""
         if self._stopping.is_set():

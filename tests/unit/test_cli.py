@@ -34,7 +34,8 @@ def config(tmp_path):
 
     def write(text="[nova]\ncloud = test\n"):
         path = tmp_path / "nmf.conf"
-        path.write_text("[migration]\npoll_interval = 0.02\n"
+        path.write_text(f"[DEFAULT]\nstate_dir = {tmp_path / 'state'}\n"
+                        "[migration]\npoll_interval = 0.02\n"
                         "poll_interval_min = 0.01\n" + text)
         return str(path)
 
@@ -228,3 +229,48 @@ def test_migration_abort(capsys, cloud, config):
     assert code == 0
     assert "aborted" in out
     assert cloud.migrations[0].record.status == "cancelled"
+
+
+def test_runs_are_recorded_and_listed(capsys, cloud, config):
+    cloud.add_server("host1", name="web")
+    path = config()
+    code, out, _ = run(capsys, "--config-file", path, "host-evacuate-live",
+                       "host1", "--format", "json")
+    run_id = json.loads(out)["run_id"]
+
+    code, out, _ = run(capsys, "--config-file", path, "flows", "list",
+                       "--format", "json")
+
+    assert code == 0
+    (listed,) = json.loads(out)["runs"]
+    assert listed["run_id"] == run_id
+    assert listed["state"] == "finished"
+    assert listed["summary"] == {"migrated": 1, "failed": 0, "skipped": 0}
+
+    code, out, _ = run(capsys, "--config-file", path, "flows", "show",
+                       run_id, "--format", "json")
+
+    view = json.loads(out)
+    assert [s["status"] for s in view["servers"]] == ["migrated"]
+    assert {f["state"] for f in view["flows"]} == {"SUCCESS"}
+
+
+def test_resume_of_a_finished_run_is_refused(capsys, cloud, config):
+    cloud.add_server("host1", name="web")
+    path = config()
+    _, out, _ = run(capsys, "--config-file", path, "live-migrate", "web",
+                    "--format", "json")
+
+    code, _, err = run(capsys, "--config-file", path, "resume",
+                       json.loads(out)["run_id"])
+
+    assert code == 2
+    assert "nothing to resume" in one_error_line(err)
+
+
+def test_flows_show_of_an_unknown_run_is_bad_input(capsys, config):
+    code, _, err = run(capsys, "--config-file", config(), "flows", "show",
+                       "0b5a2f7e-0000-4000-8000-000000000000")
+
+    assert code == 2
+    assert "no such run" in one_error_line(err)

@@ -1,0 +1,119 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``flows list``, ``flows show`` and ``resume``: the recorded runs."""
+
+import sys
+from typing import Any
+
+from oslo_config import cfg
+
+from nova_migrate_flows.cli import moves
+from nova_migrate_flows.cli import output
+from nova_migrate_flows.cli import progress as progress_mod
+from nova_migrate_flows.cli import signals
+from nova_migrate_flows.compute import connection
+from nova_migrate_flows.engine import persistence
+from nova_migrate_flows.engine import records
+from nova_migrate_flows.engine import runner as runner_mod
+
+
+def add_parsers(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "flows", help="The recorded runs: 'flows list', 'flows show ID'."
+    )
+    actions = parser.add_subparsers(dest="flows_action", metavar="ACTION")
+    actions.required = True
+    listing = actions.add_parser("list", help="List the recorded runs.")
+    output.add_format_argument(listing)
+    listing.set_defaults(func=flows_list)
+    show = actions.add_parser("show", help="Show a run, server by server.")
+    show.add_argument("run_id", metavar="ID", help="The run's id.")
+    output.add_format_argument(show)
+    show.set_defaults(func=flows_show)
+
+    parser = subparsers.add_parser(
+        "resume",
+        help="Finish a run whose process was killed: servers already "
+        "verified are not touched, migrations in flight are adopted.",
+    )
+    parser.add_argument("run_id", metavar="ID", help="The run's id.")
+    output.add_format_argument(parser)
+    parser.set_defaults(func=resume)
+
+
+def flows_list(conf: cfg.ConfigOpts, args: Any) -> int:
+    books = records.Records(persistence.backend_from_conf(conf)).list()
+    runs = [
+        {
+            "run_id": book.uuid,
+            "operation": (book.meta.get("request") or {}).get("operation"),
+            "target": book.name,
+            "state": book.meta.get("state"),
+            "started_at": book.meta.get("started_at"),
+            "summary": book.meta.get("summary"),
+        }
+        for book in books
+    ]
+    if args.format == "json":
+        output.print_json({"runs": runs})
+        return 0
+    output.table(
+        ("Run ID", "Operation", "Target", "State", "Started", "Migrated",
+         "Failed", "Skipped"),
+        [
+            (r["run_id"], r["operation"], r["target"], r["state"],
+             r["started_at"], *[(r["summary"] or {}).get(k) for k in
+                                ("migrated", "failed", "skipped")])
+            for r in runs
+        ],
+    )
+    return 0
+
+
+def flows_show(conf: cfg.ConfigOpts, args: Any) -> int:
+    store = records.Records(persistence.backend_from_conf(conf))
+    view = records.describe(store.get(args.run_id))
+    if args.format == "json":
+        output.print_json(view)
+        return 0
+    print(f"Run {view['run_id']}: {view['name']} — {view['state']} "
+          f"(started {view['started_at']})")
+    output.table(("Flow", "State"),
+                 [(f["name"], f["state"]) for f in view["flows"]])
+    output.table(
+        moves.SUMMARY_HEADERS[:5] + ("Reason",),
+        [(s["server"], s["name"], s["source"], s["destination"],
+          s["status"], s["reason"]) for s in view["servers"]],
+    )
+    return 0
+
+
+def resume(conf: cfg.ConfigOpts, args: Any) -> int:
+    backend = persistence.backend_from_conf(conf)
+    compute = connection.compute_from_conf(conf)
+    interactive = args.format == "table" and sys.stderr.isatty()
+    display = progress_mod.Progress() if interactive else None
+    if display is not None:
+        moves.quiet_console_logs(conf)
+        display.start()
+    runner = runner_mod.Runner(conf, compute, backend=backend,
+                               live_progress=interactive,
+                               subscribers=[display] if display else [])
+    try:
+        with signals.graceful_interrupts(runner,
+                                         conf.drain.interrupt_action):
+            result = runner.resume(args.run_id)
+    finally:
+        if display is not None:
+            display.close()
+    moves.print_result(result, args.format)
+    return int(result.exit_code)

@@ -1,0 +1,193 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The record of every run: one TaskFlow logbook per run.
+
+A run's logbook holds its request and state in its metadata, and one flow
+detail per flow (the preflight, then one per source host, or the one flow
+of a single-server operation). ``flows list``, ``flows show`` and
+``resume`` read them; conductors share them.
+"""
+
+import contextlib
+import datetime
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+from taskflow.persistence import models as tf_models
+from taskflow import exceptions as tf_exc
+
+from nova_migrate_flows import exceptions
+
+RUNNING = "running"
+FINISHED = "finished"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+REFUSED = "refused"
+DRY_RUN = "dry-run"
+POSTED = "posted"
+
+
+class Records:
+    """Logbooks of runs in one persistence backend."""
+
+    def __init__(self, backend: Any):
+        self.backend = backend
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        with contextlib.closing(self.backend.get_connection()) as conn:
+            yield conn
+
+    def create(self, run_id: str, request: dict[str, Any]) -> Any:
+        book = tf_models.LogBook(_title(request), uuid=run_id)
+        book.meta = {
+            "request": request,
+            "state": RUNNING,
+            "started_at": _now(),
+            "owner": owner(),
+        }
+        with self._connection() as conn:
+            conn.save_logbook(book)
+        return book
+
+    def get(self, run_id: str) -> Any:
+        with self._connection() as conn:
+            try:
+                return conn.get_logbook(run_id)
+            except tf_exc.NotFound:
+                raise exceptions.InvalidInput(
+                    f"run {run_id}: no such run; see 'nova-migrate-flow "
+                    "flows list'"
+                ) from None
+
+    def list(self) -> list[Any]:
+        with self._connection() as conn:
+            books = list(conn.get_logbooks())
+        return sorted(books, key=lambda b: b.meta.get("started_at") or "",
+                      reverse=True)
+
+    def update(self, book: Any, **meta: Any) -> None:
+        book.meta.update(meta)
+        with self._connection() as conn:
+            conn.save_logbook(book)
+
+    def claim(self, book: Any) -> None:
+        """Make this process the owner of a run it resumes."""
+        holder = book.meta.get("owner") or {}
+        if (
+            book.meta.get("state") == RUNNING
+            and holder.get("host") == socket.gethostname()
+            and holder.get("pid") != os.getpid()
+            and _alive(holder.get("pid"))
+        ):
+            raise exceptions.InvalidInput(
+                f"run {book.uuid} is still running (pid {holder['pid']}); "
+                "stop it first"
+            )
+        self.update(book, state=RUNNING, owner=owner(), resumed_at=_now())
+
+
+def flow_detail(book: Any, name: str) -> Any | None:
+    """The flow detail called ``name`` in ``book``, if any."""
+    if book is None:
+        return None
+    for detail in book:
+        if detail.name == name:
+            return detail
+    return None
+
+
+def describe(book: Any) -> dict[str, Any]:
+    """A run as ``flows show`` reports it: its flows and every server."""
+    atoms: dict[str, Any] = {}
+    flows = []
+    for detail in book:
+        flows.append({"name": detail.name, "state": detail.state})
+        for atom in detail:
+            atoms[atom.name] = atom
+    plan_atom = atoms.get("build-plan")
+    plan = plan_atom.results if plan_atom is not None and \
+        plan_atom.state == "SUCCESS" else {}
+    servers = []
+    for server_id, entry in (plan or {}).items():
+        outcome_atom = atoms.get(f"outcome[{server_id}]")
+        if outcome_atom is not None and outcome_atom.state == "SUCCESS":
+            row = dict(outcome_atom.results)
+        else:
+            row = {
+                "server": server_id,
+                "name": entry["server"].get("name"),
+                "source": entry["server"].get("host"),
+                "destination": None,
+                "action": entry["action"],
+                "status": _progress(atoms, server_id, entry),
+                "reason": entry.get("skip_reason") or "",
+            }
+        servers.append(row)
+    return {
+        "run_id": book.uuid,
+        "name": book.name,
+        "state": book.meta.get("state"),
+        "started_at": book.meta.get("started_at"),
+        "request": book.meta.get("request"),
+        "summary": book.meta.get("summary"),
+        "flows": flows,
+        "servers": servers,
+    }
+
+
+def _progress(atoms: dict[str, Any], server_id: str,
+              entry: dict[str, Any]) -> str:
+    """How far an unfinished server got, from its atoms' states."""
+    if entry["action"] == "skip":
+        return "skipped"
+    steps = [
+        (f"confirm[{server_id}]", "confirming"),
+        (f"restart[{server_id}]", "restarting"),
+        (f"wait-{entry['action']}[{server_id}]", "moving"),
+        (f"{entry['action']}[{server_id}]", "starting"),
+    ]
+    for name, label in steps:
+        atom = atoms.get(name)
+        if atom is not None and atom.state in ("RUNNING", "SUCCESS",
+                                                "REVERTING", "FAILURE"):
+            if atom.state == "SUCCESS" and label == "moving":
+                return "verifying"
+            return label
+    return "pending"
+
+
+def owner() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _title(request: dict[str, Any]) -> str:
+    what = " ".join(request.get("hosts") or request.get("servers") or ())
+    return f"{request['operation']} {what}".strip()

@@ -1,0 +1,179 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Recording runs and resuming one whose process stopped mid-way."""
+
+import threading
+import time
+
+import pytest
+
+from nova_migrate_flows.engine import persistence
+from nova_migrate_flows.engine import records
+from nova_migrate_flows.engine import runner as runner_mod
+from nova_migrate_flows import exceptions
+from nova_migrate_flows import request as request_mod
+
+
+@pytest.fixture
+def backend(conf, tmp_path):
+    conf.config(state_dir=str(tmp_path))
+    return persistence.backend_from_conf(conf.conf)
+
+
+def request(conf, operation, **given):
+    return request_mod.build_request(
+        conf.conf, request_mod.Operation(operation), **given)
+
+
+def test_the_database_is_created_under_the_state_dir(backend, tmp_path):
+    assert (tmp_path / persistence.DB_NAME).exists()
+
+
+def test_a_bad_connection_url_is_a_configuration_error(conf):
+    conf.config(group="persistence", connection="nosuchdb://x")
+
+    with pytest.raises(exceptions.ConfigurationError,
+                       match=r"\[persistence\] connection"):
+        persistence.backend_from_conf(conf.conf)
+
+
+def test_a_run_is_recorded_with_its_request_and_outcomes(conf, cloud,
+                                                         backend):
+    server = cloud.add_server("host1", name="web")
+    runner = runner_mod.Runner(conf.conf, cloud, backend=backend)
+
+    result = runner.run(request(conf, "host-evacuate-live", hosts=["host1"]))
+
+    book = records.Records(backend).get(result.run_id)
+    assert book.meta["state"] == records.FINISHED
+    assert book.meta["request"]["hosts"] == ["host1"]
+    view = records.describe(book)
+    assert [(s["server"], s["status"]) for s in view["servers"]] == [
+        (server.id, "migrated")]
+
+
+def test_a_refused_run_is_recorded_as_refused(conf, cloud, backend):
+    server = cloud.add_server("host1", config_drive=True)
+    runner = runner_mod.Runner(conf.conf, cloud, backend=backend)
+
+    with pytest.raises(exceptions.InvalidInput):
+        runner.run(request(conf, "live-migrate", servers=[server.id]))
+
+    (book,) = records.Records(backend).list()
+    assert book.meta["state"] == records.REFUSED
+
+
+def test_resume_finishes_a_run_whose_process_stopped(conf, cloud, backend):
+    servers = [cloud.add_server("host1", name=f"s{i}").id for i in range(3)]
+    stuck = servers[1]
+    release = threading.Event()
+    original = cloud.live_migrate
+
+    def dies_on_the_second(server_id, *args, **kwargs):
+        if server_id == stuck:
+            release.wait()
+            raise RuntimeError("the process died")
+        return original(server_id, *args, **kwargs)
+
+    cloud.live_migrate = dies_on_the_second
+    first = runner_mod.Runner(conf.conf, cloud, backend=backend)
+    thread = threading.Thread(
+        target=lambda: _ignore(first.run, request(
+            conf, "host-evacuate-live", hosts=["host1"])),
+        daemon=True,
+    )
+    thread.start()
+    store = records.Records(backend)
+    expected = {servers[0]: "migrated", stuck: "starting",
+                servers[2]: "migrated"}
+    book = _wait_for(lambda: next(
+        (b for b in store.list() if {
+            s["server"]: s["status"]
+            for s in records.describe(b)["servers"]} == expected), None))
+    cloud.live_migrate = original
+
+    result = runner_mod.Runner(conf.conf, cloud, backend=backend).resume(
+        book.uuid)
+
+    release.set()
+    thread.join(10)
+    assert [o["status"] for o in result.outcomes] == ["migrated"] * 3
+    per_server = [m.record.server_id for m in cloud.migrations]
+    assert sorted(per_server) == sorted(servers)
+    assert cloud.services["host1"].status == "disabled"
+    assert result.hosts[0]["disabled_by_us"] is True
+    assert "evacuated" in cloud.services["host1"].disabled_reason
+
+
+def test_resume_adopts_a_migration_in_flight(conf, cloud, backend):
+    server = cloud.add_server("host1")
+    release = threading.Event()
+    original = cloud.live_migrate
+
+    def dies_after_sending(server_id, *args, **kwargs):
+        answer = original(server_id, *args, **kwargs)
+        release.wait()
+        raise RuntimeError("the process died")
+
+    cloud.live_migrate = dies_after_sending
+    first = runner_mod.Runner(conf.conf, cloud, backend=backend)
+    thread = threading.Thread(
+        target=lambda: _ignore(first.run, request(
+            conf, "live-migrate", servers=[server.id])),
+        daemon=True,
+    )
+    thread.start()
+    store = records.Records(backend)
+    book = _wait_for(lambda: _stuck_book(store, server.id))
+    cloud.live_migrate = original
+
+    result = runner_mod.Runner(conf.conf, cloud, backend=backend).resume(
+        book.uuid)
+
+    release.set()
+    thread.join(10)
+    assert result.outcomes[0]["status"] == "migrated"
+    assert len(cloud.migrations) == 1
+    assert cloud.calls["live_migrate"] == 1
+
+
+def test_resume_of_an_unknown_run_is_bad_input(conf, cloud, backend):
+    with pytest.raises(exceptions.InvalidInput, match="no such run"):
+        runner_mod.Runner(conf.conf, cloud, backend=backend).resume(
+            "0b5a2f7e-0000-4000-8000-000000000000")
+
+
+def _stuck_book(store, server_id):
+    for book in store.list():
+        for detail in book:
+            for atom in detail:
+                if atom.name.endswith(f"[{server_id}]") and atom.name.startswith(
+                        "live-migrate") and atom.state == "RUNNING":
+                    return book
+    return None
+
+
+def _wait_for(probe, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def _ignore(func, *args):
+    try:
+        func(*args)
+    except Exception:  # noqa: BLE001 - the "dead" run's own end
+        return
