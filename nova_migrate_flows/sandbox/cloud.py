@@ -13,7 +13,8 @@
 
 :class:`SandboxCloud` assembles what ``nova.test.TestCase`` and
 ``ProviderUsageBaseTestCase`` assemble for Nova's functional tests, minus
-the test-only poisons: SQLite databases (API, cell0, cell1), the
+the test-only poisons: SQLite databases (API, cell0, cell1; see
+:mod:`.databases`), the
 ``fake://`` oslo.messaging transport, Placement in the same process, Nova's
 fake Glance, Neutron and Cinder, Nova's real policy, a conductor, a
 scheduler and N nova-compute services running :mod:`.driver`. It hands
@@ -49,11 +50,13 @@ from nova.tests.functional import fixtures as func_fixtures
 from nova import thread_pool_factory
 from oslo_config import cfg
 from oslo_log import log as logging
+from oslo_messaging import opts as oslo_messaging_opts
 from oslo_utils.fixture import uuidsentinel
 from placement import deploy as placement_deploy
 
 from nova_migrate_flows.sandbox import constants
 from nova_migrate_flows.sandbox import control_api
+from nova_migrate_flows.sandbox import databases
 from nova_migrate_flows.sandbox import driver as sandbox_driver
 from nova_migrate_flows.sandbox import executors
 
@@ -139,8 +142,9 @@ class SandboxCloud(fixtures.Fixture):
         # talk to the in-process Placement without a service catalog.
         self.useFixture(nova_fixtures.OpenStackSDKFixture())
         self.useFixture(nova_fixtures.RPCFixture("nova.test"))
-        self.useFixture(nova_fixtures.Database(database="api"))
-        self._setup_cells()
+        self._databases = self.useFixture(databases.SandboxDatabases(
+            os.path.join(self.options.work_dir, "db"), self.flags))
+        self._map_cells()
         self.useFixture(nova_fixtures.AllServicesCurrent())
         self.useFixture(nova_fixtures.ComputeNodeIdFixture())
         self.useFixture(nova_fixtures.RealPolicyFixture())
@@ -148,6 +152,8 @@ class SandboxCloud(fixtures.Fixture):
         self.glance = self.useFixture(nova_fixtures.GlanceFixture(self))
         self.useFixture(nova_fixtures.CinderFixture(self))
         self._placement = self.useFixture(func_fixtures.PlacementFixture())
+        self.useFixture(databases.KeepOpen(
+            self._placement.conf_fixture.conf.placement_database.connection))
         self.placement_app = placement_deploy.loadapp(
             self._placement.conf_fixture.conf)
         self.useFixture(executors.PerHostLiveMigrationExecutors())
@@ -189,6 +195,12 @@ class SandboxCloud(fixtures.Fixture):
         # logged, not turned into a 500.
         self.flags(response_validation="warn", group="api")
         self.flags(instances=-1, cores=-1, ram=-1, group="quota")
+        # Nobody listens to notifications here: build none, keep none.
+        for group, options in oslo_messaging_opts.list_opts():
+            if group == "oslo_messaging_notifications":
+                CONF.register_opts(options, group=group)
+        self.flags(driver=["noop"], group="oslo_messaging_notifications")
+        self.flags(notification_format="unversioned", group="notifications")
         self.flags(
             live_migration_duration=self.options.live_migration_duration,
             cold_migration_delay=self.options.cold_migration_delay,
@@ -198,25 +210,19 @@ class SandboxCloud(fixtures.Fixture):
             group=sandbox_driver.SANDBOX_GROUP,
         )
 
-    def _setup_cells(self) -> None:
-        """Create cell0 and cell1 with their mappings, as Nova's tests do."""
-        cells = nova_fixtures.CellDatabases()
-        ctxt = nova_context.get_context()
-        transport = "fake://nowhere/"
-        cell0 = objects.CellMapping(
-            context=ctxt, uuid=objects.CellMapping.CELL0_UUID, name="cell0",
-            transport_url=transport,
-            database_connection=objects.CellMapping.CELL0_UUID)
-        cell0.create()
-        cells.add_cell_database(objects.CellMapping.CELL0_UUID)
-        cell1 = objects.CellMapping(
-            context=ctxt, uuid=uuidsentinel.cell1, name="cell1",
-            transport_url=transport,
-            database_connection=uuidsentinel.cell1)
-        cell1.create()
-        cells.add_cell_database(uuidsentinel.cell1, default=True)
-        self.useFixture(cells)
-        self._cell_mappings = {"cell0": cell0, "cell1": cell1}
+    def _map_cells(self) -> None:
+        """Map cell0 and cell1 to their databases, as ``nova-manage cell_v2
+        map_cell0`` and ``create_cell`` do."""
+        ctxt = nova_context.get_admin_context()
+        uuids = {"cell0": objects.CellMapping.CELL0_UUID,
+                 "cell1": uuidsentinel.cell1}
+        for name in databases.CELL_NAMES:
+            mapping = objects.CellMapping(
+                context=ctxt, uuid=uuids[name], name=name,
+                transport_url="fake://nowhere/",
+                database_connection=self._databases.urls[name])
+            mapping.create()
+            self._cell_mappings[name] = mapping
 
     def _create_flavors(self) -> None:
         ctxt = nova_context.get_admin_context()
@@ -285,7 +291,9 @@ class SandboxCloud(fixtures.Fixture):
         """Map a new host to cell1, as ``nova-manage discover_hosts`` does."""
         cell = self._cell_mappings["cell1"]
         ctxt = nova_context.get_admin_context()
-        objects.HostMapping(context=ctxt, host=host, cell_mapping=cell).create()
+        mapping = objects.HostMapping(context=ctxt, host=host,
+                                      cell_mapping=cell)
+        mapping.create()
         with nova_context.target_cell(ctxt, cell) as cctxt:
             node = objects.ComputeNode.get_by_service_id(
                 cctxt, compute.service_ref.id)
@@ -298,7 +306,7 @@ class SandboxCloud(fixtures.Fixture):
         Each stop waits about a second for its RPC servers; idle executor
         workers are told to notice a shutdown faster than once a second.
         """
-        futurist_thread.ThreadWorker.MAX_IDLE_FOR = 0.05
+        futurist_thread.ThreadWorker.MAX_IDLE_FOR = 0.05  # type: ignore[assignment]
         stoppers = [threading.Thread(target=self.stop_compute, args=(host,))
                     for host in self.hosts if host in self._running]
         for stopper in stoppers:

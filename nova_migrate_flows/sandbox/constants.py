@@ -75,6 +75,6 @@ PREFIX_CONTROL = "/sandbox"
 COMPUTE_VERSION_PATH = "/v2.1"
 
 #: Header carrying the control secret to the ``/sandbox`` control API.
-CONTROL_SECRET_HEADER = "X-Sandbox-Secret"
+CONTROL_SECRET_HEADER = "X-Sandbox-Secret"  # noqa: S105 (a name)
 #: Environment variable telling the sandbox's Nova to run with threads.
 NOVA_THREADING_ENV = "OS_NOVA_DISABLE_EVENTLET_PATCHING"

@@ -78,7 +78,8 @@ class PerHostLiveMigrationExecutors(fixtures.Fixture):
         with self._lock:
             executor = self._executors.get(host)
             if executor is None:
-                workers = thread_pool_factory.get_max_concurrent_live_migrations()
+                workers = (
+                    thread_pool_factory.get_max_concurrent_live_migrations())
                 executor = futurist.ThreadPoolExecutor(max_workers=workers)
                 self._executors[host] = executor
                 LOG.info("Live-migration executor of %s: %d workers",

@@ -16,7 +16,8 @@ Run as ``python -m nova_migrate_flows.sandbox.server --state-dir DIR
 process listens on a free port at once, writes ``DIR/sandbox.json``,
 builds the cloud and then answers ``GET /sandbox/ready`` with 200. It
 stops on SIGTERM or SIGINT, on ``POST /sandbox/shutdown``, or when the
-process given with ``--watch-pid`` is gone.
+process given with ``--watch-pid`` is gone. SIGUSR1 dumps the stacks of
+all its threads into the log.
 
 Nova is imported only once it has been told to run with native threads
 instead of eventlet; nothing else in nova-migrate-flows imports this
@@ -25,6 +26,7 @@ module.
 
 import argparse
 import datetime
+import faulthandler
 import logging
 import os
 import secrets
@@ -92,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Nova's fixtures put the SQLite databases in temporary files.
     tempfile.tempdir = state.work_dir
     _use_native_threads()
+    # SIGUSR1 prints every thread's stack into the log, for a hang.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())

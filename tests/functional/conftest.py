@@ -38,8 +38,9 @@ COLD_MIGRATION_DELAY = 1.0
 BootServers = Callable[..., list[dict[str, Any]]]
 
 
-def connect(sandbox: control.SandboxInfo,
-            cloud: str = constants.CLOUD_ADMIN) -> openstack.connection.Connection:
+def connect(
+    sandbox: control.SandboxInfo, cloud: str = constants.CLOUD_ADMIN,
+) -> openstack.connection.Connection:
     """An openstacksdk connection through the sandbox's clouds.yaml."""
     config = openstack.config.OpenStackConfig(
         config_files=[sandbox.clouds_yaml], vendor_files=[])
@@ -94,7 +95,8 @@ def boot_servers(
     are deleted when the test ends, their migrations aborted first."""
     created: list[str] = []
 
-    def boot(host: str, count: int = 1, **options: Any) -> list[dict[str, Any]]:
+    def boot(host: str, count: int = 1,
+             **options: Any) -> list[dict[str, Any]]:
         servers = control.boot(sandbox.state_dir, host, count, **options)
         created.extend(server["id"] for server in servers)
         return servers
