@@ -316,6 +316,70 @@ persistence_opts = [
     ),
 ]
 
+jobboard_opts = [
+    cfg.StrOpt(
+        "backend",
+        default="redis",
+        choices=[
+            ("redis", "A Redis server (claims expire and are kept alive "
+             "while a job runs)."),
+            ("zookeeper", "A ZooKeeper ensemble (claims end with the "
+             "conductor's session)."),
+        ],
+        help="The TaskFlow jobboard that ``submit`` posts jobs to and "
+        "conductors claim them from.",
+    ),
+    cfg.HostAddressOpt("redis_host", default="127.0.0.1",
+                       help="Address of the Redis server."),
+    cfg.PortOpt("redis_port", default=6379, help="Port of the Redis server."),
+    cfg.StrOpt("redis_password", secret=True,
+               help="Password of the Redis server, if it needs one."),
+    cfg.IntOpt("redis_db", default=0, min=0,
+               help="Redis database number."),
+    cfg.StrOpt(
+        "zookeeper_hosts", default="127.0.0.1:2181",
+        help="Comma-separated host:port list of the ZooKeeper ensemble.",
+    ),
+    cfg.StrOpt(
+        "name", default="nova-migrate-flows",
+        help="Name of the board (the Redis key namespace or ZooKeeper "
+        "path) shared by submitters and conductors.",
+    ),
+    cfg.IntOpt(
+        "claim_expiry",
+        default=30,
+        min=3,
+        max=3600,
+        help="Seconds a conductor's claim on a job lasts unless renewed. "
+        "A conductor renews its claims every third of this while it runs "
+        "their jobs, so when it dies another conductor takes its jobs over "
+        "within this time (and resumes them from their recorded state).",
+    ),
+]
+
+conductor_opts = [
+    cfg.StrOpt(
+        "name",
+        sample_default="<hostname>",
+        help="Name of this conductor on the jobboard (default: the host "
+        "name and process id).",
+    ),
+    cfg.IntOpt(
+        "max_simultaneous_jobs",
+        default=4,
+        min=1,
+        max=1024,
+        help="Jobs (one per source host) a conductor runs at once.",
+    ),
+    cfg.FloatOpt(
+        "wait_timeout",
+        default=1.0,
+        min=0.1,
+        max=60.0,
+        help="Seconds between two looks at the jobboard for new jobs.",
+    ),
+]
+
 engine_opts = [
     cfg.IntOpt(
         "executor_workers",
@@ -355,6 +419,8 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(drain_opts, group="drain")
     conf.register_opts(engine_opts, group="engine")
     conf.register_opts(persistence_opts, group="persistence")
+    conf.register_opts(jobboard_opts, group="jobboard")
+    conf.register_opts(conductor_opts, group="conductor")
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
@@ -370,4 +436,6 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         ("drain", drain_opts),
         ("engine", engine_opts),
         ("persistence", persistence_opts),
+        ("jobboard", jobboard_opts),
+        ("conductor", conductor_opts),
     ]

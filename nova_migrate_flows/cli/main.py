@@ -28,6 +28,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 import nova_migrate_flows
+from nova_migrate_flows.cli import distributed
 from nova_migrate_flows.cli import flows
 from nova_migrate_flows.cli import migrations
 from nova_migrate_flows.cli import moves
@@ -51,7 +52,7 @@ EPILOG = (
     "authorisation failed."
 )
 
-COMMAND_MODULES = (moves, migrations, flows, tasks)
+COMMAND_MODULES = (moves, migrations, flows, distributed, tasks)
 
 
 def add_command_parsers(subparsers: Any) -> None:

@@ -15,6 +15,7 @@ operations host-evacuate-live, host-servers-migrate and host-evacuate."""
 import argparse
 import logging as std_logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from oslo_config import cfg
@@ -34,7 +35,17 @@ PLAN_HEADERS = ("Server", "Name", "Host", "Flavor", "State", "Action",
                 "Target", "Preflight")
 
 
+#: What runs a parsed operation: the direct commands run it here, ``submit``
+#: posts it to the jobboard.
+Handler = Callable[[cfg.ConfigOpts, Any, request_mod.MoveRequest], int]
+
+
 def add_parsers(subparsers: Any) -> None:
+    add_operation_parsers(subparsers, run_here)
+
+
+def add_operation_parsers(subparsers: Any, handler: Handler) -> None:
+    """One parser per operation, each handing its request to ``handler``."""
     parser = subparsers.add_parser(
         "live-migrate",
         help="Live-migrate one server, checked before and verified after.",
@@ -51,7 +62,7 @@ def add_parsers(subparsers: Any) -> None:
         "earlier only; unsafe: the scheduler's filters do not run).",
     )
     output.add_format_argument(parser)
-    parser.set_defaults(func=live_migrate)
+    _handled_by(parser, handler, live_migrate)
 
     parser = subparsers.add_parser(
         "host-evacuate-live",
@@ -66,7 +77,7 @@ def add_parsers(subparsers: Any) -> None:
         "max_concurrent_live_migrations, 1 like Nova).",
     )
     _add_host_options(parser)
-    parser.set_defaults(func=host_evacuate_live)
+    _handled_by(parser, handler, host_evacuate_live)
 
     parser = subparsers.add_parser(
         "host-servers-migrate",
@@ -76,7 +87,7 @@ def add_parsers(subparsers: Any) -> None:
     _add_hosts(parser)
     _add_no_confirm(parser)
     _add_host_options(parser)
-    parser.set_defaults(func=host_servers_migrate)
+    _handled_by(parser, handler, host_servers_migrate)
 
     parser = subparsers.add_parser(
         "resize",
@@ -89,7 +100,7 @@ def add_parsers(subparsers: Any) -> None:
                         help="Name or id of the new flavor.")
     _add_no_confirm(parser)
     output.add_format_argument(parser)
-    parser.set_defaults(func=resize)
+    _handled_by(parser, handler, resize)
 
     parser = subparsers.add_parser(
         "host-evacuate",
@@ -104,7 +115,17 @@ def add_parsers(subparsers: Any) -> None:
         "host is really dead: its servers would run twice otherwise).",
     )
     _add_host_options(parser)
-    parser.set_defaults(func=host_evacuate)
+    _handled_by(parser, handler, host_evacuate)
+
+
+def _handled_by(
+    parser: argparse.ArgumentParser,
+    handler: Handler,
+    build: Callable[[cfg.ConfigOpts, Any], request_mod.MoveRequest],
+) -> None:
+    parser.set_defaults(
+        func=lambda conf, args: handler(conf, args, build(conf, args))
+    )
 
 
 def _add_hosts(parser: argparse.ArgumentParser) -> None:
@@ -144,23 +165,23 @@ def _add_host_options(parser: argparse.ArgumentParser) -> None:
     output.add_format_argument(parser)
 
 
-def live_migrate(conf: cfg.ConfigOpts, args: Any) -> int:
-    return _run(conf, args, request_mod.build_request(
+def live_migrate(conf: cfg.ConfigOpts, args: Any) -> request_mod.MoveRequest:
+    return request_mod.build_request(
         conf, Operation.LIVE_MIGRATE,
         servers=[args.server],
         target_host=args.target,
         block_migration="true" if args.block_migrate else None,
         force=args.force,
-    ))
+    )
 
 
-def resize(conf: cfg.ConfigOpts, args: Any) -> int:
-    return _run(conf, args, request_mod.build_request(
+def resize(conf: cfg.ConfigOpts, args: Any) -> request_mod.MoveRequest:
+    return request_mod.build_request(
         conf, Operation.RESIZE,
         servers=[args.server],
         flavor=args.flavor,
         confirm=not args.no_confirm,
-    ))
+    )
 
 
 def _host_request(conf: cfg.ConfigOpts, args: Any, operation: Operation,
@@ -176,29 +197,34 @@ def _host_request(conf: cfg.ConfigOpts, args: Any, operation: Operation,
     )
 
 
-def host_evacuate_live(conf: cfg.ConfigOpts, args: Any) -> int:
-    return _run(conf, args, _host_request(
+def host_evacuate_live(
+    conf: cfg.ConfigOpts, args: Any
+) -> request_mod.MoveRequest:
+    return _host_request(
         conf, args, Operation.HOST_EVACUATE_LIVE,
         block_migration="true" if args.block_migrate else None,
         max_concurrent=args.max_concurrent,
-    ))
+    )
 
 
-def host_servers_migrate(conf: cfg.ConfigOpts, args: Any) -> int:
-    return _run(conf, args, _host_request(
+def host_servers_migrate(
+    conf: cfg.ConfigOpts, args: Any
+) -> request_mod.MoveRequest:
+    return _host_request(
         conf, args, Operation.HOST_SERVERS_MIGRATE,
         confirm=not args.no_confirm,
-    ))
+    )
 
 
-def host_evacuate(conf: cfg.ConfigOpts, args: Any) -> int:
-    return _run(conf, args, _host_request(
+def host_evacuate(conf: cfg.ConfigOpts, args: Any) -> request_mod.MoveRequest:
+    return _host_request(
         conf, args, Operation.HOST_EVACUATE, force_down=args.force_down,
-    ))
+    )
 
 
-def _run(conf: cfg.ConfigOpts, args: Any,
-         request: request_mod.MoveRequest) -> int:
+def run_here(conf: cfg.ConfigOpts, args: Any,
+             request: request_mod.MoveRequest) -> int:
+    """Run the operation in this process, to its end."""
     backend = None if request.dry_run else persistence.backend_from_conf(
         conf)
     compute = connection.compute_from_conf(conf)

@@ -20,6 +20,7 @@ a crash (:meth:`Runner.resume`) or run by a conductor.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import threading
 import time
@@ -32,6 +33,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow import exceptions as tf_exc
 from taskflow import states
+from taskflow.utils import persistence_utils as p_utils
 
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.engine import listeners
@@ -63,6 +65,8 @@ class RunResult:
     interrupted: bool = False
     elapsed_s: float = 0.0
     requests: int | None = None
+    #: The jobs ``submit`` posted: job id, name and flow.
+    jobs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o["status"] == status)
@@ -102,6 +106,8 @@ class RunResult:
         }
         if self.hosts:
             data["hosts"] = self.hosts
+        if self.jobs:
+            data["jobs"] = self.jobs
         if self.dry_run:
             data["dry_run"] = True
             data["plan"] = [
@@ -176,6 +182,42 @@ class Runner:
             book = self._records.create(run_id, request.to_dict())
         return self._execute(run_id, request, book, resuming=False,
                              known=known)
+
+    def submit(self, request: request_mod.MoveRequest,
+               board: Any) -> RunResult:
+        """Check and plan an operation here, then post one job per source
+        host (or one for a single server) for conductors to run."""
+        if self._records is None:
+            raise exceptions.ConfigurationError(
+                "submit needs the persistence backend shared with the "
+                "conductors"
+            )
+        run_id = str(uuid.uuid4())
+        known: dict[str, Any] = {}
+        if not request.op.is_host_operation:
+            server = self._compute.find_server(request.servers[0])
+            known[server.id] = server.to_dict()
+            request = dataclasses.replace(request, servers=(server.id,))
+        book = None
+        if not request.dry_run:
+            book = self._records.create(run_id, request.to_dict())
+        runtime = runtime_mod.Runtime(self._conf, self._compute, request)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(
+                max_workers=self._conf.engine.executor_workers,
+                thread_name_prefix="nmf-task",
+            ) as executor:
+                run = _Run(self, run_id, request, book, runtime, executor,
+                           known)
+                result, jobs = run.post(board)
+        except exceptions.InvalidInput:
+            if book is not None:
+                self._records.update(book, state=records_mod.REFUSED)
+            raise
+        if book is not None:
+            self._records.update(book, state=records_mod.POSTED, jobs=jobs)
+        result.jobs = jobs
+        return result
 
     def resume(self, run_id: str) -> RunResult:
         """Finish a run that was interrupted or whose process died."""
@@ -304,6 +346,60 @@ class _Run:
         engine.storage.inject({names.RUNTIME: self._runtime}, transient=True)
         return engine
 
+    def _post(
+        self,
+        board: Any,
+        name: str,
+        factory: Callable[..., Any],
+        factory_kwargs: dict[str, Any],
+        store: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Record flow ``name`` without running it and post it as a job."""
+        backend = self._runner._backend
+        flow = factory(**factory_kwargs)
+        detail = p_utils.create_flow_detail(flow, book=self._book,
+                                            backend=backend)
+        taskflow.engines.save_factory_details(
+            detail, factory, [], factory_kwargs, backend=backend
+        )
+        detail.meta["store"] = dict(
+            store, **{names.REQUEST: self._request.to_dict(),
+                      "run_id": self._run_id}
+        )
+        with contextlib.closing(backend.get_connection()) as conn:
+            conn.update_flow_details(detail)
+        job = board.post(name, book=self._book,
+                         details={"flow_uuid": detail.uuid})
+        LOG.info("Posted job %s for flow %s", job.uuid, name)
+        return {"job_id": job.uuid, "name": name, "flow_uuid": detail.uuid}
+
+    def post(self, board: Any) -> tuple[RunResult, list[dict[str, Any]]]:
+        """Plan (for host operations) and post the flows as jobs."""
+        request = self._request
+        if not request.op.is_host_operation:
+            server_id = request.servers[0]
+            factory, kwargs = self._single_factory(server_id)
+            name = f"{request.operation}[{server_id}]"
+            job = self._post(board, name, factory, kwargs,
+                             {names.SERVERS: self._known})
+            return RunResult(run_id=self._run_id,
+                             operation=request.operation,
+                             outcomes=[]), [job]
+        plan = self._plan()
+        result = RunResult(run_id=self._run_id, operation=request.operation,
+                           outcomes=self._outcomes([], plan), plan=plan,
+                           dry_run=request.dry_run)
+        if request.dry_run:
+            return result, []
+        jobs = [
+            self._post(board, names.host_flow(request.operation, host),
+                       host_flows.host_flow,
+                       self._host_flow_kwargs(host, plan)(),
+                       {names.PLAN: plan})
+            for host in request.hosts
+        ]
+        return result, jobs
+
     def _run_engine(self, engine: Any) -> None:
         if engine.storage.get_flow_state() == states.SUCCESS:
             # Done before a resume: only map its results for fetching.
@@ -339,23 +435,29 @@ class _Run:
 
     # -- one server ----------------------------------------------------------
 
+    def _single_factory(
+        self, server_id: str
+    ) -> tuple[Callable[..., Any], dict[str, Any]]:
+        request = self._request
+        kwargs: dict[str, Any] = {
+            "server_id": server_id,
+            "preflight_tasks": list(self._conf.migration.preflight_tasks),
+            "verify_tasks": list(self._conf.migration.verify_tasks),
+        }
+        if request.op is Operation.RESIZE:
+            _check_flavor(self._runtime, request.flavor)
+            return single.resize_flow, kwargs
+        kwargs["candidates"] = request.targets
+        return single.live_migration_flow, kwargs
+
     def single(self) -> RunResult:
         request = self._request
         server_id = request.servers[0]
-        factory: Callable[..., Any] = single.live_migration_flow
-        extra: dict[str, Any] = {"candidates": request.targets}
-        if request.op is Operation.RESIZE:
-            _check_flavor(self._runtime, request.flavor)
-            factory, extra = single.resize_flow, {}
+        factory, kwargs = self._single_factory(server_id)
         engine = self._engine(
             f"{request.operation}[{server_id}]",
             factory,
-            lambda: dict(
-                extra,
-                server_id=server_id,
-                preflight_tasks=list(self._conf.migration.preflight_tasks),
-                verify_tasks=list(self._conf.migration.verify_tasks),
-            ),
+            lambda: kwargs,
             lambda: {names.SERVERS: self._known},
         )
         self._run_engine(engine)
@@ -384,7 +486,8 @@ class _Run:
             for server in self._runtime.compute.list_servers(host)
         }
 
-    def hosts(self) -> RunResult:
+    def _plan(self) -> dict[str, Any]:
+        """Run (or, on a resume, reread) the preflight of every host."""
         request = self._request
         preflight = self._engine(
             names.preflight_flow(request.operation),
@@ -397,6 +500,11 @@ class _Run:
         )
         self._run_engine(preflight)
         plan: dict[str, Any] = preflight.storage.fetch(names.PLAN)
+        return plan
+
+    def hosts(self) -> RunResult:
+        request = self._request
+        plan = self._plan()
         result = RunResult(run_id=self._run_id, operation=request.operation,
                            outcomes=[], plan=plan)
         if request.dry_run:
