@@ -104,6 +104,8 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
                       help="Servers are named PREFIX-001, PREFIX-002...")
     boot.add_argument("--config-drive", action="store_true",
                       help="Give the servers a config drive.")
+    boot.add_argument("--boot-from-volume", action="store_true",
+                      help="Boot from a volume made from the image.")
     _format_argument(boot)
 
     defaults = _command(commands, "set-defaults", _set_defaults,
@@ -240,7 +242,8 @@ def _boot(conf: Any, args: argparse.Namespace) -> int:
     servers = control.boot(
         args.state_dir, args.host, args.count, flavor=args.flavor,
         stopped=args.stopped, metadata=metadata,
-        name_prefix=args.name_prefix, config_drive=args.config_drive)
+        name_prefix=args.name_prefix, config_drive=args.config_drive,
+        boot_from_volume=args.boot_from_volume)
     if args.format == "json":
         print(json.dumps(servers, indent=2))
     else:

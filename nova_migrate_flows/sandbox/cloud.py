@@ -51,7 +51,7 @@ from nova import thread_pool_factory
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_messaging import opts as oslo_messaging_opts
-from oslo_utils.fixture import uuidsentinel
+from oslo_utils import uuidutils
 from placement import deploy as placement_deploy
 
 from nova_migrate_flows.sandbox import constants
@@ -94,12 +94,6 @@ class CloudOptions:
         constants.DEFAULT_MAX_CONCURRENT_LIVE_MIGRATIONS)
 
 
-def host_names(computes: int) -> list[str]:
-    """The compute host names: ``host1`` .. ``hostN``."""
-    return [f"{constants.COMPUTE_HOST_PREFIX}{i}"
-            for i in range(1, computes + 1)]
-
-
 class SandboxCloud(fixtures.Fixture):
     """The cloud; ``useFixture`` it, or ``setUp()`` and ``cleanUp()``.
 
@@ -110,9 +104,12 @@ class SandboxCloud(fixtures.Fixture):
     def __init__(self, options: CloudOptions) -> None:
         super().__init__()
         self.options = options
-        self.hosts = host_names(options.computes)
+        self.hosts = constants.compute_hosts(options.computes)
         self.compute_app: Any = None
         self.placement_app: Any = None
+        self.glance: Any = None
+        self._placement: Any = None
+        self._databases: Any = None
         self._computes: dict[str, Any] = {}
         self._running: set[str] = set()
         self._cell_mappings: dict[str, Any] = {}
@@ -141,7 +138,7 @@ class SandboxCloud(fixtures.Fixture):
         # Nova reaches Placement through an openstacksdk adapter: make it
         # talk to the in-process Placement without a service catalog.
         self.useFixture(nova_fixtures.OpenStackSDKFixture())
-        self.useFixture(nova_fixtures.RPCFixture("nova.test"))
+        self.useFixture(nova_fixtures.RPCFixture())
         self._databases = self.useFixture(databases.SandboxDatabases(
             os.path.join(self.options.work_dir, "db"), self.flags))
         self._map_cells()
@@ -215,7 +212,7 @@ class SandboxCloud(fixtures.Fixture):
         map_cell0`` and ``create_cell`` do."""
         ctxt = nova_context.get_admin_context()
         uuids = {"cell0": objects.CellMapping.CELL0_UUID,
-                 "cell1": uuidsentinel.cell1}
+                 "cell1": uuidutils.generate_uuid()}
         for name in databases.CELL_NAMES:
             mapping = objects.CellMapping(
                 context=ctxt, uuid=uuids[name], name=name,
@@ -264,15 +261,12 @@ class SandboxCloud(fixtures.Fixture):
 
         As in Nova's ``restart_compute_service``, a restarted service gets
         a new manager but the old driver, which still knows the guests that
-        ran on the host (so Nova can clean up evacuated ones).
+        ran on the host (so Nova can clean up evacuated ones). The service
+        needs no cell in its context: cell1's database is the default one,
+        as on a real compute host.
         """
-        cell = self._cell_mappings["cell1"]
-        ctxt = nova_context.get_admin_context()
-        nova_context.set_target_cell(ctxt, cell)
         with contextlib.ExitStack() as stack:
             stack.enter_context(_conf_host(host))
-            stack.enter_context(mock.patch(
-                "nova.context.get_admin_context", return_value=ctxt))
             if driver is not None:
                 stack.enter_context(mock.patch(
                     "nova.virt.driver.load_compute_driver",

@@ -63,6 +63,12 @@ CONTROLLER_HOST = "controller"
 #: The compute hosts are ``host1`` .. ``hostN``.
 COMPUTE_HOST_PREFIX = "host"
 
+
+def compute_hosts(count: int) -> list[str]:
+    """The names of ``count`` compute hosts: ``host1`` .. ``hostN``."""
+    return [f"{COMPUTE_HOST_PREFIX}{i}" for i in range(1, count + 1)]
+
+
 #: Name of the one image the sandbox's fake Glance serves for booting.
 IMAGE_NAME = "cirros-0.6.3-x86_64-disk"
 IMAGE_ID = "c2a5e6b0-3f4d-4a8e-9b1c-5d7e8f901234"

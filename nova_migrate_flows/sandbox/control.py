@@ -247,6 +247,7 @@ def boot(
     metadata: Mapping[str, str] | None = None,
     name_prefix: str | None = None,
     config_drive: bool = False,
+    boot_from_volume: bool = False,
     wait: bool = True,
     timeout: float = 120.0,
 ) -> list[dict[str, Any]]:
@@ -258,6 +259,8 @@ def boot(
 
     :param flavor: a flavor name or id (default ``m1.tiny``)
     :param metadata: server metadata, e.g. the ``nmf_sandbox:`` keys
+    :param boot_from_volume: boot from a new volume (Nova's fake Cinder)
+        made from the image, deleted with the server
     :returns: ``[{"id", "name", "host", "status"}]``
     :raises InvalidInput: unknown host or flavor, bad count
     :raises SandboxError: a server failed to build or was too slow
@@ -286,6 +289,12 @@ def boot(
         }
         if config_drive:
             body["config_drive"] = True
+        if boot_from_volume:
+            body["imageRef"] = ""
+            body["block_device_mapping_v2"] = [{
+                "boot_index": 0, "uuid": runtime["image"]["id"],
+                "source_type": "image", "destination_type": "volume",
+                "volume_size": 1, "delete_on_termination": True}]
         created = api.request("POST", "/servers", {"server": body})
         servers.append({"id": created["server"]["id"], "name": body["name"],
                         "host": host, "status": "BUILD"})

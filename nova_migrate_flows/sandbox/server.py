@@ -127,8 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "started_at": datetime.datetime.now(datetime.UTC).isoformat(),
         "state_dir": state.path,
         "endpoints": endpoints,
-        "hosts": [f"{constants.COMPUTE_HOST_PREFIX}{i}"
-                  for i in range(1, args.computes + 1)],
+        "hosts": constants.compute_hosts(args.computes),
         "users": {user.name: _user_document(user) for user in (admin, demo)},
         "application_credential": {
             "id": app_credential.id,

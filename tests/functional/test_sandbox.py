@@ -164,6 +164,12 @@ def test_boot_on_chosen_host(sdk: openstack.connection.Connection,
     assert stopped[0]["host"] == "host2"
     assert sdk.compute.get_server(stopped[0]["id"]).flavor.ephemeral == 10
 
+    (from_volume,) = boot_servers("host1", boot_from_volume=True)
+    server = sdk.compute.get_server(from_volume["id"])
+    assert server.compute_host == "host1"
+    assert len(server.attached_volumes) == 1
+    assert not server.image
+
 
 def test_live_migration_moves_server_and_reports_progress(
         sdk: openstack.connection.Connection,
@@ -188,6 +194,28 @@ def test_live_migration_moves_server_and_reports_progress(
     assert moved.compute_host != "host1"
     assert migration.source_compute == "host1"
     assert migration.dest_compute == moved.compute_host
+
+
+def test_block_migration_reports_disk_progress(
+        sdk: openstack.connection.Connection,
+        boot_servers: conftest.BootServers) -> None:
+    (server,) = boot_servers("host2", flavor="m1.ephemeral", metadata={
+        constants.META_LIVE_MIGRATION_DURATION: "1.5"})
+    sdk.compute.live_migrate_server(server["id"], host=None,
+                                    block_migration=True)
+    migration = running_migration(sdk, server["id"])
+
+    def disk_progress() -> Any:
+        current = sdk.compute.get_server_migration(migration.id, server["id"])
+        return current if current.disk_processed_bytes else None
+
+    detail = wait_until(disk_progress, 5, "disk progress")
+    # Root and ephemeral disks of m1.ephemeral: 10 + 10 GiB.
+    assert detail.disk_total_bytes == 20 * 1024 * MIB
+    assert 1 <= detail.disk_processed_bytes < detail.disk_total_bytes
+    moved, finished_migration = finished(sdk, server["id"])
+    assert finished_migration.status == "completed"
+    assert moved.compute_host != "host2"
 
 
 def test_each_host_runs_its_own_live_migration(
