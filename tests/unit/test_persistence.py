@@ -11,6 +11,8 @@
 # under the License.
 """Recording runs and resuming one whose process stopped mid-way."""
 
+import contextlib
+import os
 import threading
 import time
 
@@ -23,10 +25,25 @@ from nova_migrate_flows import exceptions
 from nova_migrate_flows import request as request_mod
 
 
-@pytest.fixture
-def backend(conf, tmp_path):
+@pytest.fixture(params=[
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgresql),
+])
+def backend(request, conf, tmp_path):
+    """The persistence backend, on SQLite and on PostgreSQL."""
     conf.config(state_dir=str(tmp_path))
-    return persistence.backend_from_conf(conf.conf)
+    if request.param == "postgresql":
+        url = os.environ.get("NMF_TEST_POSTGRESQL_URL")
+        if not url:
+            pytest.fail("NMF_TEST_POSTGRESQL_URL is not set: start a "
+                        "PostgreSQL server (.ci/run does) or deselect with "
+                        "-m 'not postgresql'")
+        conf.config(group="persistence", connection=url)
+    backend = persistence.backend_from_conf(conf.conf)
+    with contextlib.closing(backend.get_connection()) as connection:
+        connection.clear_all()
+    yield backend
+    backend.close()
 
 
 def request(conf, operation, **given):
@@ -34,8 +51,13 @@ def request(conf, operation, **given):
         conf.conf, request_mod.Operation(operation), **given)
 
 
-def test_the_database_is_created_under_the_state_dir(backend, tmp_path):
-    assert (tmp_path / persistence.DB_NAME).exists()
+def test_the_database_is_created_under_the_state_dir(conf, tmp_path):
+    conf.config(state_dir=str(tmp_path / "state"))
+
+    persistence.backend_from_conf(conf.conf)
+
+    assert (tmp_path / "state" / persistence.DB_NAME).exists()
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
 
 
 def test_a_bad_connection_url_is_a_configuration_error(conf):

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Install nova-migrate-flows with its test requirements and run the whole
+# test suite: unit tests, and functional tests against the sandbox cloud (a
+# real Nova on 127.0.0.1), a real Redis and a real PostgreSQL.
+#
+# Redis and PostgreSQL are started here, on loopback and non-default ports,
+# in a temporary directory, and stopped when the script ends. Run as root on
+# a fresh Debian machine, it installs their Debian packages first.
+# Arguments are passed to pytest (e.g. tools/run-tests.sh tests/unit -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+REDIS_PORT=${NMF_TEST_REDIS_PORT:-6390}
+PG_PORT=${NMF_TEST_PG_PORT:-5499}
+PG_PASSWORD=nmf-test-password
+
+need_packages=()
+command -v redis-server >/dev/null || need_packages+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
+if [ ${#need_packages[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "run-tests: install ${need_packages[*]} first (Debian packages)" >&2
+        exit 2
+    fi
+    echo "run-tests: installing ${need_packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${need_packages[@]}" >/dev/null
+fi
+
+echo "run-tests: installing the tool and its test requirements into $VENV"
+"$PYTHON" -m venv "$VENV"
+"$VENV/bin/pip" install -q --upgrade pip
+"$VENV/bin/pip" install -q -e '.[sandbox,postgresql]' -r test-requirements.txt
+
+WORK=$(mktemp -d /tmp/nmf-tests.XXXXXX)
+chmod 755 "$WORK"
+stop_services() {
+    if [ -f "$WORK/redis.pid" ]; then
+        kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+    fi
+    if [ -f "$WORK/pg/postmaster.pid" ]; then
+        as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -m fast -w stop >/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap stop_services EXIT
+
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+echo "run-tests: starting Redis on 127.0.0.1:$REDIS_PORT"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes \
+    --dir "$WORK" --save "" --appendonly no \
+    --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
+
+PG_BIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
+echo "run-tests: starting PostgreSQL on 127.0.0.1:$PG_PORT"
+mkdir -p "$WORK/pg"
+[ "$(id -u)" = 0 ] && chown postgres "$WORK/pg"
+as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/server.log" \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg" start >/dev/null
+as_pg "$PG_BIN/psql" -q -h "$WORK/pg" -p "$PG_PORT" -U postgres \
+    -c "CREATE USER nmf PASSWORD '$PG_PASSWORD'" -c "CREATE DATABASE nmf OWNER nmf"
+
+for _ in $(seq 50); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+export NMF_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+export NMF_TEST_POSTGRESQL_URL="postgresql+psycopg2://nmf:$PG_PASSWORD@127.0.0.1:$PG_PORT/nmf"
+
+echo "run-tests: running the test suite"
+"$VENV/bin/python" -m pytest tests "$@"
