@@ -31,6 +31,10 @@ from nova_migrate_flows.sandbox import control
 
 Handler = Callable[[Any, argparse.Namespace], int]
 
+#: Prefix of every argument's destination: oslo.config refuses sub-command
+#: arguments named like one of its options (``state_dir`` is one).
+_PREFIX = "sandbox_"
+
 
 def add_command_parser(subparsers: Any) -> None:
     """Add the ``sandbox`` command and its sub-commands to ``subparsers``.
@@ -46,95 +50,91 @@ def add_command_parser(subparsers: Any) -> None:
 
 def add_subcommands(parser: argparse.ArgumentParser) -> None:
     """Add the sandbox's sub-commands (``start``, ``status``...)."""
-    commands = parser.add_subparsers(dest="sandbox_command",
+    commands = parser.add_subparsers(dest=_PREFIX + "command",
                                      metavar="COMMAND", required=True)
 
     start = _command(commands, "start", _start,
                      "Start a sandbox and wait until it is ready.")
-    start.add_argument("--computes", type=int,
-                       default=constants.DEFAULT_COMPUTES,
-                       help="Number of compute hosts (default: %(default)s).")
-    start.add_argument("--live-migration-duration", type=float,
-                       default=constants.DEFAULT_LIVE_MIGRATION_DURATION,
-                       metavar="SECONDS",
-                       help="Default duration of a live migration "
-                       "(default: %(default)s).")
-    start.add_argument("--cold-migration-delay", type=float,
-                       default=constants.DEFAULT_COLD_MIGRATION_DELAY,
-                       metavar="SECONDS",
-                       help="Default disk-copy time of a cold migration "
-                       "(default: %(default)s).")
-    start.add_argument("--token-ttl", type=float,
-                       default=constants.DEFAULT_TOKEN_TTL, metavar="SECONDS",
-                       help="Token lifetime (default: %(default)s).")
+    _option(start, "computes", type=int, default=constants.DEFAULT_COMPUTES,
+            help="Number of compute hosts (default: %(default)s).")
+    _option(start, "live-migration-duration", type=float,
+            default=constants.DEFAULT_LIVE_MIGRATION_DURATION,
+            metavar="SECONDS",
+            help="Default duration of a live migration "
+            "(default: %(default)s).")
+    _option(start, "cold-migration-delay", type=float,
+            default=constants.DEFAULT_COLD_MIGRATION_DELAY, metavar="SECONDS",
+            help="Default disk-copy time of a cold migration "
+            "(default: %(default)s).")
+    _option(start, "token-ttl", type=float,
+            default=constants.DEFAULT_TOKEN_TTL, metavar="SECONDS",
+            help="Token lifetime (default: %(default)s).")
     _capacity_arguments(start, constants.DEFAULT_HOST_VCPUS,
                         constants.DEFAULT_HOST_RAM_MB,
                         constants.DEFAULT_HOST_DISK_GB, prefix="host-")
-    start.add_argument("--max-concurrent-live-migrations", type=int,
-                       default=constants.DEFAULT_MAX_CONCURRENT_LIVE_MIGRATIONS,
-                       help="Live migrations each host runs at once "
-                       "(default: %(default)s).")
-    start.add_argument("--timeout", type=float, default=control.START_TIMEOUT,
-                       metavar="SECONDS",
-                       help="How long to wait for the sandbox to be ready.")
+    _option(start, "max-concurrent-live-migrations", type=int,
+            default=constants.DEFAULT_MAX_CONCURRENT_LIVE_MIGRATIONS,
+            help="Live migrations each host runs at once "
+            "(default: %(default)s).")
+    _option(start, "timeout", type=float, default=control.START_TIMEOUT,
+            metavar="SECONDS",
+            help="How long to wait for the sandbox to be ready.")
 
     status = _command(commands, "status", _status,
                       "Show the sandbox's hosts, flavors and image.")
     _format_argument(status)
 
     stop = _command(commands, "stop", _stop, "Stop the sandbox.")
-    stop.add_argument("--timeout", type=float, default=30.0,
-                      metavar="SECONDS",
-                      help="Kill the sandbox if it has not stopped by then.")
+    _option(stop, "timeout", type=float, default=30.0, metavar="SECONDS",
+            help="Kill the sandbox if it has not stopped by then.")
 
     boot = _command(commands, "boot", _boot,
                     "Create servers on a chosen host, as admin.")
-    boot.add_argument("--host", required=True, help="Compute host.")
-    boot.add_argument("--count", type=int, default=1,
-                      help="Number of servers (default: 1).")
-    boot.add_argument("--flavor", default=None,
-                      help="Flavor name or id (default: m1.tiny).")
-    boot.add_argument("--stopped", action="store_true",
-                      help="Stop the servers once they are ACTIVE.")
-    boot.add_argument("--metadata", action="append", default=[],
-                      metavar="KEY=VALUE",
-                      help="Server metadata; repeat for more keys, e.g. "
-                      f"{constants.META_LIVE_MIGRATION_DURATION}=5.")
-    boot.add_argument("--name-prefix", default=None,
-                      help="Servers are named PREFIX-001, PREFIX-002...")
-    boot.add_argument("--config-drive", action="store_true",
-                      help="Give the servers a config drive.")
-    boot.add_argument("--boot-from-volume", action="store_true",
-                      help="Boot from a volume made from the image.")
+    _option(boot, "host", required=True, help="Compute host.")
+    _option(boot, "count", type=int, default=1,
+            help="Number of servers (default: 1).")
+    _option(boot, "flavor", default=None,
+            help="Flavor name or id (default: m1.tiny).")
+    _option(boot, "stopped", action="store_true",
+            help="Stop the servers once they are ACTIVE.")
+    _option(boot, "metadata", action="append", default=[],
+            metavar="KEY=VALUE",
+            help="Server metadata; repeat for more keys, e.g. "
+            f"{constants.META_LIVE_MIGRATION_DURATION}=5.")
+    _option(boot, "name-prefix", default=None,
+            help="Servers are named PREFIX-001, PREFIX-002...")
+    _option(boot, "config-drive", action="store_true",
+            help="Give the servers a config drive.")
+    _option(boot, "boot-from-volume", action="store_true",
+            help="Boot from a volume made from the image.")
     _format_argument(boot)
 
     defaults = _command(commands, "set-defaults", _set_defaults,
                         "Change how migrations behave by default.")
-    defaults.add_argument("--live-migration-duration", type=float,
-                          metavar="SECONDS")
-    defaults.add_argument("--live-migration-result",
-                          choices=constants.LIVE_MIGRATION_RESULTS)
-    defaults.add_argument("--cold-migration-delay", type=float,
-                          metavar="SECONDS")
+    _option(defaults, "live-migration-duration", type=float,
+            metavar="SECONDS")
+    _option(defaults, "live-migration-result",
+            choices=constants.LIVE_MIGRATION_RESULTS)
+    _option(defaults, "cold-migration-delay", type=float, metavar="SECONDS")
     _format_argument(defaults)
 
     capacity = _command(commands, "set-capacity", _set_capacity,
                         "Change a host's capacity (Placement sees it now).")
-    capacity.add_argument("--host", required=True, help="Compute host.")
+    _option(capacity, "host", required=True, help="Compute host.")
     _capacity_arguments(capacity, None, None, None, prefix="")
 
     stop_compute = _command(commands, "stop-compute", _stop_compute,
                             "Stop a host's nova-compute (it goes down).")
-    stop_compute.add_argument("--host", required=True, help="Compute host.")
+    _option(stop_compute, "host", required=True, help="Compute host.")
 
     start_compute = _command(commands, "start-compute", _start_compute,
                              "Start a host's nova-compute again.")
-    start_compute.add_argument("--host", required=True, help="Compute host.")
+    _option(start_compute, "host", required=True, help="Compute host.")
 
     stats = _command(commands, "stats", _stats,
                      "Show the API requests counted since the last reset.")
-    stats.add_argument("--reset", action="store_true",
-                       help="Start counting from zero after showing them.")
+    _option(stats, "reset", action="store_true",
+            help="Start counting from zero after showing them.")
     _format_argument(stats)
 
 
@@ -142,15 +142,32 @@ def _command(commands: Any, name: str, handler: Handler,
              summary: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(
         name, help=summary, description=summary)
-    parser.add_argument("--state-dir", required=True, metavar="DIR",
-                        help="The sandbox's state directory.")
+    _option(parser, "state-dir", required=True, metavar="DIR",
+            help="The sandbox's state directory.")
     parser.set_defaults(func=handler)
     return parser
 
 
+def _option(parser: argparse.ArgumentParser, flag: str,
+            **kwargs: Any) -> None:
+    """Add ``--flag``, its value stored under a prefixed name."""
+    parser.add_argument(f"--{flag}", dest=_PREFIX + flag.replace("-", "_"),
+                        **kwargs)
+
+
+class _Options:
+    """The parsed arguments of a sub-command, by their unprefixed names."""
+
+    def __init__(self, args: Any) -> None:
+        self._args = args
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._args, _PREFIX + name)
+
+
 def _format_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("table", "json"),
-                        default="table", help="Output format.")
+    _option(parser, "format", choices=("table", "json"), default="table",
+            help="Output format.")
 
 
 def _capacity_arguments(parser: argparse.ArgumentParser,
@@ -160,21 +177,22 @@ def _capacity_arguments(parser: argparse.ArgumentParser,
                                 ("ram-mb", ram_mb, "memory in MiB"),
                                 ("disk-gb", disk_gb, "local disk in GiB")):
         shown = " (default: %(default)s)" if default is not None else ""
-        parser.add_argument(f"--{prefix}{name}", type=int, default=default,
-                            help=f"The host's {unit}{shown}.")
+        _option(parser, f"{prefix}{name}", type=int, default=default,
+                help=f"The host's {unit}{shown}.")
 
 
 def _start(conf: Any, args: argparse.Namespace) -> int:
+    options = _Options(args)
     sandbox = control.start(
-        args.state_dir, args.computes,
-        live_migration_duration=args.live_migration_duration,
-        cold_migration_delay=args.cold_migration_delay,
-        token_ttl=args.token_ttl,
-        host_vcpus=args.host_vcpus,
-        host_ram_mb=args.host_ram_mb,
-        host_disk_gb=args.host_disk_gb,
-        max_concurrent_live_migrations=args.max_concurrent_live_migrations,
-        timeout=args.timeout,
+        options.state_dir, options.computes,
+        live_migration_duration=options.live_migration_duration,
+        cold_migration_delay=options.cold_migration_delay,
+        token_ttl=options.token_ttl,
+        host_vcpus=options.host_vcpus,
+        host_ram_mb=options.host_ram_mb,
+        host_disk_gb=options.host_disk_gb,
+        max_concurrent_live_migrations=options.max_concurrent_live_migrations,
+        timeout=options.timeout,
     )
     print(f"Sandbox with {len(sandbox.hosts)} compute hosts started in "
           f"{sandbox.start_seconds:.1f} s (pid {sandbox.pid}).")
@@ -187,8 +205,9 @@ def _start(conf: Any, args: argparse.Namespace) -> int:
 
 
 def _status(conf: Any, args: argparse.Namespace) -> int:
-    document = control.status(args.state_dir)
-    if args.format == "json":
+    options = _Options(args)
+    document = control.status(options.state_dir)
+    if options.format == "json":
         print(json.dumps(document, indent=2, sort_keys=True))
         return 0
     if not document["running"]:
@@ -224,27 +243,29 @@ def _status(conf: Any, args: argparse.Namespace) -> int:
 
 
 def _stop(conf: Any, args: argparse.Namespace) -> int:
-    if control.stop(args.state_dir, timeout=args.timeout):
-        print(f"Stopped the sandbox of {os.path.abspath(args.state_dir)}.")
+    options = _Options(args)
+    if control.stop(options.state_dir, timeout=options.timeout):
+        print(f"Stopped the sandbox of {os.path.abspath(options.state_dir)}.")
     else:
-        print(f"No sandbox runs in {os.path.abspath(args.state_dir)}.")
+        print(f"No sandbox runs in {os.path.abspath(options.state_dir)}.")
     return 0
 
 
 def _boot(conf: Any, args: argparse.Namespace) -> int:
+    options = _Options(args)
     metadata = {}
-    for item in args.metadata:
+    for item in options.metadata:
         key, separator, value = item.partition("=")
         if not separator or not key:
             raise exceptions.InvalidInput(
                 f"--metadata wants KEY=VALUE, not {item!r}.")
         metadata[key] = value
     servers = control.boot(
-        args.state_dir, args.host, args.count, flavor=args.flavor,
-        stopped=args.stopped, metadata=metadata,
-        name_prefix=args.name_prefix, config_drive=args.config_drive,
-        boot_from_volume=args.boot_from_volume)
-    if args.format == "json":
+        options.state_dir, options.host, options.count, flavor=options.flavor,
+        stopped=options.stopped, metadata=metadata,
+        name_prefix=options.name_prefix, config_drive=options.config_drive,
+        boot_from_volume=options.boot_from_volume)
+    if options.format == "json":
         print(json.dumps(servers, indent=2))
     else:
         _print_table(("ID", "NAME", "HOST", "STATUS"),
@@ -254,11 +275,12 @@ def _boot(conf: Any, args: argparse.Namespace) -> int:
 
 
 def _set_defaults(conf: Any, args: argparse.Namespace) -> int:
-    defaults = control.SandboxClient(args.state_dir).set_defaults(
-        live_migration_duration=args.live_migration_duration,
-        live_migration_result=args.live_migration_result,
-        cold_migration_delay=args.cold_migration_delay)
-    if args.format == "json":
+    options = _Options(args)
+    defaults = control.SandboxClient(options.state_dir).set_defaults(
+        live_migration_duration=options.live_migration_duration,
+        live_migration_result=options.live_migration_result,
+        cold_migration_delay=options.cold_migration_delay)
+    if options.format == "json":
         print(json.dumps(defaults, indent=2, sort_keys=True))
     else:
         for key, value in sorted(defaults.items()):
@@ -267,35 +289,44 @@ def _set_defaults(conf: Any, args: argparse.Namespace) -> int:
 
 
 def _set_capacity(conf: Any, args: argparse.Namespace) -> int:
-    if args.vcpus is None and args.ram_mb is None and args.disk_gb is None:
+    options = _Options(args)
+    if (options.vcpus, options.ram_mb, options.disk_gb) == (None,) * 3:
         raise exceptions.InvalidInput(
             "Give at least one of --vcpus, --ram-mb, --disk-gb.")
-    capacity = control.SandboxClient(args.state_dir).set_host_capacity(
-        args.host, vcpus=args.vcpus, memory_mb=args.ram_mb,
-        disk_gb=args.disk_gb)
-    print(f"{args.host}: {capacity['vcpus']} VCPUs, "
+    capacity = control.SandboxClient(options.state_dir).set_host_capacity(
+        options.host, vcpus=options.vcpus, memory_mb=options.ram_mb,
+        disk_gb=options.disk_gb)
+    print(f"{options.host}: {capacity['vcpus']} VCPUs, "
           f"{capacity['memory_mb']} MiB, {capacity['local_gb']} GiB")
     return 0
 
 
 def _stop_compute(conf: Any, args: argparse.Namespace) -> int:
-    changed = control.SandboxClient(args.state_dir).stop_compute(args.host)
-    print(f"nova-compute on {args.host} "
+    options = _Options(args)
+    client = control.SandboxClient(options.state_dir)
+    changed = client.stop_compute(options.host)
+    print(f"nova-compute on {options.host} "
           f"{'stopped' if changed else 'was not running'}.")
     return 0
 
 
 def _start_compute(conf: Any, args: argparse.Namespace) -> int:
-    changed = control.SandboxClient(args.state_dir).start_compute(args.host)
-    print(f"nova-compute on {args.host} "
+    options = _Options(args)
+    client = control.SandboxClient(options.state_dir)
+    changed = client.start_compute(options.host)
+    print(f"nova-compute on {options.host} "
           f"{'started' if changed else 'was running already'}.")
     return 0
 
 
 def _stats(conf: Any, args: argparse.Namespace) -> int:
-    client = control.SandboxClient(args.state_dir)
-    document = client.reset_stats() if args.reset else client.request_stats()
-    if args.format == "json":
+    options = _Options(args)
+    client = control.SandboxClient(options.state_dir)
+    if options.reset:
+        document = client.reset_stats()
+    else:
+        document = client.request_stats()
+    if options.format == "json":
         print(json.dumps(document, indent=2, sort_keys=True))
         return 0
     print(f"Since {document['since']}:")

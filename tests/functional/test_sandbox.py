@@ -573,6 +573,18 @@ def test_command_line(sandbox: control.SandboxInfo,
     assert "No compute host 'host9'" in capsys.readouterr().err
 
 
+def test_project_command_line_has_the_sandbox_command(
+        sandbox: control.SandboxInfo) -> None:
+    code = ("import sys; from nova_migrate_flows.cli.main import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    result = subprocess.run(
+        [sys.executable, "-c", code, "sandbox", "status", "--state-dir",
+         sandbox.state_dir, "--format", "json"],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["pid"] == sandbox.pid
+
+
 def test_start_refuses_a_second_sandbox_in_the_same_place(
         sandbox: control.SandboxInfo) -> None:
     with pytest.raises(exceptions.InvalidInput, match="already runs"):
@@ -593,6 +605,20 @@ def test_start_failure_shows_the_log(tmp_path: Any) -> None:
 def test_stop_without_a_sandbox_does_nothing(tmp_path: Any) -> None:
     assert control.stop(tmp_path) is False
     assert control.stop(tmp_path) is False
+
+
+def test_stale_sandbox_is_cleaned_up(tmp_path: Any) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    runtime = tmp_path / "sandbox.json"
+    runtime.write_text(json.dumps({"pid": gone.pid}))
+    (tmp_path / "nova").mkdir()
+    assert control.status(tmp_path)["running"] is False
+    with pytest.raises(exceptions.SandboxError, match="No sandbox runs"):
+        control.SandboxClient(tmp_path)
+    assert control.stop(tmp_path) is False
+    assert not runtime.exists()
+    assert not (tmp_path / "nova").exists()
 
 
 def test_control_and_cli_import_without_nova() -> None:
