@@ -1,0 +1,66 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Fixtures of the operation tests: the command line against the shared
+sandbox, and a cloud put back as it was after each test."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from nova_migrate_flows.sandbox import constants
+from tests.functional.operations import cli
+
+
+class Nmf:
+    """``nova-migrate-flow`` configured for the sandbox and this test."""
+
+    def __init__(self, capsys: Any, sandbox_config: str, tmp_path: Any):
+        self._capsys = capsys
+        self._sandbox_config = sandbox_config
+        self._tmp_path = tmp_path
+        self.config = cli.write_config(tmp_path)
+
+    def __call__(self, *argv: str) -> cli.Ran:
+        return cli.run_cli(self._capsys, self._sandbox_config, self.config,
+                           *argv)
+
+    def configured(self, text: str, *argv: str) -> cli.Ran:
+        """Run with ``text`` added to the test's configuration."""
+        directory = self._tmp_path / f"conf{len(list(self._tmp_path.iterdir()))}"
+        directory.mkdir()
+        config = cli.write_config(directory, text)
+        return cli.run_cli(self._capsys, self._sandbox_config, config, *argv)
+
+
+@pytest.fixture
+def nmf(capsys: Any, sandbox: Any, tmp_path: Any) -> Nmf:
+    return Nmf(capsys, sandbox.config_file, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def restore_cloud(sdk: Any, sandbox_client: Any) -> Iterator[None]:
+    """After each test: every compute service up and enabled again, with
+    the sandbox's default capacity and driver behaviour."""
+    yield
+    hosts = [s.host for s in sdk.compute.services(binary="nova-compute")]
+    for host in hosts:
+        sandbox_client.start_compute(host)
+        sandbox_client.set_host_capacity(
+            host, vcpus=constants.DEFAULT_HOST_VCPUS,
+            memory_mb=constants.DEFAULT_HOST_RAM_MB,
+            disk_gb=constants.DEFAULT_HOST_DISK_GB)
+    for service in sdk.compute.services(binary="nova-compute"):
+        if service.is_forced_down:
+            sdk.compute.update_service_forced_down(service, forced=False)
+        if service.status != "enabled":
+            sdk.compute.enable_service(service)
