@@ -64,6 +64,8 @@ class _Migration:
     kind: str
     steps_left: int
     outcome: str
+    #: The server's flavor when the move started.
+    flavor: models.Flavor
     new_flavor: models.Flavor | None = None
     started: bool = False
 
@@ -224,19 +226,58 @@ class FakeCompute:
         self.calls[method] += 1
         self.writes.append((method, target))
 
+    def _check_target(self, server: models.Server, host: str | None) -> None:
+        """What Nova's API checks before it accepts a move (HTTP 400)."""
+        if host and host not in self.services:
+            raise exceptions.BadRequest(f"Compute host {host} not found", 400)
+        if host and host == server.host:
+            raise exceptions.BadRequest(
+                "The target host can't be the same one", 400
+            )
+
+    def _schedule(
+        self,
+        server: models.Server,
+        kind: str,
+        host: str | None,
+        flavor: models.Flavor,
+        refuse: bool,
+        forced: bool = False,
+    ) -> str | None:
+        """The target, or None when the scheduler finds none.
+
+        Nova schedules after it answered the request: a refusal ends the
+        move's migration in error, and its instance action says why.
+        """
+        try:
+            if refuse:
+                raise exceptions.NoValidHost("No valid host was found.", 400)
+            return self._pick_host(server, host, flavor, forced)
+        except exceptions.NoValidHost as exc:
+            self._fail_action(server.id, str(exc))
+            self.migrations.append(_Migration(
+                models.Migration(
+                    id=next(self._ids), server_id=server.id, status="error",
+                    migration_type=kind, source_compute=server.host,
+                    dest_compute=host, created_at=self._now(),
+                    updated_at=self._clock.isoformat(),
+                ),
+                kind, 0, "fail", server.flavor_info,
+            ))
+            return None
+
     def _pick_host(
-        self, server: models.Server, host: str | None, flavor: models.Flavor
+        self,
+        server: models.Server,
+        host: str | None,
+        flavor: models.Flavor,
+        forced: bool = False,
     ) -> str:
         if host:
-            service = self.services.get(host)
-            if service is None:
-                raise exceptions.BadRequest(f"Compute host {host} not found",
-                                            400)
-            if host == server.host:
-                raise exceptions.BadRequest(
-                    "The target host can't be the same one", 400
-                )
-            if not self.capacity[host].fits(flavor) or not service.up:
+            # Forcing skips the scheduler's filters, not placement's claim.
+            service = self.services[host]
+            if (not self.capacity[host].fits(flavor) or not service.up
+                    or not (service.enabled or forced)):
                 raise exceptions.NoValidHost(
                     f"No valid host was found. {host} is not suitable", 400
                 )
@@ -287,11 +328,11 @@ class FakeCompute:
         self.capacity[dest] = self.capacity[dest].minus(
             new_flavor or flavor
         )
-        self.migrations.append(
-            _Migration(record, kind, steps, outcome, new_flavor)
-        )
+        migration = _Migration(record, kind, steps, outcome, flavor,
+                               new_flavor)
+        self.migrations.append(migration)
         if steps == 0:
-            self._advance_all()
+            self._run_through(migration)
 
     def _running_live(self, host: str) -> int:
         return sum(
@@ -306,8 +347,9 @@ class FakeCompute:
         )
 
     def _release(self, migration: _Migration, host: str | None) -> None:
-        server = self.servers[migration.record.server_id]
-        flavor = migration.new_flavor or server.flavor_info
+        flavor = migration.flavor
+        if host == migration.record.dest_compute and migration.new_flavor:
+            flavor = migration.new_flavor
         if host:
             self.capacity[host] = dataclasses.replace(
                 self.capacity[host],
@@ -317,13 +359,13 @@ class FakeCompute:
                 + flavor.ephemeral_gb + (flavor.swap_mb + 1023) // 1024,
             )
 
-    def _advance_all(self) -> None:
-        for migration in self.migrations:
-            while not migration.record.is_final:
-                before = migration.record.status
-                self._advance(migration)
-                if self.steps or migration.record.status == before:
-                    break
+    def _run_through(self, migration: _Migration) -> None:
+        """Advance ``migration`` until it ends or waits in Nova's queue."""
+        while not migration.record.is_final:
+            before = migration.record.status
+            self._advance(migration)
+            if migration.record.status == before:
+                break
 
     def _advance(self, migration: _Migration) -> None:
         record = migration.record
@@ -348,10 +390,10 @@ class FakeCompute:
         if migration.outcome == "hang":
             return
         if migration.steps_left > 0:
-            migration.steps_left -= 1
             total = record.memory_total or 1
-            done = max(1, total - total * migration.steps_left //
-                       max(1, self.steps or 1))
+            done = record.memory_processed or 0
+            done += (total - done) // migration.steps_left
+            migration.steps_left -= 1
             self._set(
                 migration,
                 memory_processed=done,
@@ -570,25 +612,15 @@ class FakeCompute:
             self._write("live_migrate", server_id)
             server = self._server(server_id)
             self._check_movable(server, {"ACTIVE", "PAUSED"})
+            self._check_target(server, host)
             result = self._record_action(server_id, "live-migration")
             behaviour = self.behaviours[server_id]
-            if behaviour.live == "no_valid_host" or (
-                host and not force
-                and not self.capacity[host].fits(server.flavor_info)
-            ):
-                self._fail_action(server_id, "No valid host was found.")
-                self.migrations.append(_Migration(
-                    models.Migration(
-                        id=next(self._ids), server_id=server_id,
-                        status="error", migration_type="live-migration",
-                        source_compute=server.host, dest_compute=host,
-                        created_at=self._now(),
-                        updated_at=self._clock.isoformat(),
-                    ),
-                    "live-migration", 0, "fail",
-                ))
+            dest = self._schedule(
+                server, "live-migration", host, server.flavor_info,
+                behaviour.live == "no_valid_host", force,
+            )
+            if dest is None:
                 return result
-            dest = self._pick_host(server, host, server.flavor_info)
             self._update_server(
                 server_id, task_state="migrating", status="MIGRATING"
             )
@@ -604,14 +636,17 @@ class FakeCompute:
     ) -> base.ActionResult:
         server = self._server(server_id)
         self._check_movable(server, {"ACTIVE", "SHUTOFF"})
+        self._check_target(server, host)
         behaviour = self.behaviours[server_id]
-        if behaviour.cold == "no_valid_host":
-            raise exceptions.NoValidHost("No valid host was found.", 400)
-        dest = self._pick_host(server, host, new_flavor or server.flavor_info)
+        kind = "resize" if new_flavor else "migration"
         result = self._record_action(server_id, action)
+        dest = self._schedule(server, kind, host,
+                              new_flavor or server.flavor_info,
+                              behaviour.cold == "no_valid_host")
+        if dest is None:
+            return result
         self._update_server(server_id, task_state="resize_prep")
-        self._start(server, "resize" if new_flavor else "migration", dest,
-                    behaviour.cold, new_flavor)
+        self._start(server, kind, dest, behaviour.cold, new_flavor)
         return result
 
     def cold_migrate(
@@ -689,11 +724,16 @@ class FakeCompute:
                 raise exceptions.BadRequest(
                     f"Compute service of {server.host} is still in use.", 400
                 )
-            dest = self._pick_host(server, host, server.flavor_info)
+            self._check_target(server, host)
+            behaviour = self.behaviours[server_id]
             result = self._record_action(server_id, "evacuate")
+            dest = self._schedule(server, "evacuation", host,
+                                  server.flavor_info,
+                                  behaviour.cold == "no_valid_host")
+            if dest is None:
+                return result
             self._update_server(server_id, task_state="rebuilding")
-            self._start(server, "evacuation", dest,
-                        self.behaviours[server_id].cold)
+            self._start(server, "evacuation", dest, behaviour.cold)
             return result
 
     # -- the Compute interface: migrations ---------------------------------

@@ -180,8 +180,10 @@ class NovaCompute:
             ).json()
             items = body.get(key) or []
             yield from items
+            # Nova caps a page at its [api] max_limit, which may be lower
+            # than ours: only the absence of a "next" link ends the list.
             links = body.get(f"{key}_links") or []
-            if len(items) < _PAGE_LIMIT or not any(
+            if not items or not any(
                 link.get("rel") == "next" for link in links
             ):
                 return
@@ -279,11 +281,10 @@ class NovaCompute:
         return models.Service.from_api(result["service"])
 
     def host_capacities(self) -> dict[str, models.HostCapacity]:
-        hypervisors = self._call(
-            "GET", "/os-hypervisors/detail", microversion=MV_HYPERVISORS
-        ).json()["hypervisors"]
         capacities: dict[str, models.HostCapacity] = {}
-        for hypervisor in hypervisors:
+        for hypervisor in self._pages(
+            "/os-hypervisors/detail", "hypervisors", {}, MV_HYPERVISORS
+        ):
             host = (hypervisor.get("service") or {}).get("host")
             if not host:
                 continue
@@ -521,7 +522,7 @@ def _error_for(
         return exceptions.NoValidHost(text, status, request_id)
     if status == 400:
         return exceptions.BadRequest(text, status, request_id)
-    if status >= 500:
+    if status >= 500 and method != "GET":
         return exceptions.AmbiguousWrite(text, status, request_id)
     return exceptions.ComputeError(text, status, request_id)
 
