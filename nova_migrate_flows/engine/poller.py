@@ -47,7 +47,7 @@ SUCCESS_STATUSES = {
 }
 FAILURE_STATUSES = frozenset({"error", "failed", "cancelled", "reverted"})
 RUNNING_STATUSES = frozenset({"preparing", "running", "post-migrating",
-                              "migrating", "post-migrating"})
+                              "pre-migrating", "migrating"})
 #: How long a request may go without a migration record showing up.
 RECORD_TIMEOUT = 120.0
 #: Nova's clock has second resolution; a record this much older than the
@@ -183,6 +183,7 @@ class MigrationPoller:
             migration_id=migration.id if migration else None,
             timeouts=timeouts or Timeouts(),
             on_final=on_final,
+            registered=self._clock(),
             migration=migration,
         )
         with self._cond:
@@ -324,6 +325,7 @@ class MigrationPoller:
         with self._cond:
             watches = [w for w in self._watches.get(host, ()) if not
                        w.resolved]
+            previous = self._last_poll.get(host)
             self._last_poll[host] = self._clock()
         if not watches:
             return
@@ -347,9 +349,15 @@ class MigrationPoller:
             self._update(watch, record, now)
             if watch.resolved:
                 ended.append(watch)
+        # A migration that ended let the next one out of Nova's queue: one
+        # first seen running now most likely started half-way since the
+        # last poll.
+        gap = 0.0
+        if ended and previous is not None:
+            gap = min(self._interval, now - previous)
         for watch in watches:
             if not watch.resolved:
-                self._check(watch, now, ended)
+                self._check(watch, now, gap)
         with self._cond:
             self._watches[host] = [
                 w for w in self._watches.get(host, ()) if not w.resolved
@@ -429,14 +437,12 @@ class MigrationPoller:
                 0.5 * old + 0.5 * took
             )
 
-    def _check(self, watch: Watch, now: float, ended: list[Watch]) -> None:
+    def _check(self, watch: Watch, now: float, gap: float) -> None:
         """Progress, timeouts and estimates of a migration still going."""
         if watch.running_since is None:
             return
-        if ended and watch.migration and watch.migration.status in (
-                RUNNING_STATUSES):
-            last = self._last_poll_gap(watch.host, now)
-            watch.running_since = max(watch.running_since, now - last / 2)
+        if watch.running_since == now:  # first seen running in this poll
+            watch.running_since = now - gap / 2
         expected = self._expected_end(watch)
         if expected is not None and expected <= now:
             watch.overdue_polls += 1
@@ -456,10 +462,6 @@ class MigrationPoller:
             reason = f"no progress for {limits.progress:.0f} s"
         if reason is not None:
             self._take_timeout_action(watch, reason)
-
-    def _last_poll_gap(self, host: str, now: float) -> float:
-        return min(self._interval, max(0.0, now - self._last_poll.get(
-            host, now)))
 
     def _sample_progress(self, watch: Watch, now: float) -> None:
         interval = self._progress_interval or self._interval
@@ -496,20 +498,24 @@ class MigrationPoller:
         )
         if action == "abort":
             watch.aborting = reason
-            self._abort(watch)
+            if self._abort(watch):
+                return
         elif action == "force_complete":
             try:
                 self._compute.force_complete_migration(
                     watch.server_id, watch.migration_id or 0
                 )
                 watch.force_completed = True
+                return
             except exceptions.ComputeError as exc:
                 LOG.warning("Could not force migration %s to complete: %s",
                             watch.migration_id, exc)
-        else:
-            self._resolve(watch, self._timeout_error(watch), keep=True)
+        # Left running, on purpose or because Nova refused the action: the
+        # task hears of the timeout now, the slot comes back at the end.
+        self._resolve(watch, self._timeout_error(watch), keep=True)
 
-    def _abort(self, watch: Watch) -> None:
+    def _abort(self, watch: Watch) -> bool:
+        """Ask Nova to abort; whether it took the request."""
         try:
             self._compute.abort_migration(
                 watch.server_id, watch.migration_id or 0
@@ -518,6 +524,8 @@ class MigrationPoller:
                 exceptions.NotFound) as exc:
             LOG.info("Migration %s of %s could not be aborted (it may be "
                      "ending): %s", watch.migration_id, watch.server_id, exc)
+            return False
+        return True
 
     def _timeout_error(self, watch: Watch) -> exceptions.MigrationTimeout:
         status = watch.migration.status if watch.migration else None

@@ -1,0 +1,701 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The one poller that watches every migration of a run.
+
+Most tests run the poller thread against the in-memory cloud with short
+real intervals. Those that need exact times use a :class:`ManualClock` and a
+:class:`Turnstile` that lets the poller's reads through one at a time.
+"""
+
+import datetime
+from typing import Any
+
+import pytest
+
+from nova_migrate_flows import exceptions
+from nova_migrate_flows.compute import fake, models
+from nova_migrate_flows.engine import poller as poller_mod
+from nova_migrate_flows.engine import throttle as throttle_mod
+from tests.unit.engine.conftest import (
+    ManualClock,
+    StubCompute,
+    Turnstile,
+    deadline,
+    wait_until,
+)
+
+LIVE = poller_mod.LIVE_MIGRATION
+#: Nova's Date header of a request, and a migration created one second
+#: before it (Nova's clocks have second resolution).
+ACCEPTED = "Thu, 01 Jan 2026 00:01:00 GMT"
+CREATED = "2026-01-01T00:00:59.000000"
+
+
+class RecordingCloud(fake.FakeCompute):
+    """The in-memory cloud, remembering how migrations were read."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.listed: list[dict[str, Any]] = []
+
+    def list_migrations(self, **filters: Any) -> list[models.Migration]:
+        self.listed.append(filters)
+        return super().list_migrations(**filters)
+
+
+@pytest.fixture
+def cloud() -> RecordingCloud:
+    return RecordingCloud(["host1", "host2", "host3"], steps=2)
+
+
+@pytest.fixture
+def stub() -> StubCompute:
+    return StubCompute()
+
+
+class Finals:
+    """Counts ``on_final`` calls per server."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def of(self, server_id: str):
+        return lambda: self.calls.append(server_id)
+
+
+@pytest.fixture
+def finals() -> Finals:
+    return Finals()
+
+
+def live(cloud, poller, server, target="host2", **options):
+    """Live-migrate ``server`` and watch it, as the start task does."""
+    result = cloud.live_migrate(server.id, target, "auto")
+    return poller.watch(server.id, server.host, LIVE,
+                        accepted_at=result.accepted_at, **options)
+
+
+def hanging(cloud, host="host1"):
+    server = cloud.add_server(host)
+    cloud.behaviours[server.id] = fake.Behaviour(live="hang")
+    return server
+
+
+# -- watching to the end ---------------------------------------------------
+
+def test_a_live_migration_is_watched_to_its_end(cloud, make_poller, finals):
+    poller = make_poller(cloud)
+    server = cloud.add_server("host1")
+
+    watch = live(cloud, poller, server, on_final=finals.of(server.id))
+    record = watch.wait(deadline())
+
+    assert (record.status, record.server_id, record.dest_compute) == (
+        "completed", server.id, "host2")
+    assert watch.migration_id == record.id
+    assert finals.calls == [server.id]
+    assert cloud.get_server(server.id).host == "host2"
+
+
+def test_take_hands_a_watch_over_once(cloud, make_poller):
+    poller = make_poller(cloud, start=False)
+    server = cloud.add_server("host1")
+
+    watch = live(cloud, poller, server)
+
+    assert poller.take(server.id) is watch
+    assert poller.take(server.id) is None
+    assert poller.take("unknown") is None
+
+
+def test_one_read_per_source_host_per_poll(cloud, make_poller):
+    poller = make_poller(cloud)
+    servers = [cloud.add_server("host1") for _ in range(3)]
+    servers += [cloud.add_server("host2") for _ in range(2)]
+
+    watches = [live(cloud, poller, s, target="host3") for s in servers]
+    for watch in watches:
+        assert watch.wait(deadline()).status == "completed"
+
+    assert len(cloud.listed) == poller.polls
+    assert {frozenset(f) for f in cloud.listed} == {
+        frozenset({"source_compute", "changes_since"})}
+    assert {f["source_compute"] for f in cloud.listed} == {"host1", "host2"}
+    for filters in cloud.listed:
+        since = datetime.datetime.fromisoformat(filters["changes_since"])
+        assert since.tzinfo is not None
+
+
+def test_the_read_asks_only_for_changes_since_the_oldest_watch(
+    stub, make_poller
+):
+    poller = make_poller(stub)
+    stub.add(1, created_at=CREATED)
+
+    poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    wait_until(lambda: stub.listed, "a poll")
+
+    assert stub.listed[0] == {"source_compute": "host1",
+                              "changes_since": "2026-01-01T00:00:50+00:00"}
+
+
+def test_a_failed_live_migration(cloud, make_poller, finals):
+    poller = make_poller(cloud)
+    server = cloud.add_server("host1")
+    cloud.behaviours[server.id] = fake.Behaviour(live="fail")
+
+    watch = live(cloud, poller, server, on_final=finals.of(server.id))
+    with pytest.raises(exceptions.MigrationFailed) as raised:
+        watch.wait(deadline())
+
+    assert type(raised.value) is exceptions.MigrationFailed
+    assert (raised.value.server_id, raised.value.status) == (server.id,
+                                                             "error")
+    assert raised.value.migration_id == watch.migration_id
+    assert "ended error" in str(raised.value)
+    assert finals.calls == [server.id]
+
+
+def test_no_valid_host_for_a_live_migration(cloud, make_poller):
+    poller = make_poller(cloud)
+    server = cloud.add_server("host1")
+    cloud.behaviours[server.id] = fake.Behaviour(live="no_valid_host")
+
+    watch = live(cloud, poller, server, target=None)
+
+    with pytest.raises(exceptions.MigrationFailed, match="ended error"):
+        watch.wait(deadline())
+
+
+def test_no_valid_host_for_a_cold_migration(cloud, make_poller):
+    poller = make_poller(cloud)
+    server = cloud.add_server("host1")
+    cloud.behaviours[server.id] = fake.Behaviour(cold="no_valid_host")
+
+    result = cloud.cold_migrate(server.id, None)
+    watch = poller.watch(server.id, "host1", "migration",
+                         accepted_at=result.accepted_at)
+
+    with pytest.raises(exceptions.MigrationFailed, match="ended error"):
+        watch.wait(deadline())
+
+
+@pytest.mark.parametrize(
+    ("kind", "start", "status"),
+    [("migration", lambda c, s: c.cold_migrate(s.id, "host2"), "finished"),
+     ("resize", lambda c, s: c.resize(s.id, "m1.medium"), "finished"),
+     ("evacuation", lambda c, s: c.evacuate(s.id, "host2"), "done")],
+    ids=["cold", "resize", "evacuate"],
+)
+def test_cold_moves_end_where_the_task_goes_on(
+    cloud, make_poller, kind, start, status
+):
+    poller = make_poller(cloud)
+    server = cloud.add_server("host1")
+    if kind == "evacuation":
+        cloud.update_service(cloud.services["host1"].id, forced_down=True)
+
+    result = start(cloud, server)
+    watch = poller.watch(server.id, "host1", kind,
+                         accepted_at=result.accepted_at)
+
+    record = watch.wait(deadline())
+    assert (record.status, record.migration_type) == (status, kind)
+
+
+@pytest.mark.parametrize("status", ["reverted", "error", "failed"])
+def test_a_cold_move_that_ends_badly_fails(stub, make_poller, status):
+    poller = make_poller(stub)
+    stub.add(1, migration_type="migration", status=status,
+             created_at=CREATED)
+
+    watch = poller.watch("srv", "host1", "migration", accepted_at=ACCEPTED)
+
+    with pytest.raises(exceptions.MigrationFailed, match=f"ended {status}"):
+        watch.wait(deadline())
+
+
+# -- matching a watch to its migration -------------------------------------
+
+def test_older_migrations_of_the_server_are_not_its_own(stub, make_poller):
+    poller = make_poller(stub)
+    stub.add(1, status="error", created_at="2026-01-01T00:00:50")
+    stub.add(2, server_id="other", status="running", created_at=CREATED)
+    stub.add(3, migration_type="migration", status="error",
+             created_at=CREATED)
+
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    wait_until(lambda: len(stub.listed) >= 2, "two polls")
+
+    assert not watch.done.is_set()
+    assert watch.migration is None
+    stub.add(4, status="running", created_at=CREATED)
+    wait_until(lambda: watch.migration_id == 4, "the record to show up")
+    stub.set(4, status="completed")
+    assert watch.wait(deadline()).id == 4
+
+
+def test_the_newest_matching_record_is_the_watch_s(stub, make_poller):
+    poller = make_poller(stub)
+    stub.add(5, status="error", created_at=CREATED)
+    stub.add(6, status="completed", created_at="2026-01-01T00:01:00")
+
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+
+    assert watch.wait(deadline()).id == 6
+
+
+def test_an_adopted_migration_is_followed_by_its_id(stub, make_poller):
+    poller = make_poller(stub)
+    adopted = stub.add(5, status="running")
+    stub.add(6, status="error")
+
+    watch = poller.watch("srv", "host1", LIVE, migration=adopted)
+    wait_until(lambda: len(stub.listed) >= 2, "two polls")
+    stub.set(5, status="completed")
+
+    assert watch.wait(deadline()).id == 5
+    assert stub.listed[0]["changes_since"] == "2026-01-01T00:00:00+00:00"
+
+
+def test_a_migration_adopted_from_the_cloud(cloud, make_poller):
+    poller = make_poller(cloud)
+    server = cloud.add_server("host1")
+    cloud.live_migrate(server.id, "host2", "auto")
+    [record] = cloud.list_migrations(server_id=server.id)
+
+    watch = poller.watch(server.id, "host1", LIVE, migration=record)
+
+    assert watch.wait(deadline()).id == record.id
+
+
+def test_a_request_nova_never_recorded_fails_in_the_end(stub, make_poller):
+    clock = ManualClock()
+    poller = make_poller(stub, clock=clock)
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+
+    start = clock.now
+
+    def poll_at(moment: float) -> None:
+        polls = len(stub.listed)
+        clock.set(moment)
+        wait_until(lambda: len(stub.listed) > polls, f"a poll at {moment}")
+
+    poll_at(start + poller_mod.RECORD_TIMEOUT - 1)
+    poll_at(start + poller_mod.RECORD_TIMEOUT)
+    # The first of these polls is over: it did not give up yet.
+    assert not watch.done.is_set()
+    clock.set(start + poller_mod.RECORD_TIMEOUT + 1)
+
+    with pytest.raises(exceptions.MigrationFailed,
+                       match="recorded no migration"):
+        watch.wait(deadline())
+
+
+def test_a_failing_read_fails_the_watches_of_that_host(stub, make_poller,
+                                                       finals):
+    poller = make_poller(stub)
+    stub.failure = exceptions.NovaUnavailable("nova is down")
+    stub.failing_host = "host1"
+    stub.add(1, server_id="a", created_at=CREATED)
+    stub.add(2, server_id="b", source_compute="host2", created_at=CREATED)
+
+    lost = poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED,
+                        on_final=finals.of("a"))
+    other = poller.watch("b", "host2", LIVE, accepted_at=ACCEPTED,
+                         on_final=finals.of("b"))
+
+    with pytest.raises(exceptions.NovaUnavailable, match="nova is down"):
+        lost.wait(deadline())
+    assert finals.calls == ["a"]
+    stub.set(2, status="completed")
+    assert other.wait(deadline()).id == 2
+
+
+def test_an_unexpected_error_does_not_kill_the_poller(stub, make_poller):
+    poller = make_poller(stub)
+    stub.failure = RuntimeError("bug")
+    stub.add(1, status="completed", created_at=CREATED)
+
+    broken = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    with pytest.raises(exceptions.NovaMigrateFlowsError, match="bug"):
+        broken.wait(deadline())
+    stub.failure = None
+    again = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+
+    assert again.wait(deadline()).id == 1
+
+
+def test_waiting_can_be_interrupted(cloud, make_poller):
+    poller = make_poller(cloud)
+    watch = live(cloud, poller, hanging(cloud))
+
+    with pytest.raises(exceptions.Interrupted):
+        watch.wait(lambda: True, slice_s=0.001)
+
+
+# -- timeouts --------------------------------------------------------------
+
+def test_completion_timeout_aborts(cloud, make_poller, finals):
+    poller = make_poller(cloud)
+    server = hanging(cloud)
+
+    watch = live(cloud, poller, server, on_final=finals.of(server.id),
+                 timeouts=poller_mod.Timeouts(completion=0.05))
+    with pytest.raises(exceptions.MigrationTimeout) as raised:
+        watch.wait(deadline())
+
+    assert raised.value.status == "cancelled"
+    assert "completion timeout" in str(raised.value)
+    assert ("abort_migration", server.id) in cloud.writes
+    after = cloud.get_server(server.id)
+    assert (after.host, after.status) == ("host1", "ACTIVE")
+    assert finals.calls == [server.id]
+
+
+def test_completion_timeout_forces_completion(cloud, make_poller):
+    poller = make_poller(cloud)
+    server = hanging(cloud)
+
+    watch = live(cloud, poller, server, timeouts=poller_mod.Timeouts(
+        completion=0.05, action="force_complete"))
+    record = watch.wait(deadline())
+
+    assert record.status == "completed"
+    assert watch.force_completed
+    assert watch.timed_out is not None
+    assert watch.timed_out.startswith("completion timeout")
+    assert cloud.get_server(server.id).host == "host2"
+
+
+def test_completion_timeout_fails_but_keeps_the_slot_until_the_end(
+    cloud, make_poller, finals
+):
+    poller = make_poller(cloud)
+    server = hanging(cloud)
+
+    watch = live(cloud, poller, server, on_final=finals.of(server.id),
+                 timeouts=poller_mod.Timeouts(completion=0.05,
+                                              action="fail"))
+    with pytest.raises(exceptions.MigrationTimeout):
+        watch.wait(deadline())
+
+    assert finals.calls == []
+    assert not watch.resolved
+    assert ("abort_migration", server.id) not in cloud.writes
+    cloud.abort_migration(server.id, watch.migration_id)
+    wait_until(lambda: finals.calls == [server.id], "the slot to come back")
+    assert isinstance(watch.error, exceptions.MigrationTimeout)
+
+
+def test_progress_timeout_aborts_a_migration_that_stalls(cloud, make_poller):
+    poller = make_poller(cloud, progress_interval=0.01)
+    server = hanging(cloud)
+
+    watch = live(cloud, poller, server,
+                 timeouts=poller_mod.Timeouts(progress=0.05))
+
+    with pytest.raises(exceptions.MigrationTimeout, match="no progress"):
+        watch.wait(deadline())
+    assert ("abort_migration", server.id) in cloud.writes
+
+
+def test_progress_timeout_spares_a_migration_that_progresses(
+    cloud, make_poller
+):
+    poller = make_poller(cloud, progress_interval=0.005)
+    server = cloud.add_server("host1")
+    cloud.behaviours[server.id] = fake.Behaviour(steps=8)
+
+    watch = live(cloud, poller, server,
+                 timeouts=poller_mod.Timeouts(progress=2.0))
+
+    assert watch.wait(deadline()).status == "completed"
+    assert watch.timed_out is None
+    assert watch.last_progress is not None
+
+
+@pytest.mark.parametrize(
+    ("action", "refusal"),
+    [("abort", exceptions.BadRequest("not in progress", 400)),
+     ("force_complete", exceptions.Conflict("not running", 409))],
+    ids=["abort-refused", "force-complete-refused"],
+)
+def test_a_refused_timeout_action_still_ends_the_wait(
+    stub, make_poller, finals, action, refusal
+):
+    # A migration stuck in post-migrating can be neither aborted nor
+    # forced: the task must not wait for it for ever.
+    poller = make_poller(stub)
+    stub.refuse = refusal
+    stub.add(1, status="post-migrating", created_at=CREATED)
+
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED,
+                         on_final=finals.of("srv"),
+                         timeouts=poller_mod.Timeouts(completion=0.05,
+                                                      action=action))
+
+    with pytest.raises(exceptions.MigrationTimeout):
+        watch.wait(deadline())
+    assert finals.calls == []
+    stub.set(1, status="completed")
+    wait_until(lambda: finals.calls == ["srv"], "the slot to come back")
+
+
+@pytest.mark.parametrize("kind", ["evacuation", "migration"])
+def test_completion_timeout_of_a_cold_move_stuck_in_pre_migrating(
+    stub, make_poller, kind
+):
+    poller = make_poller(stub)
+    stub.add(1, migration_type=kind, status="pre-migrating",
+             created_at=CREATED)
+
+    watch = poller.watch("srv", "host1", kind, accepted_at=ACCEPTED,
+                         timeouts=poller_mod.Timeouts(completion=0.05,
+                                                      action="fail"))
+
+    with pytest.raises(exceptions.MigrationTimeout):
+        watch.wait(deadline())
+
+
+# -- aborting everything ---------------------------------------------------
+
+def test_abort_all_aborts_live_migrations_only(make_poller):
+    cloud = fake.FakeCompute(["host1", "host2", "host3"], steps=500)
+    poller = make_poller(cloud)
+    running, queued = cloud.add_server("host1"), cloud.add_server("host1")
+    cold = cloud.add_server("host2")
+    watches = [live(cloud, poller, s, target="host3")
+               for s in (running, queued)]
+    result = cloud.cold_migrate(cold.id, "host3")
+    cold_watch = poller.watch(cold.id, "host2", "migration",
+                              accepted_at=result.accepted_at)
+    wait_until(lambda: all(w.migration for w in watches), "both records")
+
+    assert poller.abort_all("SIGTERM") == 2
+
+    for watch in watches:
+        with pytest.raises(exceptions.MigrationFailed,
+                           match=r"aborted \(SIGTERM\)") as raised:
+            watch.wait(deadline())
+        assert raised.value.status == "cancelled"
+    assert not cold_watch.done.is_set()
+    assert [w for w in cloud.writes if w[0] == "abort_migration"] == [
+        ("abort_migration", running.id), ("abort_migration", queued.id)]
+
+
+def test_abort_all_before_the_record_is_seen(cloud, make_poller):
+    poller = make_poller(cloud, start=False)
+    server = hanging(cloud)
+    watch = live(cloud, poller, server)
+
+    assert poller.abort_all("interrupted") == 1
+    assert ("abort_migration", server.id) not in cloud.writes
+    poller.start()
+
+    with pytest.raises(exceptions.MigrationFailed, match="aborted"):
+        watch.wait(deadline())
+    assert ("abort_migration", server.id) in cloud.writes
+
+
+def test_abort_all_skips_what_has_ended(cloud, make_poller):
+    poller = make_poller(cloud)
+    server = cloud.add_server("host1")
+    watch = live(cloud, poller, server)
+    watch.wait(deadline())
+
+    assert poller.abort_all("late") == 0
+    assert ("abort_migration", server.id) not in cloud.writes
+
+
+# -- throttle slots --------------------------------------------------------
+
+def test_the_slot_comes_back_when_the_migration_ends_unwatched(
+    cloud, make_poller
+):
+    throttle = throttle_mod.Throttle({throttle_mod.LIVE: 1}, total=1)
+    poller = make_poller(cloud)
+    server = cloud.add_server("host1")
+    assert throttle.acquire(server.id, "host1", throttle_mod.LIVE)
+
+    live(cloud, poller, server,
+         on_final=lambda: throttle.release(server.id))
+
+    # Nobody waits on the watch: the poller alone gives the slot back.
+    wait_until(lambda: throttle.held() == 0, "the slot to come back")
+    assert cloud.get_server(server.id).host == "host2"
+
+
+# -- progress --------------------------------------------------------------
+
+def test_on_progress_reports_growing_progress(cloud, make_poller):
+    seen: list[float] = []
+
+    def report(watch: poller_mod.Watch) -> None:
+        assert watch.migration is not None
+        seen.append(watch.migration.percent or 0.0)
+
+    poller = make_poller(cloud, on_progress=report, progress_interval=0.001)
+    server = cloud.add_server("host1")
+    cloud.behaviours[server.id] = fake.Behaviour(steps=4)
+
+    live(cloud, poller, server).wait(deadline())
+
+    assert len(seen) >= 2
+    assert seen == sorted(seen)
+    assert seen[-1] > seen[0]
+
+
+def progress(migration_id: int, done: int, total: int = 1000
+             ) -> models.Migration:
+    """A record of ``GET /servers/{id}/migrations``."""
+    return models.Migration(
+        id=migration_id, server_id="srv", status="running",
+        migration_type=LIVE, memory_total=total, memory_processed=done,
+        memory_remaining=total - done, disk_total=0, disk_processed=0,
+        disk_remaining=0,
+    )
+
+
+def test_the_rate_estimates_the_end_and_the_poll_comes_then(
+    stub, make_poller
+):
+    clock = ManualClock()
+    gate = Turnstile(stub, clock)
+    poller = make_poller(gate, clock=clock, poll_interval=0.25,
+                         progress_interval=0.5, on_progress=lambda w: None)
+    stub.add(1, status="running", created_at=CREATED)
+    stub.progress = [progress(1, 100)]
+    t = clock.now
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+
+    gate.poll(t + 0.25)          # first seen running: first sample
+    gate.poll(t + 0.5)           # no sample due yet
+    stub.progress = [progress(1, 800)]
+    gate.poll(t + 0.75)          # second sample: 700 bytes in 0.5 s
+
+    # 200 bytes left at 1400 bytes/s: the end is expected 1/7 s after the
+    # last sample, and the next poll comes then (plus a little), before
+    # the poll interval (0.25 s) is over.
+    end = t + 0.75 + 200 / 1400
+    assert not gate.arrive(end + 0.04, patience=0.3)
+    gate.poll(end + 0.0501)
+    assert watch.rate == pytest.approx(1400.0)
+    assert watch.last_progress == (800, t + 0.75)
+
+
+# -- learnt durations ------------------------------------------------------
+
+def test_durations_are_learnt_per_host_and_kind(stub, make_poller):
+    clock = ManualClock()
+    gate = Turnstile(stub, clock)
+    poller = make_poller(gate, clock=clock, poll_interval=0.125,
+                         poll_interval_min=0.001)
+    t = clock.now
+    assert poller.learnt_duration("host1", LIVE) is None
+
+    # The first migration runs from one poll to the next: 0.125 s.
+    stub.add(1, status="running", created_at=CREATED)
+    first = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    gate.poll(t + 0.125)
+    stub.set(1, status="completed")
+    gate.poll(t + 0.25)
+    first.wait(deadline())
+
+    assert poller.learnt_duration("host1", LIVE) == pytest.approx(0.125)
+    assert poller.learnt_duration("host9", LIVE) == pytest.approx(0.125)
+    assert poller.learnt_duration("host1", "migration") is None
+
+    # The second one takes two polls, 0.25 s: the average is 0.1875 s.
+    stub.add(2, status="running", created_at="2026-01-01T00:01:00")
+    second = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    gate.poll(t + 0.375)
+    gate.poll(t + 0.5)
+    stub.set(2, status="completed")
+    gate.poll(t + 0.625)
+    second.wait(deadline())
+
+    assert poller.learnt_duration("host1", LIVE) == pytest.approx(0.1875)
+
+    # The third one is polled when it is expected to end (0.1875 s after
+    # it was seen running, plus a little), not a poll interval later; and
+    # more and more often while it is overdue.
+    stub.add(3, status="running", created_at="2026-01-01T00:01:00")
+    poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    seen = t + 0.75
+    gate.poll(seen)
+    gate.poll(seen + 0.125)
+    assert not gate.arrive(seen + 0.2, patience=0.3)
+    gate.poll(seen + 0.24)           # overdue: again in 0.002 s,
+    assert not gate.arrive(seen + 0.2415, patience=0.3)
+    gate.poll(seen + 0.2421)         # then in 0.004 s
+    assert not gate.arrive(seen + 0.2455, patience=0.3)
+    gate.poll(seen + 0.2462)
+
+
+def test_timed_out_migrations_teach_nothing(cloud, make_poller):
+    poller = make_poller(cloud)
+
+    watch = live(cloud, poller, hanging(cloud), timeouts=poller_mod.Timeouts(
+        completion=0.05, action="force_complete"))
+    watch.wait(deadline())
+
+    assert poller.learnt_duration("host1", LIVE) is None
+
+
+def test_a_migration_ending_does_not_restart_another_s_clock(make_poller):
+    clock = ManualClock()
+    cloud = fake.FakeCompute(["host1", "host2"], steps=2,
+                             max_concurrent_live_migrations=2)
+    gate = Turnstile(cloud, clock)
+    poller = make_poller(gate, clock=clock, poll_interval=0.125)
+    stuck, quick = hanging(cloud), cloud.add_server("host1")
+    slow = live(cloud, poller, stuck)
+    fast = live(cloud, poller, quick)
+    t = clock.now
+
+    for poll in range(1, 6):         # the quick one ends at the fifth
+        gate.poll(t + poll * 0.125)
+
+    assert fast.done.is_set()
+    assert slow.running_since == t + 0.125
+
+
+def test_a_migration_that_waited_in_nova_s_queue_started_mid_gap(
+    cloud, make_poller
+):
+    clock = ManualClock()
+    gate = Turnstile(cloud, clock)
+    poller = make_poller(gate, clock=clock, poll_interval=0.125)
+    first, second = cloud.add_server("host1"), cloud.add_server("host1")
+    ahead = live(cloud, poller, first)
+    behind = live(cloud, poller, second)
+    t = clock.now
+
+    for poll in range(1, 6):         # the first ends at the fifth read,
+        gate.poll(t + poll * 0.125)  # and the second leaves the queue
+
+    assert ahead.done.is_set()
+    assert behind.migration is not None
+    assert behind.migration.status == "preparing"
+    assert behind.running_since == pytest.approx(t + 5 * 0.125 - 0.125 / 2)
+
+
+def test_watch_times_come_from_the_clock_given(stub, make_poller):
+    clock = ManualClock(now=5.0)
+    poller = make_poller(stub, start=False, clock=clock)
+
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+
+    assert watch.registered == 5.0
+    assert watch.since == datetime.datetime(2026, 1, 1, 0, 0, 50,
+                                            tzinfo=datetime.UTC)

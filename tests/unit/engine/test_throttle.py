@@ -1,0 +1,184 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The throttle: slots per source host and kind of move, under a cap."""
+
+import threading
+
+import pytest
+
+from nova_migrate_flows.engine import throttle as throttle_mod
+from tests.unit.engine.conftest import wait_until
+
+LIVE, COLD = throttle_mod.LIVE, throttle_mod.COLD
+
+
+@pytest.fixture
+def throttle() -> throttle_mod.Throttle:
+    """Two live and one cold move per host, five in all."""
+    return throttle_mod.Throttle({LIVE: 2, COLD: 1}, total=5)
+
+
+def try_acquire(throttle, key, host, kind=LIVE):
+    """Take a slot if one is free now, without waiting."""
+    asked = []
+
+    def should_stop() -> bool:
+        asked.append(True)
+        return len(asked) > 1
+
+    return throttle.acquire(key, host, kind, should_stop=should_stop,
+                            poll=0.001)
+
+
+class Waiter(threading.Thread):
+    """A task thread blocked on the throttle until it gets a slot."""
+
+    def __init__(self, throttle, key, host, kind=LIVE, poll=60.0):
+        super().__init__(daemon=True)
+        self.throttle, self.key, self.host, self.kind = (
+            throttle, key, host, kind)
+        self.poll = poll
+        self.stop = threading.Event()
+        self.got: bool | None = None
+        self.start()
+
+    def run(self) -> None:
+        self.got = self.throttle.acquire(
+            self.key, self.host, self.kind,
+            should_stop=self.stop.is_set, poll=self.poll,
+        )
+
+
+def test_slots_per_host_and_kind(throttle):
+    assert try_acquire(throttle, "a", "host1")
+    assert try_acquire(throttle, "b", "host1")
+    assert not try_acquire(throttle, "c", "host1")
+    assert try_acquire(throttle, "d", "host1", COLD)
+    assert not try_acquire(throttle, "e", "host1", COLD)
+    assert try_acquire(throttle, "f", "host2")
+
+    assert throttle.held("host1") == 3
+    assert throttle.held("host2") == 1
+    assert throttle.held() == 4
+
+
+def test_the_total_caps_every_host(throttle):
+    for i, host in enumerate(["h1", "h1", "h2", "h2", "h3"]):
+        assert try_acquire(throttle, f"s{i}", host)
+
+    assert not try_acquire(throttle, "s5", "h4")
+    assert not try_acquire(throttle, "s6", "h4", COLD)
+    assert throttle.held() == 5
+
+
+def test_taking_a_slot_again_is_a_no_op(throttle):
+    assert try_acquire(throttle, "a", "host1")
+    assert throttle.acquire("a", "host1", LIVE,
+                            should_stop=lambda: True)
+
+    assert throttle.held() == 1
+    assert try_acquire(throttle, "b", "host1")
+
+
+def test_a_stopped_run_takes_no_slot(throttle):
+    assert not throttle.acquire("a", "host1", LIVE,
+                                should_stop=lambda: True)
+
+    assert throttle.held() == 0
+
+
+def test_release_wakes_a_waiter_at_once(throttle):
+    try_acquire(throttle, "a", "host1")
+    try_acquire(throttle, "b", "host1")
+    waiter = Waiter(throttle, "c", "host1")
+    assert waiter.is_alive()
+
+    throttle.release("a")
+    waiter.join(timeout=5)
+
+    assert waiter.got is True
+    assert throttle.held("host1") == 2
+
+
+def test_release_of_another_host_does_not_let_a_waiter_in(throttle):
+    try_acquire(throttle, "a", "host1")
+    try_acquire(throttle, "b", "host1")
+    try_acquire(throttle, "x", "host2")
+    waiter = Waiter(throttle, "c", "host1", poll=0.005)
+
+    throttle.release("x")
+    waiter.join(timeout=0.05)
+
+    assert waiter.is_alive()
+    waiter.stop.set()
+    waiter.join(timeout=5)
+    assert waiter.got is False
+
+
+def test_release_of_a_key_without_a_slot_is_harmless(throttle):
+    try_acquire(throttle, "a", "host1")
+
+    throttle.release("nobody")
+    throttle.release("a")
+    throttle.release("a")
+
+    assert throttle.held() == 0
+
+
+def test_claim_counts_an_adopted_migration_beyond_the_limit(throttle):
+    try_acquire(throttle, "a", "host1")
+    try_acquire(throttle, "b", "host1")
+
+    throttle.claim("adopted", "host1", LIVE)
+
+    assert throttle.held("host1") == 3
+    throttle.release("a")
+    assert not try_acquire(throttle, "c", "host1")
+    throttle.release("adopted")
+    assert try_acquire(throttle, "c", "host1")
+
+
+def test_wake_lets_waiters_see_the_stop(throttle):
+    try_acquire(throttle, "a", "host1", COLD)
+    waiters = [Waiter(throttle, f"w{i}", "host1", COLD) for i in range(3)]
+
+    for waiter in waiters:
+        waiter.stop.set()
+    throttle.wake()
+
+    for waiter in waiters:
+        waiter.join(timeout=5)
+    assert [w.got for w in waiters] == [False, False, False]
+    assert throttle.held() == 1
+
+
+def test_every_waiter_gets_a_slot_in_the_end(throttle):
+    one = throttle_mod.Throttle({LIVE: 1, COLD: 1}, total=1)
+    holders: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def work(key: str) -> None:
+        one.acquire(key, "host1", LIVE, poll=0.01)
+        with lock:
+            holders.append((key, one.held()))
+        one.release(key)
+
+    threads = [threading.Thread(target=work, args=(f"s{i}",))
+               for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+
+    wait_until(lambda: len(holders) == 8, "every waiter to get a slot")
+    assert sorted(holders) == [(f"s{i}", 1) for i in range(8)]
+    assert one.held() == 0
