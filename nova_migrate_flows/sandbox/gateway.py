@@ -16,9 +16,9 @@ to the minimal Keystone and ``/sandbox`` to the control API. In front of
 Nova and Placement the gateway does what keystonemiddleware's auth_token
 does in a real cloud: it drops identity headers a client sent, validates
 ``X-Auth-Token`` and, for a valid token, sets the headers the services
-build their request context from; an unknown or expired token gets a 401
-with a Keystone-like body. A request without a token passes on, and the
-service answers it (version discovery works, the rest is a 401).
+build their request context from; a missing, unknown or expired token gets
+a 401 with a Keystone-like body, except for version discovery, which needs
+no token (as in Nova's and Placement's own pipelines).
 
 Only the standard library is used.
 """
@@ -52,6 +52,14 @@ _IDENTITY_HEADERS = (
     "HTTP_X_AUTH_PROJECT_ID", "HTTP_X_APPLICATION_CREDENTIAL_ID",
 )
 _UNAVAILABLE = b'{"error": "The sandbox cloud is still starting."}'
+_UNAUTHORIZED = identity.error_body(
+    401, "Unauthorized", "The request you have made requires authentication.")
+#: Paths (under the service's prefix) of the version documents.
+_DISCOVERY_PATHS = {
+    "compute": {"/", "/v2", "/v2/", constants.COMPUTE_VERSION_PATH,
+                constants.COMPUTE_VERSION_PATH + "/"},
+    "placement": {"/"},
+}
 
 
 class Gateway:
@@ -93,7 +101,8 @@ class Gateway:
             if path == prefix or path.startswith(prefix + "/"):
                 environ["SCRIPT_NAME"] = (
                     environ.get("SCRIPT_NAME", "") + prefix)
-                environ["PATH_INFO"] = path[len(prefix):]
+                # "/placement" is the same document as "/placement/".
+                environ["PATH_INFO"] = path[len(prefix):] or "/"
                 return self._dispatch(service, environ, start_response)
         return _respond(start_response, "404 Not Found",
                         b'{"error": "Not found."}')
@@ -122,21 +131,21 @@ class Gateway:
                       environ: dict[str, Any]) -> bytes | None:
         """Set the identity headers for a valid token.
 
-        Answer the 401 body for a token that is unknown or expired, None
-        otherwise.
+        Answer the 401 body for a token that is missing (outside version
+        discovery), unknown or expired; None otherwise.
         """
         for header in _IDENTITY_HEADERS:
             environ.pop(header, None)
         token_id = environ.get("HTTP_X_AUTH_TOKEN")
         if token_id is None:
-            return None
+            if environ["PATH_INFO"] in _DISCOVERY_PATHS[service]:
+                return None
+            return _UNAUTHORIZED
         token = self.identity_app.store.validate(token_id)
         if token is None:
             LOG.info("Refused token %s: unknown or expired",
                      identity.token_digest(token_id))
-            return identity.error_body(
-                401, "Unauthorized",
-                "The request you have made requires authentication.")
+            return _UNAUTHORIZED
         user = token.user
         environ.update({
             "HTTP_X_IDENTITY_STATUS": "Confirmed",

@@ -460,6 +460,7 @@ def test_requests_without_a_valid_token_are_refused(
     compute_url = sandbox.endpoints["compute"]
     anonymous = requests.get(compute_url + "/servers", timeout=10)
     assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["title"] == "Unauthorized"
     unknown = requests.get(compute_url + "/servers", timeout=10,
                            headers={"X-Auth-Token": "not-a-token",
                                     "X-Roles": "admin"})
@@ -470,6 +471,8 @@ def test_requests_without_a_valid_token_are_refused(
     assert placement.status_code == 401
     # Version discovery needs no token.
     assert requests.get(compute_url, timeout=10).status_code == 200
+    assert requests.get(sandbox.endpoints["placement"],
+                        timeout=10).status_code == 200
 
 
 def test_member_user_is_forbidden_admin_apis(
