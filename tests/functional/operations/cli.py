@@ -130,3 +130,13 @@ def wait_for_migration(sdk: openstack.connection.Connection, server_id: str,
                 return migration
         time.sleep(0.2)
     raise AssertionError(f"no live migration of {server_id} became {status}")
+
+
+def wait_until(probe: Any, timeout: float = 60.0, interval: float = 0.2
+               ) -> None:
+    """Wait until ``probe()`` is true."""
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(interval)
