@@ -277,8 +277,7 @@ class SandboxDriver(fake.FakeDriver):
         """
         reason = (
             f"live migration to {dest} failed: the sandbox driver was told "
-            f"to fail it ({constants.META_LIVE_MIGRATION_RESULT}="
-            f"{constants.RESULT_FAIL})"
+            f"to fail it (live_migration_result={constants.RESULT_FAIL})"
         )
         try:
             with compute_utils.EventReporter(

@@ -121,25 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     serving = threading.Thread(target=server.serve_forever,
                                name="sandbox-http", daemon=True)
     serving.start()
-    statefiles.write_runtime(state, {
-        "pid": os.getpid(),
-        "port": server.server_port,
-        "started_at": datetime.datetime.now(datetime.UTC).isoformat(),
-        "state_dir": state.path,
-        "endpoints": endpoints,
-        "hosts": constants.compute_hosts(args.computes),
-        "users": {user.name: _user_document(user) for user in (admin, demo)},
-        "application_credential": {
-            "id": app_credential.id,
-            "name": app_credential.name,
-            "secret": app_credential.secret,
-            "user": app_credential.user.name,
-        },
-        "control_secret": control_secret,
-        "image": {"id": constants.IMAGE_ID, "name": constants.IMAGE_NAME},
-        "options": {key: value for key, value in vars(args).items()
-                    if key not in ("state_dir", "watch_pid", "port")},
-    })
+    statefiles.write_runtime(state, _runtime_document(
+        args, state, server.server_port, endpoints, store, control_secret))
     try:
         return _run(args, state, front, control, stopping)
     finally:
@@ -233,6 +216,34 @@ def _endpoints(base_url: str) -> dict[str, str]:
                     + constants.COMPUTE_VERSION_PATH),
         "placement": base_url + constants.PREFIX_PLACEMENT,
         "control": base_url + constants.PREFIX_CONTROL,
+    }
+
+
+def _runtime_document(args: argparse.Namespace, state: statefiles.StateDir,
+                      port: int, endpoints: dict[str, str],
+                      store: identity.TokenStore,
+                      control_secret: str) -> dict[str, Any]:
+    """What ``sandbox.json`` says about this server."""
+    (app_credential,) = store.app_credentials.values()
+    return {
+        "pid": os.getpid(),
+        "port": port,
+        "started_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        "state_dir": state.path,
+        "endpoints": endpoints,
+        "hosts": constants.compute_hosts(args.computes),
+        "users": {name: _user_document(user)
+                  for name, user in store.users.items()},
+        "application_credential": {
+            "id": app_credential.id,
+            "name": app_credential.name,
+            "secret": app_credential.secret,
+            "user": app_credential.user.name,
+        },
+        "control_secret": control_secret,
+        "image": {"id": constants.IMAGE_ID, "name": constants.IMAGE_NAME},
+        "options": {key: value for key, value in vars(args).items()
+                    if key not in ("state_dir", "watch_pid", "port")},
     }
 
 
