@@ -11,6 +11,7 @@
 # under the License.
 """Fixtures shared by the unit and functional tests."""
 
+import logging
 import os
 import pathlib
 import subprocess
@@ -51,3 +52,14 @@ def example_plugin(tmp_path_factory):
         del os.environ["PYTHONPATH"]
     else:
         os.environ["PYTHONPATH"] = old
+
+
+@pytest.fixture(autouse=True)
+def keep_logging_handlers():
+    """Put the root logger back as it was: the command line sets logging up
+    (oslo.log) on streams that pytest closes after each test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

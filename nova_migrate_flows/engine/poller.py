@@ -48,8 +48,19 @@ SUCCESS_STATUSES = {
 FAILURE_STATUSES = frozenset({"error", "failed", "cancelled", "reverted"})
 RUNNING_STATUSES = frozenset({"preparing", "running", "post-migrating",
                               "pre-migrating", "migrating"})
+#: Seconds after its expected end that a host's last migration is polled,
+#: and that one with others queued behind it is.
+END_MARGIN = 0.05
+END_MARGIN_QUEUED = 0.3
 #: How long a request may go without a migration record showing up.
 RECORD_TIMEOUT = 120.0
+#: After this many seconds without a record in the batched poll, look the
+#: server's migrations up directly (Nova filters ``changes-since`` on
+#: ``updated_at``, which a brand-new record may not have yet).
+RECORD_LOOKUP_AFTER = 10.0
+#: How long the migrations of a host may go unread (Nova unreachable)
+#: before the tasks waiting for them are told.
+POLL_FAILURE_TIMEOUT = 300.0
 #: Nova's clock has second resolution; a record this much older than the
 #: request that made it is still ours.
 CLOCK_SLACK = datetime.timedelta(seconds=2)
@@ -75,7 +86,7 @@ class Watch:
     accepted_at: datetime.datetime | None = None
     migration_id: int | None = None
     timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
-    on_final: Callable[[], None] | None = None
+    on_final: Callable[["Watch"], None] | None = None
     registered: float = dataclasses.field(default_factory=time.monotonic)
     migration: models.Migration | None = None
     running_since: float | None = None
@@ -120,6 +131,7 @@ class MigrationPoller:
         progress_interval: float | None = None,
         on_progress: Callable[[Watch], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ):
         self._compute = compute
         self._interval = poll_interval
@@ -127,12 +139,18 @@ class MigrationPoller:
         self._progress_interval = progress_interval
         self._on_progress = on_progress
         self._clock = clock
+        self._wall = wall
         self._cond = threading.Condition()
         self._watches: dict[str, list[Watch]] = {}
         self._next_poll: dict[str, float] = {}
         self._last_poll: dict[str, float] = {}
         self._durations: dict[tuple[str, str], float] = {}
         self._by_server: dict[str, Watch] = {}
+        #: When (Nova's clock, epoch seconds) the last migration of a kind
+        #: ended per source host: the next queued one started then.
+        self._last_end: dict[tuple[str, str], float] = {}
+        #: When polls of a host began to fail, while they fail.
+        self._failing_since: dict[str, float] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
         #: Polls sent, for summaries and tests of API economy.
@@ -169,7 +187,7 @@ class MigrationPoller:
         accepted_at: str | None = None,
         migration: models.Migration | None = None,
         timeouts: Timeouts | None = None,
-        on_final: Callable[[], None] | None = None,
+        on_final: Callable[[Watch], None] | None = None,
     ) -> Watch:
         """Watch the migration ``accepted_at`` made, or ``migration``."""
         accepted = _http_date(accepted_at)
@@ -235,6 +253,12 @@ class MigrationPoller:
                 self._next_poll.pop(host, None)
             try:
                 self._poll(host)
+                self._failing_since.pop(host, None)
+            except (exceptions.AuthenticationFailed,
+                    exceptions.NotAuthorized) as exc:
+                self._fail_host(host, exc)
+            except exceptions.NovaUnavailable as exc:
+                self._poll_failed(host, exc)
             except exceptions.NovaMigrateFlowsError as exc:
                 self._fail_host(host, exc)
             except Exception as exc:  # noqa: BLE001 - keep the poller alive
@@ -252,6 +276,19 @@ class MigrationPoller:
         host = min(self._next_poll, key=self._next_poll.__getitem__)
         return host, self._next_poll[host]
 
+    def _poll_failed(
+        self, host: str, exc: exceptions.NovaMigrateFlowsError
+    ) -> None:
+        """Keep watching through a passing outage (Nova still runs the
+        migrations); give up on the host's watches once it lasts."""
+        now = self._clock()
+        since = self._failing_since.setdefault(host, now)
+        if now - since > POLL_FAILURE_TIMEOUT:
+            self._fail_host(host, exc)
+            return
+        LOG.warning("Cannot read the migrations of %s (%s); still watching "
+                    "them", host, exc)
+
     def _fail_host(
         self, host: str, exc: exceptions.NovaMigrateFlowsError
     ) -> None:
@@ -264,23 +301,31 @@ class MigrationPoller:
         """Decide when to poll ``host`` next (called with the lock held)."""
         now = self._clock()
         due = now + self._interval
-        for watch in self._watches.get(host, ()):
-            if watch.resolved:
-                continue
-            for moment in self._moments(watch, now):
+        watches = [w for w in self._watches.get(host, ()) if not w.resolved]
+        # With more than one migration of the host in Nova's hands, the
+        # next one starts by itself when one ends: seeing the end a little
+        # later costs nothing, and saves polls that come too early.
+        margin = END_MARGIN if len(watches) <= 1 else END_MARGIN_QUEUED
+        for watch in watches:
+            for moment in self._moments(watch, now, margin):
                 due = min(due, moment)
         earliest = self._last_poll.get(host, -1e9) + self._interval_min
         self._next_poll[host] = max(due, earliest, now)
 
-    def _moments(self, watch: Watch, now: float) -> list[float]:
+    def _moments(self, watch: Watch, now: float,
+                 margin: float = 0.05) -> list[float]:
         moments = []
         if watch.aborting and watch.migration is None:
             moments.append(now)
+        learnt = self.learnt_duration(watch.host, watch.kind)
+        if watch.running_since is None and learnt is not None:
+            # Not seen running yet: it ends this soon at the earliest.
+            moments.append(watch.registered + learnt)
         if watch.running_since is not None:
             expected = self._expected_end(watch)
             if expected is not None:
                 if expected > now:
-                    moments.append(expected + 0.05)
+                    moments.append(expected + margin)
                 else:
                     backoff = self._interval_min * (2 ** watch.overdue_polls)
                     moments.append(now + min(backoff, self._interval))
@@ -306,6 +351,11 @@ class MigrationPoller:
         learnt = self.learnt_duration(watch.host, watch.kind)
         if learnt is None or watch.running_since is None:
             return None
+        started = self._nova_start(watch)
+        if started is not None:
+            # Nova's clock to ours (NTP keeps them close; a skew only
+            # costs a few more polls).
+            return self._clock() - (self._wall() - (started + learnt))
         return watch.running_since + learnt
 
     def _wants_progress(self, watch: Watch) -> bool:
@@ -334,10 +384,16 @@ class MigrationPoller:
         records = self._compute.list_migrations(
             source_compute=host, changes_since=since.isoformat()
         )
+        LOG.debug("Polled the migrations of %s: %s", host, ", ".join(
+            f"{r.id} {r.status}" for r in records) or "none")
         now = self._clock()
         ended: list[Watch] = []
         for watch in watches:
             record = self._match(watch, records)
+            if record is None and now - watch.registered > \
+                    RECORD_LOOKUP_AFTER:
+                record = self._match(watch, self._compute.list_migrations(
+                    server_id=watch.server_id, source_compute=host))
             if record is None:
                 if now - watch.registered > RECORD_TIMEOUT:
                     self._resolve(watch, exceptions.MigrationFailed(
@@ -401,13 +457,17 @@ class MigrationPoller:
         watch.migration = record
         if record.status in RUNNING_STATUSES and watch.running_since is None:
             watch.running_since = now
-            watch.next_progress_at = now
+            # A display wants progress at once; a progress timeout only
+            # needs it now and then.
+            watch.next_progress_at = now if self._on_progress else (
+                now + (self._progress_interval or self._interval))
         if record.status in SUCCESS_STATUSES.get(watch.kind, ()):
-            self._learn(watch, now)
+            self._learn(watch, record)
             if watch.timed_out and not watch.force_completed:
-                self._resolve(watch, self._timeout_error(watch))
-            else:
-                self._resolve(watch, None)
+                # Its abort came too late: the server moved all the same.
+                watch.force_completed = True
+                watch.timed_out += " (it completed while being aborted)"
+            self._resolve(watch, None)
         elif record.status in FAILURE_STATUSES:
             if watch.timed_out:
                 error: exceptions.NovaMigrateFlowsError = (
@@ -427,13 +487,30 @@ class MigrationPoller:
                 )
             self._resolve(watch, error)
 
-    def _learn(self, watch: Watch, now: float) -> None:
-        if watch.running_since is None or watch.timed_out:
+    def _nova_start(self, watch: Watch) -> float | None:
+        """When Nova started the migration (Nova's clock): when it was
+        created, or when the one it queued behind ended."""
+        if watch.migration is None:
+            return None
+        created = _epoch(watch.migration.created_at)
+        if created is None:
+            return None
+        return max(created, self._last_end.get((watch.host, watch.kind),
+                                                created))
+
+    def _learn(self, watch: Watch, record: models.Migration) -> None:
+        """Learn how long migrations take, from Nova's own timestamps."""
+        ended = _epoch(record.updated_at)
+        started = self._nova_start(watch)
+        key = (watch.host, watch.kind)
+        if ended is not None:
+            self._last_end[key] = max(ended, self._last_end.get(key, ended))
+        if started is None or ended is None or watch.timed_out:
             return
-        took = now - watch.running_since
-        for key in ((watch.host, watch.kind), ("*", watch.kind)):
-            old = self._durations.get(key)
-            self._durations[key] = took if old is None else (
+        took = max(0.0, ended - started)
+        for duration_key in (key, ("*", watch.kind)):
+            old = self._durations.get(duration_key)
+            self._durations[duration_key] = took if old is None else (
                 0.5 * old + 0.5 * took
             )
 
@@ -553,7 +630,12 @@ class MigrationPoller:
             return
         watch.resolved = True
         if watch.on_final is not None:
-            watch.on_final()
+            watch.on_final(watch)
+
+
+def _epoch(value: str | None) -> float | None:
+    parsed = models.parse_time(value)
+    return parsed.timestamp() if parsed is not None else None
 
 
 def _http_date(value: str | None) -> datetime.datetime | None:

@@ -266,7 +266,7 @@ class Runner:
         result: RunResult | None = None
         try:
             with concurrent.futures.ThreadPoolExecutor(
-                max_workers=self._conf.engine.executor_workers,
+                max_workers=self._workers(request),
                 thread_name_prefix="nmf-task",
             ) as executor:
                 run = _Run(self, run_id, request, book, runtime, executor,
@@ -292,6 +292,15 @@ class Runner:
         result.elapsed_s = time.monotonic() - started
         result.requests = _total_requests(self._compute)
         return result
+
+
+    def _workers(self, request: request_mod.MoveRequest) -> int:
+        """Task threads: as configured, and at least one per lane (the
+        lanes of all hosts run at once), so no host waits for a thread."""
+        lanes = (request.max_concurrent + request.pipeline_depth + 1
+                 + request.max_concurrent_cold + 1)
+        return max(self._conf.engine.executor_workers,
+                   len(request.hosts) * lanes + 4)
 
 
 class _Run:

@@ -117,10 +117,13 @@ def lanes(
 ) -> unordered_flow.Flow:
     """The servers of one host, dealt round-robin into parallel lanes.
 
-    Each lane moves its servers one after the other, so a host has at most
-    ``lane_count[kind]`` moves of a kind in flight without any task thread
-    waiting for a slot: Nova's per-host limit plus the pipeline depth for
-    live migrations, the cold limit for the others.
+    Each lane moves its servers one after the other. There is one lane more
+    than the throttle lets moves of a kind run at once (Nova's per-host
+    limit plus the pipeline depth for live migrations, the cold limit for
+    the others): its next server waits for a slot with its request ready,
+    and goes the moment the poller sees a move end, while the other lanes
+    verify what they moved. So one task thread per host at most waits, and
+    the lanes running out unevenly at the end never leaves Nova idle.
     """
     by_kind: dict[str, list[tuple[str, str]]] = {}
     for server_id, action in moves:
@@ -128,7 +131,7 @@ def lanes(
         by_kind.setdefault(kind, []).append((server_id, action))
     group = unordered_flow.Flow(names.host_key("servers", host))
     for kind, servers in sorted(by_kind.items()):
-        count = max(1, min(lane_count[kind], len(servers)))
+        count = max(1, min(lane_count[kind] + 1, len(servers)))
         for index in range(count):
             lane = linear_flow.Flow(
                 names.host_key(f"{kind}-lane-{index + 1}", host)

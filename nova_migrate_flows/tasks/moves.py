@@ -353,6 +353,12 @@ def watch_move(
         models.Migration.from_dict(started["migration"])
         if started.get("migration") else None
     )
+    def ended(watch: poller_mod.Watch) -> None:
+        if watch.error is not None and runtime.request.stop_on_failure:
+            # Stop before the slot lets the next migration of the host go.
+            runtime.server_failed()
+        runtime.throttle.release(server.id)
+
     return runtime.poller.watch(
         server.id,
         started["source"],
@@ -360,7 +366,7 @@ def watch_move(
         accepted_at=started.get("accepted_at"),
         migration=adopted,
         timeouts=timeouts_for(runtime, migration_type, server, entry),
-        on_final=lambda: runtime.throttle.release(server.id),
+        on_final=ended,
     )
 
 

@@ -17,6 +17,7 @@ real intervals. Those that need exact times use a :class:`ManualClock` and a
 """
 
 import datetime
+import time
 from typing import Any
 
 import pytest
@@ -69,7 +70,7 @@ class Finals:
         self.calls: list[str] = []
 
     def of(self, server_id: str):
-        return lambda: self.calls.append(server_id)
+        return lambda watch: self.calls.append(server_id)
 
 
 @pytest.fixture
@@ -301,8 +302,28 @@ def test_a_request_nova_never_recorded_fails_in_the_end(stub, make_poller):
         watch.wait(deadline())
 
 
-def test_a_failing_read_fails_the_watches_of_that_host(stub, make_poller,
-                                                       finals):
+def test_a_failing_read_keeps_the_watches_while_nova_comes_back(
+        stub, make_poller, finals):
+    poller = make_poller(stub)
+    stub.failure = exceptions.NovaUnavailable("nova is down")
+    stub.failing_host = "host1"
+    stub.add(1, server_id="a", created_at=CREATED)
+
+    watch = poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED,
+                         on_final=finals.of("a"))
+    wait_until(lambda: len(stub.listed) >= 2, "two failed polls")
+
+    assert not watch.done.is_set()
+    assert finals.calls == []
+    stub.failure = None
+    stub.set(1, status="completed")
+    assert watch.wait(deadline()).id == 1
+    assert finals.calls == ["a"]
+
+
+def test_a_lasting_read_failure_fails_the_watches_of_that_host(
+        stub, make_poller, finals, monkeypatch):
+    monkeypatch.setattr(poller_mod, "POLL_FAILURE_TIMEOUT", 0.05)
     poller = make_poller(stub)
     stub.failure = exceptions.NovaUnavailable("nova is down")
     stub.failing_host = "host1"
@@ -319,6 +340,17 @@ def test_a_failing_read_fails_the_watches_of_that_host(stub, make_poller,
     assert finals.calls == ["a"]
     stub.set(2, status="completed")
     assert other.wait(deadline()).id == 2
+
+
+def test_refused_credentials_fail_the_watches_at_once(stub, make_poller):
+    poller = make_poller(stub)
+    stub.failure = exceptions.AuthenticationFailed("token refused")
+    stub.add(1, server_id="a", created_at=CREATED)
+
+    watch = poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
+
+    with pytest.raises(exceptions.AuthenticationFailed):
+        watch.wait(deadline())
 
 
 def test_an_unexpected_error_does_not_kill_the_poller(stub, make_poller):
@@ -528,7 +560,7 @@ def test_the_slot_comes_back_when_the_migration_ends_unwatched(
     assert throttle.acquire(server.id, "host1", throttle_mod.LIVE)
 
     live(cloud, poller, server,
-         on_final=lambda: throttle.release(server.id))
+         on_final=lambda watch: throttle.release(server.id))
 
     # Nobody waits on the watch: the poller alone gives the slot back.
     wait_until(lambda: throttle.held() == 0, "the slot to come back")
@@ -596,50 +628,47 @@ def test_the_rate_estimates_the_end_and_the_poll_comes_then(
 # -- learnt durations ------------------------------------------------------
 
 def test_durations_are_learnt_per_host_and_kind(stub, make_poller):
-    clock = ManualClock()
-    gate = Turnstile(stub, clock)
-    poller = make_poller(gate, clock=clock, poll_interval=0.125,
-                         poll_interval_min=0.001)
-    t = clock.now
+    poller = make_poller(stub, poll_interval=0.01, poll_interval_min=0.001)
     assert poller.learnt_duration("host1", LIVE) is None
 
-    # The first migration runs from one poll to the next: 0.125 s.
-    stub.add(1, status="running", created_at=CREATED)
-    first = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
-    gate.poll(t + 0.125)
-    stub.set(1, status="completed")
-    gate.poll(t + 0.25)
+    # Durations come from Nova's own timestamps: created at 00:59, ended at
+    # 01:02 -> 3 s, however late the poller saw it end.
+    stub.add(1, server_id="a", status="running", created_at=CREATED)
+    first = poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
+    wait_until(lambda: first.running_since is not None, "a running")
+    stub.set(1, status="completed", updated_at="2026-01-01T00:01:02")
     first.wait(deadline())
 
-    assert poller.learnt_duration("host1", LIVE) == pytest.approx(0.125)
-    assert poller.learnt_duration("host9", LIVE) == pytest.approx(0.125)
+    assert poller.learnt_duration("host1", LIVE) == pytest.approx(3.0)
+    assert poller.learnt_duration("host9", LIVE) == pytest.approx(3.0)
     assert poller.learnt_duration("host1", "migration") is None
 
-    # The second one takes two polls, 0.25 s: the average is 0.1875 s.
-    stub.add(2, status="running", created_at="2026-01-01T00:01:00")
-    second = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
-    gate.poll(t + 0.375)
-    gate.poll(t + 0.5)
-    stub.set(2, status="completed")
-    gate.poll(t + 0.625)
+    # The second was queued behind the first (created at 01:00): it started
+    # when the first ended (01:02) and ended at 01:07, 5 s. The average of
+    # the two is 4 s.
+    stub.add(2, server_id="b", status="running",
+             created_at="2026-01-01T00:01:00")
+    second = poller.watch("b", "host1", LIVE, accepted_at=ACCEPTED)
+    wait_until(lambda: second.running_since is not None, "b running")
+    stub.set(2, status="completed", updated_at="2026-01-01T00:01:07")
     second.wait(deadline())
 
-    assert poller.learnt_duration("host1", LIVE) == pytest.approx(0.1875)
+    assert poller.learnt_duration("host1", LIVE) == pytest.approx(4.0)
 
-    # The third one is polled when it is expected to end (0.1875 s after
-    # it was seen running, plus a little), not a poll interval later; and
-    # more and more often while it is overdue.
-    stub.add(3, status="running", created_at="2026-01-01T00:01:00")
-    poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
-    seen = t + 0.75
-    gate.poll(seen)
-    gate.poll(seen + 0.125)
-    assert not gate.arrive(seen + 0.2, patience=0.3)
-    gate.poll(seen + 0.24)           # overdue: again in 0.002 s,
-    assert not gate.arrive(seen + 0.2415, patience=0.3)
-    gate.poll(seen + 0.2421)         # then in 0.004 s
-    assert not gate.arrive(seen + 0.2455, patience=0.3)
-    gate.poll(seen + 0.2462)
+
+def test_a_migration_is_polled_when_it_should_end(stub, make_poller):
+    poller = make_poller(stub, poll_interval=30.0, poll_interval_min=0.001)
+    poller._durations[("*", LIVE)] = 0.5   # learnt from earlier migrations
+    stub.add(1, server_id="a", status="completed", created_at=CREATED)
+    started = time.monotonic()
+
+    watch = poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
+    watch.wait(lambda: time.monotonic() - started > 10)
+
+    # Polled once, when it was expected to end: not a poll interval (30 s)
+    # after it was requested.
+    assert watch.done.is_set()
+    assert len(stub.listed) == 1
 
 
 def test_timed_out_migrations_teach_nothing(cloud, make_poller):
