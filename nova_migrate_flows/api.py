@@ -1,0 +1,124 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The Python API for services that embed nova-migrate-flows.
+
+A service registers the options on its own ConfigOpts, then runs an
+operation and gets a :class:`~nova_migrate_flows.engine.runner.RunResult`
+back, with one outcome per server (the same fields as the command line's
+JSON output)::
+
+    from oslo_config import cfg
+    from nova_migrate_flows import api
+
+    conf = cfg.ConfigOpts()
+    api.register_opts(conf)
+    conf(["--config-file", "/etc/myservice/myservice.conf"])
+    result = api.host_evacuate_live(conf, ["compute01"])
+    for outcome in result.outcomes:
+        print(outcome["server"], outcome["status"], outcome["destination"])
+
+Services that run their own TaskFlow engines use the flow factories
+instead (:mod:`nova_migrate_flows.flows.single` and
+:mod:`nova_migrate_flows.flows.host`) and inject a
+:class:`~nova_migrate_flows.engine.runtime.Runtime` as the transient
+``runtime`` store value.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from oslo_config import cfg
+
+from nova_migrate_flows.compute import base as compute_base
+from nova_migrate_flows.compute import connection
+from nova_migrate_flows.engine import persistence
+from nova_migrate_flows.engine import runner as runner_mod
+from nova_migrate_flows import opts
+from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.request import Operation
+
+RunResult = runner_mod.RunResult
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every option of nova-migrate-flows on ``conf``."""
+    opts.register_opts(conf)
+
+
+def run(
+    conf: cfg.ConfigOpts,
+    operation: Operation | str,
+    *,
+    compute: compute_base.Compute | None = None,
+    record: bool = True,
+    **options: Any,
+) -> RunResult:
+    """Run one operation to its end.
+
+    :param conf: a ConfigOpts on which :func:`register_opts` was called.
+    :param operation: what to do (an :class:`Operation` or its name).
+    :param compute: how to reach Nova (default: from ``conf``'s ``[nova]``).
+    :param record: record the run in the persistence backend (``[DEFAULT]
+        state_dir`` or ``[persistence] connection``), so that it can be
+        listed and resumed.
+    :param options: the operation's settings, named like the fields of
+        :class:`~nova_migrate_flows.request.MoveRequest` (``hosts``,
+        ``servers``, ``target_host``, ``block_migration``, ``flavor``,
+        ``confirm``, ``max_concurrent``, ``dry_run``, ...); unset ones come
+        from ``conf``.
+    :raises nova_migrate_flows.exceptions.NovaMigrateFlowsError: for bad
+        input (nothing changed), or errors that stop the whole run.
+    """
+    request = request_mod.build_request(conf, Operation(operation),
+                                        **options)
+    backend = None
+    if record and not request.dry_run:
+        backend = persistence.backend_from_conf(conf)
+    runner = runner_mod.Runner(
+        conf, compute or connection.compute_from_conf(conf), backend=backend
+    )
+    return runner.run(request)
+
+
+def live_migrate(conf: cfg.ConfigOpts, server: str,
+                 target_host: str | None = None, **options: Any
+                 ) -> RunResult:
+    """Live-migrate one server (name or id)."""
+    return run(conf, Operation.LIVE_MIGRATE, servers=[server],
+               target_host=target_host, **options)
+
+
+def host_evacuate_live(conf: cfg.ConfigOpts, hosts: Sequence[str],
+                       **options: Any) -> RunResult:
+    """Live-migrate every server off each host."""
+    return run(conf, Operation.HOST_EVACUATE_LIVE, hosts=list(hosts),
+               **options)
+
+
+def host_servers_migrate(conf: cfg.ConfigOpts, hosts: Sequence[str],
+                         **options: Any) -> RunResult:
+    """Cold-migrate every server off each host."""
+    return run(conf, Operation.HOST_SERVERS_MIGRATE, hosts=list(hosts),
+               **options)
+
+
+def resize(conf: cfg.ConfigOpts, server: str, flavor: str,
+           **options: Any) -> RunResult:
+    """Resize one server (name or id) to another flavor."""
+    return run(conf, Operation.RESIZE, servers=[server], flavor=flavor,
+               **options)
+
+
+def host_evacuate(conf: cfg.ConfigOpts, host: str,
+                  **options: Any) -> RunResult:
+    """Rebuild every server of a failed host elsewhere."""
+    return run(conf, Operation.HOST_EVACUATE, hosts=[host], **options)
