@@ -114,10 +114,17 @@ class DisableService(_HostTask):
         service = _service(runtime, host, runtime.resuming)
         move = request_mod.MoveRequest.from_dict(request)
         if not service.enabled:
-            LOG.info("The compute service of %s was disabled already (%s)",
-                     host, service.disabled_reason or "no reason given")
-            return {"service_id": service.id, "disabled_by_us": False,
-                    "previous_reason": service.disabled_reason}
+            # A resumed run may find the service disabled by itself, before
+            # it could record so: its reason names the run.
+            ours = bool(run_id) and f"(run {run_id})" in (
+                service.disabled_reason or "")
+            if not ours:
+                LOG.info("The compute service of %s was disabled already "
+                         "(%s)", host,
+                         service.disabled_reason or "no reason given")
+            return {"service_id": service.id, "disabled_by_us": ours,
+                    "previous_reason": None if ours
+                    else service.disabled_reason}
         text = reason(f"{move.operation} started", run_id)
         LOG.info("Disabling the compute service of %s: %s", host, text)
         runtime.compute.update_service(

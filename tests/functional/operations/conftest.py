@@ -34,12 +34,26 @@ class Nmf:
         return cli.run_cli(self._capsys, self._sandbox_config, self.config,
                            *argv)
 
-    def configured(self, text: str, *argv: str) -> cli.Ran:
-        """Run with ``text`` added to the test's configuration."""
+    def write(self, text: str) -> str:
+        """A configuration file of this test with ``text`` added; it keeps
+        the test's state directory."""
         directory = self._tmp_path / f"conf{len(list(self._tmp_path.iterdir()))}"
         directory.mkdir()
-        config = cli.write_config(directory, text)
+        path = directory / "test.conf"
+        path.write_text(
+            f"[DEFAULT]\nstate_dir = {self._tmp_path / 'state'}\n"
+            "[migration]\npoll_interval = 0.5\npoll_interval_min = 0.1\n"
+            + text
+        )
+        return str(path)
+
+    def with_config(self, config: str, *argv: str) -> cli.Ran:
+        """Run with the configuration file ``config``."""
         return cli.run_cli(self._capsys, self._sandbox_config, config, *argv)
+
+    def configured(self, text: str, *argv: str) -> cli.Ran:
+        """Run with ``text`` added to the test's configuration."""
+        return self.with_config(self.write(text), *argv)
 
 
 @pytest.fixture

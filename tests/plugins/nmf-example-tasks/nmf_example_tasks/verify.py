@@ -16,6 +16,8 @@ it is registered as an entry point in ``nova_migrate_flows.tasks`` and
 listed in ``[migration] verify_tasks``.
 """
 
+import time
+
 from oslo_log import log as logging
 
 from nova_migrate_flows.tasks import base
@@ -24,6 +26,8 @@ LOG = logging.getLogger(__name__)
 
 #: Set this metadata key on a server to make this check fail (for tests).
 FAIL_KEY = "nmf_example:fail_verify"
+#: Seconds SlowVerify takes for a server with this metadata key.
+DELAY_KEY = "nmf_example:verify_delay"
 
 
 class MetadataKept(base.VerifyTask):
@@ -39,3 +43,15 @@ class MetadataKept(base.VerifyTask):
         LOG.info("example-metadata-kept: %s kept its %d metadata item(s)",
                  moved.server_id, len(after))
         return base.passed(f"{len(after)} item(s) kept")
+
+
+class SlowVerify(base.VerifyTask):
+    """Takes its time before passing (example plugin, for crash tests)."""
+
+    def verify(self, runtime, moved, request):
+        after = moved.after_server
+        delay = float((after.metadata if after else {}).get(DELAY_KEY, 0))
+        LOG.info("example-slow-verify: verifying %s for %.1f s",
+                 moved.server_id, delay)
+        time.sleep(delay)
+        return base.passed(f"waited {delay:.1f} s")
