@@ -50,8 +50,9 @@ def add_parsers(subparsers: Any) -> None:
         "conductor",
         help="Claim jobs from the jobboard and run them, until SIGTERM.",
     )
-    parser.add_argument("--name", help="This conductor's name (default: "
-                        "[conductor] name, or host name and pid).")
+    parser.add_argument("--name", dest="conductor_name",
+                        help="This conductor's name (default: [conductor] "
+                        "name, or host name and pid).")
     parser.set_defaults(func=run_conductor)
 
     parser = subparsers.add_parser(
@@ -87,7 +88,7 @@ def submit(conf: cfg.ConfigOpts, args: Any,
 
 
 def run_conductor(conf: cfg.ConfigOpts, args: Any) -> int:
-    name = (args.name or conf.conductor.name
+    name = (args.conductor_name or conf.conductor.name
             or f"{socket.gethostname()}-{os.getpid()}")
     backend = persistence.backend_from_conf(conf)
     compute = connection.compute_from_conf(conf)

@@ -1,0 +1,120 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Distributed mode against the sandbox: a conductor dies while it runs a
+host evacuation; another takes the job over and finishes it.
+
+Needs a Redis server (``NMF_TEST_REDIS_URL``); on SQLite and PostgreSQL.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+
+import pytest
+
+from tests.functional.operations import cli
+from tests.functional.operations.test_crash_resume import (  # noqa: F401
+    persistence_config,
+)
+
+pytestmark = [pytest.mark.functional, pytest.mark.redis]
+
+CLAIM_EXPIRY = 5
+
+
+@pytest.fixture
+def board_config(request, tmp_path):
+    url = os.environ.get("NMF_TEST_REDIS_URL")
+    if not url:
+        pytest.fail("NMF_TEST_REDIS_URL is not set: start a Redis server "
+                    "(.ci/run does) or deselect with -m 'not redis'")
+    parsed = urllib.parse.urlparse(url)
+    return (
+        f"[jobboard]\nredis_host = {parsed.hostname}\n"
+        f"redis_port = {parsed.port or 6379}\n"
+        f"redis_db = {(parsed.path or '/0').strip('/') or 0}\n"
+        f"name = nmf-failover-{tmp_path.name}\n"
+        f"claim_expiry = {CLAIM_EXPIRY}\n"
+        "[conductor]\nwait_timeout = 0.2\n"
+    )
+
+
+def conductor(sandbox, config, name):
+    return subprocess.Popen(
+        [sys.executable, "-m", "nova_migrate_flows.cli", "--config-file",
+         sandbox.config_file, "--config-file", config, "conductor",
+         "--name", name],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def owner(nmf, config):
+    jobs = nmf.with_config(config, "jobs", "list", "--format", "json").json
+    owners = [j["owner"] for j in jobs["jobs"] if j["state"] == "claimed"]
+    return owners[0] if owners else None
+
+
+def test_a_dead_conductor_s_evacuation_is_finished_by_another(
+        nmf, boot_servers, sdk, sandbox, board_config, persistence_config):
+    servers = boot_servers("host1", count=6,
+                           metadata=cli.server_metadata(duration=2))
+    config = nmf.write(board_config + persistence_config)
+    first = conductor(sandbox, config, "conductor-a")
+    second = None
+    try:
+        submitted = nmf.with_config(config, "submit", "host-evacuate-live",
+                                    "host1", "--format", "json")
+        assert submitted.code == 0, submitted.err
+        (job,) = submitted.json["jobs"]
+        cli.wait_until(lambda: owner(nmf, config) == "conductor-a")
+        cli.wait_until(lambda: any(
+            m.status == "running" for s in servers
+            for m in cli.live_migrations(sdk, s["id"])))
+        second = conductor(sandbox, config, "conductor-b")
+
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        killed = time.monotonic()
+        cli.wait_until(lambda: owner(nmf, config) == "conductor-b",
+                       timeout=CLAIM_EXPIRY * 6)
+        took_over = time.monotonic() - killed
+        # Straight to the terminal: pytest captures stdout for the CLI.
+        sys.__stderr__.write(
+            f"\nfailover: conductor-b claimed the job {took_over:.1f} s "
+            f"after conductor-a was killed (claim expiry {CLAIM_EXPIRY} s)\n")
+        cli.wait_until(lambda: not any(
+            j["job_id"] == job["job_id"] and j["state"] != "finished"
+            for j in nmf.with_config(config, "jobs", "list", "--format",
+                                     "json").json["jobs"]), timeout=180)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(60)
+
+    assert took_over <= CLAIM_EXPIRY + 5
+    for server in servers:
+        after = sdk.compute.get_server(server["id"])
+        assert after.compute_host != "host1"
+        records = cli.live_migrations(sdk, server["id"])
+        assert [m.status for m in records] == ["completed"], records
+    shown = nmf.with_config(config, "flows", "show",
+                            submitted.json["run_id"], "--format", "json")
+    assert shown.json["state"] == "finished"
+    assert {s["status"] for s in shown.json["servers"]} == {"migrated"}
+    host1 = next(s for s in sdk.compute.services(binary="nova-compute")
+                 if s.host == "host1")
+    assert host1.status == "disabled"
+    assert "evacuated" in host1.disabled_reason
