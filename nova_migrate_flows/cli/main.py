@@ -66,6 +66,10 @@ def make_conf() -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
     log.register_options(conf)
     conf.set_default("use_stderr", True)
+    # keystoneauth warns about what the error line then says anyway.
+    log.set_defaults(default_log_levels=log.get_default_log_levels() + [
+        "keystoneauth=ERROR",
+    ])
     opts.register_opts(conf)
     conf.register_cli_opt(cfg.SubCommandOpt(
         "command",

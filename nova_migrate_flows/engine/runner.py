@@ -172,16 +172,26 @@ class Runner:
         """Run one operation to its end; raises for bad input and for
         errors that stop the whole run (Nova unreachable, ...)."""
         run_id = str(uuid.uuid4())
+        services, request, known = self._prepare(request)
+        book = None
+        if self._records is not None and not request.dry_run:
+            book = self._records.create(run_id, request.to_dict())
+        return self._execute(run_id, request, book, resuming=False,
+                             known=known, services=services)
+
+    def _prepare(
+        self, request: request_mod.MoveRequest
+    ) -> tuple[list[Any], request_mod.MoveRequest, dict[str, Any]]:
+        """Read what every run needs first. The compute services come
+        first: only admins may list them, so other credentials are refused
+        before anything else is read."""
+        services = self._compute.list_services()
         known: dict[str, Any] = {}
         if not request.op.is_host_operation:
             server = self._compute.find_server(request.servers[0])
             known[server.id] = server.to_dict()
             request = dataclasses.replace(request, servers=(server.id,))
-        book = None
-        if self._records is not None and not request.dry_run:
-            book = self._records.create(run_id, request.to_dict())
-        return self._execute(run_id, request, book, resuming=False,
-                             known=known)
+        return services, request, known
 
     def submit(self, request: request_mod.MoveRequest,
                board: Any) -> RunResult:
@@ -193,15 +203,12 @@ class Runner:
                 "conductors"
             )
         run_id = str(uuid.uuid4())
-        known: dict[str, Any] = {}
-        if not request.op.is_host_operation:
-            server = self._compute.find_server(request.servers[0])
-            known[server.id] = server.to_dict()
-            request = dataclasses.replace(request, servers=(server.id,))
+        services, request, known = self._prepare(request)
         book = None
         if not request.dry_run:
             book = self._records.create(run_id, request.to_dict())
-        runtime = runtime_mod.Runtime(self._conf, self._compute, request)
+        runtime = runtime_mod.Runtime(self._conf, self._compute, request,
+                                      services=services)
         try:
             with concurrent.futures.ThreadPoolExecutor(
                 max_workers=self._conf.engine.executor_workers,
@@ -240,7 +247,8 @@ class Runner:
         self._records.claim(book)
         request = request_mod.MoveRequest.from_dict(book.meta["request"])
         LOG.info("Resuming run %s (%s)", run_id, book.name)
-        return self._execute(run_id, request, book, resuming=True, known={})
+        return self._execute(run_id, request, book, resuming=True, known={},
+                             services=None)
 
     # -- running -----------------------------------------------------------
 
@@ -251,11 +259,12 @@ class Runner:
         book: Any,
         resuming: bool,
         known: dict[str, Any],
+        services: list[Any] | None,
     ) -> RunResult:
         started = time.monotonic()
         runtime = runtime_mod.Runtime(
             self._conf, self._compute, request, resuming=resuming,
-            live_progress=self._live_progress,
+            live_progress=self._live_progress, services=services,
         )
         for subscriber in self._subscribers:
             runtime.events.subscribe(subscriber)

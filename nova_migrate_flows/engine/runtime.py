@@ -60,10 +60,13 @@ class Events:
 class CloudSnapshot:
     """Services and capacities, read once per run and shared by checks."""
 
-    def __init__(self, compute: base.Compute):
+    def __init__(self, compute: base.Compute,
+                 services: list[models.Service] | None = None):
         self._compute = compute
         self._lock = threading.Lock()
-        self._services: dict[str, models.Service] | None = None
+        self._services: dict[str, models.Service] | None = (
+            {s.host: s for s in services} if services is not None else None
+        )
         self._capacities: dict[str, models.HostCapacity] | None = None
         self._flavors: dict[str, models.Flavor] = {}
 
@@ -104,13 +107,14 @@ class Runtime:
         *,
         resuming: bool = False,
         live_progress: bool = False,
+        services: list[models.Service] | None = None,
     ):
         self.conf = conf
         self.compute = compute
         self.request = request
         self.resuming = resuming
         self.events = Events()
-        self.cloud = CloudSnapshot(compute)
+        self.cloud = CloudSnapshot(compute, services)
         self.throttle = throttle_mod.Throttle(
             {
                 throttle_mod.LIVE: request.max_concurrent
