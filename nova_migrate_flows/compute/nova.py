@@ -89,13 +89,15 @@ class NovaCompute:
         json: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
     ) -> Any:
-        proxy = getattr(self._conn, service)
         idempotent = method == "GET"
         attempt = 0
         while True:
             with self._lock:
                 self.request_counts[f"{method} {service}"] += 1
             try:
+                # The first use of a proxy authenticates and discovers the
+                # service's endpoint: its errors are the same as a request's.
+                proxy = getattr(self._conn, service)
                 response = proxy.request(
                     url,
                     method,
@@ -113,9 +115,14 @@ class NovaCompute:
                 raise exceptions.NotAuthorized(
                     f"not authorised: {_first_line(exc)}"
                 ) from exc
-            except (ks_exc.EndpointNotFound, ks_exc.DiscoveryFailure) as exc:
+            except ks_exc.EndpointNotFound as exc:
                 raise exceptions.NovaUnavailable(
-                    f"cannot find the {service} endpoint: "
+                    f"no {service} endpoint in the service catalog: "
+                    f"{_first_line(exc)}"
+                ) from exc
+            except ks_exc.DiscoveryFailure as exc:
+                raise exceptions.NovaUnavailable(
+                    f"cannot reach the identity service or {service}: "
                     f"{_first_line(exc)}"
                 ) from exc
             except ks_exc.SSLError as exc:
