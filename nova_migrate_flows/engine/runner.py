@@ -234,7 +234,13 @@ class Runner:
             )
         book = self._records.get(run_id)
         state = book.meta.get("state")
-        if state not in (records_mod.RUNNING, records_mod.INTERRUPTED):
+        if state == records_mod.INTERRUPTED:
+            raise exceptions.InvalidInput(
+                f"run {run_id} was interrupted and stopped cleanly (servers "
+                "not started were left where they are): run the operation "
+                "again to move them"
+            )
+        if state != records_mod.RUNNING:
             raise exceptions.InvalidInput(
                 f"run {run_id} is {state}: there is nothing to resume"
             )
