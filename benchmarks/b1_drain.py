@@ -1,0 +1,399 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""B1: drain speed and API economy against a real Nova (the sandbox).
+
+Hosts of 5 servers each are emptied with live migrations of 2 s, Nova's
+default of one live migration at a time per source host. Each contender
+starts from the same state (fresh servers on the source hosts, every
+service enabled), with a pre-authenticated connection whose endpoints were
+discovered already, and the sandbox counts the compute API requests it
+sends:
+
+* ``nova-migrate-flows`` (``+sqlite``: recording the run as the command
+  line does): :class:`~nova_migrate_flows.engine.runner.Runner` running
+  ``host-evacuate-live`` of the source hosts, every server verified;
+* ``nova-queue``: every live migration posted at once, as the nova CLI's
+  ``host-evacuate-live`` does, then ``GET /os-migrations`` every 0.25 s
+  until all completed: Nova's own speed, the floor (nothing verified);
+* ``one-by-one``: ``openstack server migrate --live-migration --wait`` in
+  a shell loop: look the server up, migrate it, poll it every 2 s until
+  ACTIVE, then the next.
+
+The two baselines are given the source hosts disabled before their clock
+starts (as an operator does first), so that Nova's scheduler never picks a
+host being emptied; nova-migrate-flows disables them itself.
+
+The sandbox's own log tells when Nova ran each migration, which splits a
+contender's time into the wait before the first migration ran, the
+migrations (with Nova idle between them), and the tail after the last one
+ended.
+"""
+
+import contextlib
+import datetime
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import common
+import openstack
+import openstack.config
+import openstack.connection
+from oslo_config import cfg
+
+from nova_migrate_flows import opts
+from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.compute import nova
+from nova_migrate_flows.engine import persistence
+from nova_migrate_flows.engine import runner as runner_mod
+from nova_migrate_flows.sandbox import constants, control
+
+GOAL_RATIO = 1.05
+GOAL_REQUESTS = 4.0
+#: (source hosts, servers per host).
+FULL = [(2, 5), (4, 5)]
+QUICK = [(2, 2)]
+#: Hosts that take the servers, besides the sources.
+TARGETS = 3
+DURATION = 2.0
+QUEUE_POLL = 0.25
+#: openstackclient 10.5's ``--wait`` sleeps 5 s between two looks
+#: (``osc_lib.utils.wait_for_status``); the issue asks for 2 s.
+LOOP_POLL = 2.0
+#: Seconds any contender may take before it is stopped.
+DEADLINE = 600.0
+NMF = "nova-migrate-flows"
+NMF_SQLITE = "nova-migrate-flows+sqlite"
+QUEUE = "nova-queue"
+LOOP = "one-by-one"
+CONTENDERS = (QUEUE, NMF, NMF_SQLITE, LOOP)
+
+_LOG_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) .*\[instance: ([0-9a-f-]{36})"
+    r"\] (Live migration to \S+ started|Migrating instance to \S+ finished "
+    r"successfully)")
+
+
+def computes(quick: bool) -> int:
+    """Compute hosts the sandbox needs for B1."""
+    return max(h for h, _ in (QUICK if quick else FULL)) + TARGETS
+
+
+# -- one contender -------------------------------------------------------
+
+
+class Bench:
+    """The sandbox, a warm connection and the state every run starts
+    from."""
+
+    def __init__(self, sandbox: control.SandboxInfo):
+        self.sandbox = sandbox
+        self.client = control.SandboxClient(sandbox.state_dir)
+        config = openstack.config.OpenStackConfig(
+            config_files=[sandbox.clouds_yaml], vendor_files=[])
+        self.conn = openstack.connection.Connection(
+            config=config.get_one(cloud=constants.CLOUD_ADMIN))
+        # Authenticate and discover every endpoint now, for everyone.
+        nova.NovaCompute(self.conn).host_capacities()
+        list(self.conn.compute.migrations(limit=1))
+
+    def reset(self, sources: list[str], per_host: int,
+              disable: bool) -> dict[str, str]:
+        """Fresh servers on ``sources``, every service enabled (the
+        sources disabled if asked); ``{server id: source host}``."""
+        compute = self.conn.compute
+        old = list(compute.servers(all_projects=True))
+        for server in old:
+            compute.delete_server(server)
+        for server in old:
+            compute.wait_for_delete(server, interval=0.2, wait=120)
+        for service in compute.services(binary="nova-compute"):
+            if service.status != "enabled":
+                compute.enable_service(service)
+        self.client.set_defaults(live_migration_duration=DURATION,
+                                 live_migration_result="success")
+        placed = {}
+        for host in sources:
+            for server in control.boot(self.sandbox.state_dir, host,
+                                       per_host):
+                placed[server["id"]] = host
+        if disable:
+            for service in compute.services(binary="nova-compute"):
+                if service.host in sources:
+                    compute.disable_service(
+                        service, disabled_reason="benchmark baseline")
+        return placed
+
+    def landed(self, placed: dict[str, str]) -> int:
+        """Servers now ACTIVE on a host that is not a source."""
+        sources = set(placed.values())
+        count = 0
+        for server_id in placed:
+            server = self.conn.compute.get_server(server_id)
+            count += int(server.status == "ACTIVE"
+                         and server.compute_host not in sources)
+        return count
+
+    def run(self, contender: str, sources: list[str],
+            per_host: int) -> dict[str, Any]:
+        """Run ``contender`` once from a fresh state; its figures."""
+        placed = self.reset(sources, per_host,
+                            disable=contender in (QUEUE, LOOP))
+        action: Callable[[dict[str, str]], dict[str, Any]] = {
+            QUEUE: self._queue,
+            NMF: lambda p: self._nmf(p, record=False),
+            NMF_SQLITE: lambda p: self._nmf(p, record=True),
+            LOOP: self._loop,
+        }[contender]
+        log_offset = os.path.getsize(self.sandbox.log_file)
+        self.client.reset_stats()
+        figures = action(placed)
+        stats = self.client.request_stats()["services"]
+        figures["landed"] = self.landed(placed)
+        compute = stats.get("compute", {})
+        figures["requests"] = compute.get("total", 0)
+        figures["requests_by_route"] = compute.get("requests", {})
+        figures["placement_requests"] = stats.get("placement", {}).get(
+            "total", 0)
+        figures["requests_per_server"] = figures["requests"] / len(placed)
+        figures.update(self._nova_timeline(placed, log_offset, figures))
+        return figures
+
+    # -- the contenders --------------------------------------------------
+
+    def _nmf(self, placed: dict[str, str], record: bool) -> dict[str, Any]:
+        conf = cfg.ConfigOpts()
+        opts.register_opts(conf)
+        conf([], project="nova-migrate-flows-benchmarks",
+             default_config_files=[], default_config_dirs=[])
+        sources = sorted(set(placed.values()))
+        started: list[float] = []
+
+        def on_event(event: str, data: dict[str, Any]) -> None:
+            if event == "server.started":
+                started.append(time.monotonic())
+
+        with tempfile.TemporaryDirectory(prefix="nmf-bench-b1-") as tmp, \
+                _captured_polls() as polls:
+            conf.set_override("state_dir", tmp)
+            backend = persistence.backend_from_conf(conf) if record else None
+            runner = runner_mod.Runner(conf, nova.NovaCompute(self.conn),
+                                       backend=backend,
+                                       subscribers=[on_event])
+            request = request_mod.build_request(
+                conf, request_mod.Operation.HOST_EVACUATE_LIVE,
+                hosts=sources)
+            t0 = time.monotonic()
+            result = runner.run(request)
+            t1 = time.monotonic()
+            if backend is not None:
+                backend.close()
+        return {
+            "t0": t0, "wall_s": t1 - t0,
+            "verified": result.count("migrated"),
+            "first_post_s": min(started) - t0 if started else None,
+            "polls": [(t - t0, text) for t, text in polls],
+        }
+
+    def _queue(self, placed: dict[str, str]) -> dict[str, Any]:
+        compute = self.conn.compute
+        since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(
+            seconds=5)
+        t0 = time.monotonic()
+        first_post = None
+        for server_id in placed:
+            compute.live_migrate_server(server_id, host=None,
+                                        block_migration="auto")
+            first_post = first_post or time.monotonic() - t0
+        done: set[str] = set()
+        while time.monotonic() - t0 < DEADLINE:
+            time.sleep(QUEUE_POLL)
+            for migration in compute.migrations(
+                    migration_type="live-migration",
+                    changes_since=since.isoformat()):
+                if (migration.server_id in placed and migration.status in
+                        ("completed", "error", "failed", "cancelled")):
+                    done.add(migration.server_id)
+            if len(done) == len(placed):
+                break
+        return {"t0": t0, "wall_s": time.monotonic() - t0, "verified": 0,
+                "first_post_s": first_post}
+
+    def _loop(self, placed: dict[str, str]) -> dict[str, Any]:
+        compute = self.conn.compute
+        t0 = time.monotonic()
+        first_post = None
+        for server_id in placed:
+            server = compute.get_server(server_id)
+            compute.live_migrate_server(server, host=None,
+                                        block_migration="auto")
+            first_post = first_post or time.monotonic() - t0
+            while time.monotonic() - t0 < DEADLINE:
+                status = compute.get_server(server_id).status.lower()
+                if status in ("active", "error"):
+                    break
+                time.sleep(LOOP_POLL)
+        return {"t0": t0, "wall_s": time.monotonic() - t0, "verified": 0,
+                "first_post_s": first_post}
+
+    # -- what Nova did -----------------------------------------------------
+
+    def _nova_timeline(self, placed: dict[str, str], offset: int,
+                       figures: dict[str, Any]) -> dict[str, Any]:
+        """When Nova ran each migration, from the sandbox's log: the wait
+        before the first ran, Nova idle between two migrations of a host
+        (mean per host), and the tail after the last one ended."""
+        # The log's local time to this process's monotonic clock.
+        shift = time.time() - time.monotonic()
+        runs: dict[str, list[list[float]]] = {}
+        with open(self.sandbox.log_file, encoding="utf-8",
+                  errors="replace") as log:
+            log.seek(offset)
+            for line in log:
+                match = _LOG_LINE.match(line)
+                if match is None or match.group(2) not in placed:
+                    continue
+                when = time.mktime(time.strptime(
+                    match.group(1)[:19], "%Y-%m-%d %H:%M:%S")) + float(
+                    "0" + match.group(1)[19:]) - shift - figures["t0"]
+                host = placed[match.group(2)]
+                if match.group(3).startswith("Live"):
+                    runs.setdefault(host, []).append([when, when])
+                elif runs.get(host):
+                    runs[host][-1][1] = when
+        if not runs:
+            return {}
+        idle = [
+            sum(max(0.0, b[0] - a[1]) for a, b in zip(r, r[1:],
+                                                      strict=False))
+            for r in runs.values()
+        ]
+        return {
+            "nova_first_run_s": min(r[0][0] for r in runs.values()),
+            "nova_idle_s": sum(idle) / len(idle),
+            "nova_last_end_s": max(r[-1][1] for r in runs.values()),
+            "tail_s": figures["wall_s"] - max(r[-1][1]
+                                              for r in runs.values()),
+        }
+
+
+@contextlib.contextmanager
+def _captured_polls() -> Iterator[list[tuple[float, str]]]:
+    """The poller's "Polled the migrations of HOST: ..." debug lines,
+    with when they were logged."""
+    polls: list[tuple[float, str]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("Polled"):
+                polls.append((time.monotonic(), record.getMessage()))
+
+    logger = logging.getLogger("nova_migrate_flows.engine.poller")
+    handler = Capture(logging.DEBUG)
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield polls
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+# -- in the benchmark process ------------------------------------------
+
+
+def run(quick: bool, sandbox: control.SandboxInfo,
+        repeat: int = 1) -> common.Section:
+    """Every contender, every scenario, in one sandbox."""
+    section = common.Section(
+        "b1", f"B1: drain speed and API economy (sandbox, live migrations "
+        f"of {DURATION:.0f} s, 1 per source host at a time)",
+        ["scenario", "contender", "wall_s", "x_queue", "req_per_server",
+         "placement_req", "verified", "landed", "first_post_s",
+         "nova_first_run_s", "nova_idle_s", "tail_s"],
+    )
+    bench = Bench(sandbox)
+    hosts = control.info(sandbox.state_dir).hosts
+    details: dict[str, Any] = {}
+    for count, per_host in (QUICK if quick else FULL):
+        scenario = f"{count}x{per_host}x{DURATION:.0f}s"
+        sources = hosts[:count]
+        measured: dict[str, dict[str, Any]] = {}
+        for contender in CONTENDERS:
+            runs = [bench.run(contender, sources, per_host)
+                    for _ in range(repeat)]
+            runs.sort(key=lambda r: r["wall_s"])
+            measured[contender] = runs[len(runs) // 2]
+        floor = measured[QUEUE]["wall_s"]
+        for contender, figures in measured.items():
+            section.rows.append({
+                "scenario": scenario,
+                "contender": contender,
+                "wall_s": figures["wall_s"],
+                "x_queue": common.ratio(figures["wall_s"], floor),
+                "req_per_server": figures["requests_per_server"],
+                "placement_req": figures["placement_requests"],
+                "verified": figures["verified"],
+                "landed": f"{figures['landed']}/{count * per_host}",
+                "first_post_s": figures["first_post_s"],
+                "nova_first_run_s": figures.get("nova_first_run_s"),
+                "nova_idle_s": figures.get("nova_idle_s"),
+                "tail_s": figures.get("tail_s"),
+            })
+            details[f"{scenario} {contender}"] = {
+                "requests_by_route": figures["requests_by_route"],
+                "polls": figures.get("polls", []),
+            }
+        _goals(section, scenario, count * per_host, measured)
+    section.notes += [
+        "x_queue: wall time / Nova's own queue's in the same scenario; "
+        "req_per_server: compute API requests counted by the sandbox "
+        "(identity and placement excluded) / servers.",
+        "first_post_s: from the start until Nova answered the first "
+        "live-migrate request; nova_first_run_s: from the start until "
+        "Nova ran the first migration; nova_idle_s: mean per source "
+        "host of the time Nova ran none of its migrations between its "
+        "first and its last; "
+        "tail_s: after the last migration ended.",
+        f"one-by-one polls every {LOOP_POLL:.0f} s (openstackclient 10.5 "
+        "itself sleeps 5 s: osc_lib.utils.wait_for_status), so the real "
+        "loop is slower still.",
+        f"Runs per contender: {repeat} (the median is shown).",
+    ]
+    section.details = details
+    return section
+
+
+def _goals(section: common.Section, scenario: str, servers: int,
+           measured: dict[str, dict[str, Any]]) -> None:
+    floor = measured[QUEUE]["wall_s"]
+    for contender in (NMF, NMF_SQLITE):
+        figures = measured[contender]
+        ratio = figures["wall_s"] / floor
+        per_server = figures["requests_per_server"]
+        section.goals.append(common.Goal(
+            f"{scenario} {contender}: within 5 % of Nova's own queue, every"
+            f" server verified, <= {GOAL_REQUESTS:.0f} API requests per "
+            "server",
+            ratio <= GOAL_RATIO and figures["verified"] == servers
+            and per_server <= GOAL_REQUESTS,
+            f"{figures['wall_s']:.1f} s = {ratio:.2f}x the queue's "
+            f"{floor:.1f} s; {figures['verified']}/{servers} verified; "
+            f"{per_server:.1f} requests per server",
+        ))

@@ -1,0 +1,411 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""B2: the scale of the orchestrator itself.
+
+``host-evacuate-live`` of 200 source hosts holding 1,000 to 10,000 servers,
+against :class:`~nova_migrate_flows.compute.fake.FakeCompute` with
+``steps=0`` (every migration ends as it is requested), so only the
+orchestrator is measured. 50 more hosts, ten times larger, take the
+servers (Nova's RAM weigher, which the fake copies, then never picks a
+source host). Each measurement runs in a fresh interpreter, so that peak
+memory is its own. Contenders:
+
+* ``runner``: :class:`~nova_migrate_flows.engine.runner.Runner`, one
+  engine per source host, persistence off;
+* ``runner+sqlite``: the same with :class:`~nova_migrate_flows.engine.
+  persistence.FastSQLBackend` on a temporary SQLite file;
+* ``single-flow``: the same flows, all hosts in ONE flow run by one engine
+  (capped: compiling is quadratic in atoms);
+* ``loop``: a bare Python loop making the same calls to the fake, the
+  floor.
+"""
+
+import concurrent.futures
+import cProfile
+import io
+import os
+import pstats
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import common
+import taskflow.engines
+from oslo_config import cfg
+from taskflow import flow as flow_mod
+from taskflow.patterns import unordered_flow
+
+from nova_migrate_flows import opts
+from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.compute import fake, models
+from nova_migrate_flows.engine import persistence
+from nova_migrate_flows.engine import runner as runner_mod
+from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.flows import host as host_flows
+from nova_migrate_flows.flows import names
+
+GOAL_CPU_MS = 2.0
+GOAL_PEAK_MB = 300.0
+GOAL_GROWTH = 12.0
+GOAL_PERSISTENCE_MS = 3.0
+
+FULL = {"sizes": [1000, 5000, 10000], "hosts": 200, "targets": 50,
+        "single_flow_cap": 1000}
+QUICK = {"sizes": [50], "hosts": 10, "targets": 3,
+         "single_flow_cap": 50}
+CONTENDERS = ("runner", "runner+sqlite", "single-flow", "loop")
+#: Seconds one measurement may take before it is reported unfinished.
+TIMEOUT = 1500.0
+POLL_INTERVAL = 0.05
+#: oslo.config refuses less (``[migration] poll_interval_min`` has
+#: ``min=0.01``).
+POLL_INTERVAL_MIN = 0.01
+
+
+# -- in the worker process -----------------------------------------------
+
+
+def _cloud(servers: int, hosts: int, targets: int) -> tuple[Any, list[str]]:
+
+    sources = [f"src{i:03d}" for i in range(1, hosts + 1)]
+    extra = [f"dst{i:02d}" for i in range(1, targets + 1)]
+    cloud = fake.FakeCompute(sources + extra, vcpus=100_000,
+                             ram_mb=10_000_000, disk_gb=1_000_000, steps=0)
+    for host in extra:
+        cloud.capacity[host] = models.HostCapacity(
+            host, 1_000_000, 100_000_000, 10_000_000)
+    for index in range(servers):
+        cloud.add_server(sources[index % hosts], flavor="m1.tiny")
+    return cloud, sources
+
+
+def _conf() -> Any:
+
+
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    conf([], project="nova-migrate-flows-benchmarks",
+         default_config_files=[], default_config_dirs=[])
+    conf.set_override("poll_interval", POLL_INTERVAL, "migration")
+    conf.set_override("poll_interval_min", POLL_INTERVAL_MIN, "migration")
+    return conf
+
+
+def _count_atoms(flow: Any) -> int:
+
+    count = 1 if flow.retry is not None else 0
+    for node, _ in flow.iter_nodes():
+        count += (_count_atoms(node) if isinstance(node, flow_mod.Flow)
+                  else 1)
+    return count
+
+
+def _atoms(conf: Any, request: Any, by_host: dict[str, list[str]]) -> int:
+    """Atoms of the preflight flow and of every host's flow."""
+
+    total = _count_atoms(host_flows.preflight_flow(
+        request.operation, conf.migration.preflight_tasks))
+    for host, ids in by_host.items():
+        total += _count_atoms(host_flows.host_flow(
+            request.operation, host, [[i, "live-migrate"] for i in ids],
+            conf.migration.verify_tasks, request.targets,
+            {"live": request.max_concurrent + request.pipeline_depth,
+             "cold": request.max_concurrent_cold},
+        ))
+    return total
+
+
+def _run_runner(conf: Any, cloud: Any, request: Any,
+                sqlite_path: str | None) -> dict[str, Any]:
+
+    backend = None
+    if sqlite_path is not None:
+        conf.set_override("connection", f"sqlite:///{sqlite_path}",
+                          "persistence")
+        backend = persistence.backend_from_conf(conf)
+    result = runner_mod.Runner(conf, cloud, backend=backend).run(request)
+    return {"migrated": result.count("migrated"),
+            "hosts_not_empty": sum(1 for h in result.hosts
+                                   if not h.get("empty"))}
+
+
+def _run_single_flow(conf: Any, cloud: Any,
+                     request: Any) -> dict[str, Any]:
+    """The runner's work with every host's flow in ONE flow."""
+
+
+    runtime = runtime_mod.Runtime(conf, cloud, request)
+    runtime.start()
+    # As many task threads as the runner gives the same request.
+    lanes = (request.max_concurrent + request.pipeline_depth + 1
+             + request.max_concurrent_cold + 1)
+    workers = max(conf.engine.executor_workers,
+                  len(request.hosts) * lanes + 4)
+    common_store = {names.REQUEST: request.to_dict(),
+                    "run_id": str(uuid.uuid4())}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(workers) as executor:
+            servers = {s.id: s.to_dict() for host in request.hosts
+                       for s in cloud.list_servers(host)}
+            preflight = taskflow.engines.load(
+                host_flows.preflight_flow(request.operation,
+                                          conf.migration.preflight_tasks),
+                store=dict(common_store, **{names.SERVERS: servers}),
+                engine="parallel", executor=executor)
+            preflight.storage.inject({names.RUNTIME: runtime},
+                                     transient=True)
+            preflight.run()
+            plan = preflight.storage.fetch(names.PLAN)
+            flow = unordered_flow.Flow("all-hosts")
+            flow.add(*[
+                host_flows.host_flow(
+                    request.operation, host,
+                    [[sid, e["action"]] for sid, e in plan.items()
+                     if e["server"].get("host") == host
+                     and e["action"] != request_mod.SKIP],
+                    conf.migration.verify_tasks, request.targets,
+                    {"live": request.max_concurrent
+                     + request.pipeline_depth,
+                     "cold": request.max_concurrent_cold},
+                )
+                for host in request.hosts
+            ])
+            engine = taskflow.engines.load(
+                flow, store=dict(common_store, **{names.PLAN: plan}),
+                engine="parallel", executor=executor)
+            engine.storage.inject({names.RUNTIME: runtime}, transient=True)
+            engine.run()
+    finally:
+        runtime.close()
+    left = sum(1 for host in request.hosts
+               if engine.storage.fetch(names.host_key("result", host))
+               .get("empty") is False)
+    return {"migrated": sum(1 for o in runtime.outcomes.values()
+                            if o["status"] == "migrated"),
+            "hosts_not_empty": left}
+
+
+def _run_loop(cloud: Any, hosts: list[str]) -> dict[str, Any]:
+    """The same calls to the fake as the runner makes, in a bare loop."""
+    services = {s.host: s.id for s in cloud.list_services()}
+    cloud.host_capacities()
+    planned = {host: cloud.list_servers(host) for host in hosts}
+    migrated = 0
+    left = 0
+    for host in hosts:
+        cloud.update_service(services[host], disabled=True,
+                             disabled_reason="benchmark")
+        for server in planned[host]:
+            cloud.live_migrate(server.id, None, "auto")
+            done = False
+            for _ in range(100):
+                done = any(r.server_id == server.id
+                           and r.status == "completed"
+                           for r in cloud.list_migrations(
+                               source_compute=host))
+                if done:
+                    break
+            after = cloud.get_server(server.id)
+            migrated += int(done and after.host != host)
+        left += int(bool(cloud.list_servers(host)))
+        cloud.update_service(services[host], disabled=True,
+                             disabled_reason="benchmark: evacuated")
+    return {"migrated": migrated, "hosts_not_empty": left}
+
+
+def _profiled(action: Callable[[], dict[str, Any]],
+              lines: int = 25) -> tuple[dict[str, Any], list[str]]:
+    """Run ``action`` with every thread under cProfile (thread CPU time);
+    its result and the top ``lines`` functions by own time."""
+    profiles: list[cProfile.Profile] = []
+    lock = threading.Lock()
+    original = threading.Thread.run
+
+    def run(thread: threading.Thread) -> None:
+        profile = cProfile.Profile(time.thread_time)
+        with lock:
+            profiles.append(profile)
+        profile.runcall(original, thread)
+
+    main = cProfile.Profile(time.thread_time)
+    threading.Thread.run = run  # type: ignore[method-assign]
+    try:
+        result = main.runcall(action)
+    finally:
+        threading.Thread.run = original  # type: ignore[method-assign]
+    stream = io.StringIO()
+    stats = pstats.Stats(main, stream=stream)
+    for profile in profiles:
+        stats.add(profile)
+    stats.sort_stats("tottime").print_stats(lines)
+    return result, stream.getvalue().splitlines()
+
+
+def measure(contender: str, servers: int, hosts: int, targets: int,
+            profile: bool = False) -> dict[str, Any]:
+    """One measurement, in a worker process."""
+
+    cloud, sources = _cloud(servers, hosts, targets)
+    conf = _conf()
+    request = request_mod.build_request(
+        conf, request_mod.Operation.HOST_EVACUATE_LIVE, hosts=sources)
+    by_host = {host: [s.id for s in cloud.servers.values()
+                      if s.host == host] for host in sources}
+    with tempfile.TemporaryDirectory(prefix="nmf-bench-b2-") as tmp:
+        actions: dict[str, Callable[[], dict[str, Any]]] = {
+            "runner": lambda: _run_runner(conf, cloud, request, None),
+            "runner+sqlite": lambda: _run_runner(
+                conf, cloud, request, os.path.join(tmp, "runs.sqlite")),
+            "single-flow": lambda: _run_single_flow(conf, cloud, request),
+            "loop": lambda: _run_loop(cloud, sources),
+        }
+        start_rss = common.current_rss_mb()
+        wall, cpu = time.monotonic(), time.process_time()
+        top: list[str] = []
+        if profile:
+            outcome, top = _profiled(actions[contender])
+        else:
+            outcome = actions[contender]()
+        wall, cpu = time.monotonic() - wall, time.process_time() - cpu
+    return dict(
+        outcome,
+        wall_s=wall,
+        cpu_s=cpu,
+        start_rss_mb=start_rss,
+        peak_rss_mb=common.peak_rss_mb(),
+        atoms=_atoms(conf, request, by_host) if contender != "loop" else 0,
+        fake_calls=sum(cloud.calls.values()),
+        profile=top,
+    )
+
+
+# -- in the benchmark process ------------------------------------------
+
+
+def run(quick: bool, profile: bool = False) -> common.Section:
+    """Measure every contender at every size; compare to the loop."""
+    shape = QUICK if quick else FULL
+    section = common.Section(
+        "b2", "B2: scale of the orchestrator (FakeCompute, steps=0)",
+        ["servers", "contender", "wall_s", "cpu_s", "cpu_ms_per_server",
+         "x_loop_cpu", "orch_cpu_ms_per_server", "persist_ms_per_task",
+         "peak_rss_mb", "atoms", "migrated", "hosts_not_empty"],
+    )
+    by_key: dict[tuple[int, str], dict[str, Any]] = {}
+    for servers in shape["sizes"]:
+        for contender in CONTENDERS:
+            if (contender == "single-flow"
+                    and servers > shape["single_flow_cap"]):
+                continue
+            figures = common.in_subprocess(
+                "b2_scale", "measure", TIMEOUT, contender=contender,
+                servers=servers, hosts=shape["hosts"],
+                targets=shape["targets"])
+            by_key[(servers, contender)] = figures
+    for (servers, contender), figures in by_key.items():
+        row: dict[str, Any] = {"servers": servers, "contender": contender}
+        if "error" in figures:
+            row["migrated"] = figures["error"]
+            section.rows.append(row)
+            continue
+        loop = by_key.get((servers, "loop"), {})
+        plain = by_key.get((servers, "runner"), {})
+        row.update({k: figures.get(k) for k in (
+            "wall_s", "cpu_s", "peak_rss_mb", "atoms", "migrated",
+            "hosts_not_empty")})
+        row["cpu_ms_per_server"] = 1000 * figures["cpu_s"] / servers
+        row["x_loop_cpu"] = common.ratio(figures["cpu_s"],
+                                         loop.get("cpu_s"))
+        if contender != "loop" and "cpu_s" in loop:
+            row["orch_cpu_ms_per_server"] = (
+                1000 * (figures["cpu_s"] - loop["cpu_s"]) / servers)
+        if contender == "runner+sqlite" and "cpu_s" in plain:
+            row["persist_ms_per_task"] = (
+                1000 * (figures["cpu_s"] - plain["cpu_s"])
+                / figures["atoms"])
+        section.rows.append(row)
+    section.rows.sort(key=lambda r: (r["servers"],
+                                     CONTENDERS.index(r["contender"])))
+    _goals(section, shape, by_key)
+    if profile:
+        largest = shape["sizes"][0]
+        figures = common.in_subprocess(
+            "b2_scale", "measure", TIMEOUT * 3, contender="runner",
+            servers=largest, hosts=shape["hosts"], targets=shape["targets"],
+            profile=True)
+        section.notes.append(
+            f"cProfile (thread CPU time) of the runner at {largest} "
+            "servers, top functions by own time:\n"
+            + "\n".join(figures.get("profile") or [figures.get("error",
+                                                               "")]))
+    return section
+
+
+def _goals(section: common.Section, shape: dict[str, Any],
+           by_key: dict[tuple[int, str], dict[str, Any]]) -> None:
+    small, large = shape["sizes"][0], shape["sizes"][-1]
+    runner = by_key.get((large, "runner"), {})
+    loop = by_key.get((large, "loop"), {})
+    sqlite = by_key.get((large, "runner+sqlite"), {})
+    first = by_key.get((small, "runner"), {})
+    size = large / small
+    if "cpu_s" in runner and "cpu_s" in loop:
+        total = 1000 * runner["cpu_s"] / large
+        orchestrator = 1000 * (runner["cpu_s"] - loop["cpu_s"]) / large
+        section.goals.append(common.Goal(
+            f"<= {GOAL_CPU_MS:.0f} ms orchestrator CPU per server at "
+            f"{large} servers, no persistence",
+            orchestrator <= GOAL_CPU_MS,
+            f"{orchestrator:.2f} ms (runner {total:.2f} ms minus the "
+            f"loop's {1000 * loop['cpu_s'] / large:.2f} ms of fake calls)",
+        ))
+        section.goals.append(common.Goal(
+            f"<= {GOAL_PEAK_MB:.0f} MB peak RSS at {large} servers",
+            runner["peak_rss_mb"] <= GOAL_PEAK_MB,
+            f"{runner['peak_rss_mb']:.0f} MB (the loop, same fake cloud: "
+            f"{loop['peak_rss_mb']:.0f} MB)",
+        ))
+    if "cpu_s" in runner and "cpu_s" in first and large > small:
+        cpu_growth = runner["cpu_s"] / first["cpu_s"]
+        wall_growth = runner["wall_s"] / first["wall_s"]
+        section.goals.append(common.Goal(
+            f"growth within {GOAL_GROWTH:.0f}x from {small} to {large} "
+            f"servers ({size:.0f}x the work)",
+            max(cpu_growth, wall_growth) <= GOAL_GROWTH,
+            f"CPU {cpu_growth:.1f}x, wall {wall_growth:.1f}x",
+        ))
+    if "cpu_s" in sqlite and "cpu_s" in runner:
+        per_task = 1000 * (sqlite["cpu_s"] - runner["cpu_s"]) / sqlite[
+            "atoms"]
+        wall_per_task = 1000 * (sqlite["wall_s"] - runner["wall_s"]) / (
+            sqlite["atoms"])
+        section.goals.append(common.Goal(
+            f"<= {GOAL_PERSISTENCE_MS:.0f} ms persistence cost per task at "
+            f"{large} servers",
+            per_task <= GOAL_PERSISTENCE_MS,
+            f"{per_task:.2f} ms CPU per task ({wall_per_task:.2f} ms wall) "
+            f"over {sqlite['atoms']} tasks",
+        ))
+    capped = [s for s in shape["sizes"] if s > shape["single_flow_cap"]]
+    if capped:
+        section.notes.append(
+            f"single-flow is capped at {shape['single_flow_cap']} servers "
+            f"(not run at {', '.join(map(str, capped))}): TaskFlow compiles "
+            "a flow in time quadratic in its atoms.")
+    section.notes.append(
+        "orch_cpu_ms_per_server = (contender CPU - loop CPU) / servers: "
+        "the loop makes the same fake calls, so the difference is the "
+        "orchestrator's own cost; persist_ms_per_task = (runner+sqlite CPU "
+        "- runner CPU) / atoms.")
