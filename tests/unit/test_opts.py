@@ -72,3 +72,12 @@ def test_the_committed_sample_is_what_the_generator_writes(tmp_path):
         "run 'tox -e genconfig' (or oslo-config-generator --config-file "
         f"{GENERATOR.relative_to(ROOT)})"
     )
+
+
+def test_tls_verification_is_on_unless_turned_off():
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    conf([], default_config_files=[], default_config_dirs=[])
+
+    assert conf.nova.insecure is False
+    assert conf.nova.cafile is None
