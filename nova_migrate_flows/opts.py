@@ -45,7 +45,7 @@ DEFAULT_VERIFY_TASKS = [
     "flavor-applied",
 ]
 
-default_opts = [
+default_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "state_dir",
         default=os.path.join(
@@ -58,7 +58,7 @@ default_opts = [
     ),
 ]
 
-nova_opts = [
+nova_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "cloud",
         help="Name of a cloud in clouds.yaml to connect to, found the usual "
@@ -108,7 +108,7 @@ nova_opts = [
     ),
 ]
 
-migration_opts = [
+migration_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "block_migration",
         default="auto",
@@ -222,7 +222,7 @@ migration_opts = [
     ),
 ]
 
-drain_opts = [
+drain_opts: list[cfg.Opt] = [
     cfg.IntOpt(
         "max_concurrent_live_migrations",
         default=1,
@@ -304,7 +304,7 @@ drain_opts = [
     ),
 ]
 
-persistence_opts = [
+persistence_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "connection",
         secret=True,
@@ -316,7 +316,7 @@ persistence_opts = [
     ),
 ]
 
-jobboard_opts = [
+jobboard_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "backend",
         default="redis",
@@ -357,7 +357,7 @@ jobboard_opts = [
     ),
 ]
 
-conductor_opts = [
+conductor_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "name",
         sample_default="<hostname>",
@@ -380,7 +380,7 @@ conductor_opts = [
     ),
 ]
 
-engine_opts = [
+engine_opts: list[cfg.Opt] = [
     cfg.IntOpt(
         "executor_workers",
         default=64,

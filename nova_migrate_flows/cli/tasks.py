@@ -29,7 +29,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def list_tasks(conf: cfg.ConfigOpts, args: Any) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, plugin in loader.installed().items():
         if isinstance(plugin, BaseException):
             rows.append({"name": name, "kind": "BROKEN",

@@ -91,7 +91,7 @@ class FastSQLBackend(impl_sqlalchemy.SQLAlchemyBackend):
 
     def get_connection(self) -> _Connection:
         conn = _Connection(self, self._upgrade_lock)
-        if not self._validated:
+        if not self._validated:  # type: ignore[has-type]
             conn.validate(max_retries=self._max_retries)
             self._validated = True
         return conn

@@ -32,10 +32,10 @@ def installed() -> dict[str, Any]:
     """Every installed task plugin: name -> class, or the load error."""
     found: dict[str, Any] = {}
 
-    def broken(manager: Any, entrypoint: Any, exc: Exception) -> None:
+    def broken(manager: Any, entrypoint: Any, exc: BaseException) -> None:
         found[entrypoint.name] = exc
 
-    manager = extension.ExtensionManager(
+    manager: extension.ExtensionManager[Any] = extension.ExtensionManager(
         NAMESPACE, on_load_failure_callback=broken
     )
     for ext in manager:
@@ -71,14 +71,14 @@ def load(names: Iterable[str], kind: str, option: str) -> list[
             name, known,
         )
 
-    def broken(manager: Any, entrypoint: Any, exc: Exception) -> None:
+    def broken(manager: Any, entrypoint: Any, exc: BaseException) -> None:
         raise exceptions.PluginError(
             f"{option}: task plugin {entrypoint.name!r} failed to load "
             f"({entrypoint.value}): {type(exc).__name__}: {exc}",
             entrypoint.name, list(installed()),
         )
 
-    manager = named.NamedExtensionManager(
+    manager: named.NamedExtensionManager[Any] = named.NamedExtensionManager(
         NAMESPACE,
         wanted,
         name_order=True,

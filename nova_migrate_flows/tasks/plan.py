@@ -48,7 +48,7 @@ class BuildPlan(base.BaseTask):
         )
         self._checks = list(checks)
 
-    def execute(  # type: ignore[override]
+    def execute(
         self,
         runtime: runtime_mod.Runtime,
         servers: dict[str, dict[str, Any]],
