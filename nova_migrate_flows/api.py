@@ -83,10 +83,16 @@ def run(
     backend = None
     if record and not request.dry_run:
         backend = persistence.backend_from_conf(conf)
-    runner = runner_mod.Runner(
-        conf, compute or connection.compute_from_conf(conf), backend=backend
-    )
-    return runner.run(request)
+    own = None
+    if compute is None:
+        compute = own = connection.compute_from_conf(conf)
+    try:
+        return runner_mod.Runner(conf, compute, backend=backend).run(request)
+    finally:
+        if backend is not None:
+            backend.close()
+        if own is not None:
+            own.close()
 
 
 def live_migrate(conf: cfg.ConfigOpts, server: str,

@@ -23,6 +23,10 @@ import os
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
+from nova_migrate_flows import exceptions
+
+PROJECT = "nova-migrate-flows"
+
 NOVA_GROUP = "nova"
 PLACEMENT_GROUP = "placement"
 
@@ -439,3 +443,23 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         ("jobboard", jobboard_opts),
         ("conductor", conductor_opts),
     ]
+
+
+def validate(conf: cfg.ConfigOpts) -> None:
+    """Read every option once, so a bad value fails now, not mid-run.
+
+    Raises ConfigurationError naming the option.
+    """
+    for group, options in list_opts():
+        section = conf[group] if group else conf
+        for opt in options:
+            try:
+                getattr(section, opt.dest)
+            except (cfg.ConfigFileValueError, ValueError) as exc:
+                where = f"[{group or 'DEFAULT'}] {opt.dest}"
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                raise exceptions.ConfigurationError(
+                    f"configuration: {where}: {text}"
+                ) from None
+            except cfg.NoSuchOptError:
+                continue

@@ -38,7 +38,7 @@ from nova_migrate_flows.exceptions import ExitCode
 from nova_migrate_flows import opts
 from nova_migrate_flows.sandbox import cli as sandbox_cli
 
-PROJECT = "nova-migrate-flows"
+PROJECT = opts.PROJECT
 PROG = "nova-migrate-flow"
 DESCRIPTION = (
     "Move OpenStack Nova instances between compute hosts safely: checked "
@@ -81,22 +81,6 @@ def make_conf() -> cfg.ConfigOpts:
     return conf
 
 
-def validate(conf: cfg.ConfigOpts) -> None:
-    """Read every option once, so a bad value fails now, not mid-run."""
-    for group, options in opts.list_opts():
-        section = conf[group] if group else conf
-        for opt in options:
-            try:
-                getattr(section, opt.dest)
-            except (cfg.ConfigFileValueError, ValueError) as exc:
-                where = f"[{group or 'DEFAULT'}] {opt.dest}"
-                raise exceptions.ConfigurationError(
-                    f"configuration: {where}: {_first_line(exc)}"
-                ) from None
-            except cfg.NoSuchOptError:
-                continue
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nova-migrate-flow`` with ``argv``; return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -125,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise exceptions.ConfigurationError(
                 f"configuration: {_first_line(exc)}"
             ) from None
-        validate(conf)
+        opts.validate(conf)
         log.setup(conf, PROJECT, version=nova_migrate_flows.__version__)
         std_logging.captureWarnings(True)
         return int(conf.command.func(conf, conf.command))

@@ -36,6 +36,9 @@ class ActionResult:
 class Compute(Protocol):
     """Access to Nova (and placement) for the tasks of the flows."""
 
+    def close(self) -> None:
+        """Release the connection to the cloud."""
+
     def get_server(self, server_id: str) -> models.Server:
         """The server with this id; NotFound when there is none."""
 

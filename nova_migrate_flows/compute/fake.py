@@ -121,6 +121,9 @@ class FakeCompute:
         self._ids = itertools.count(1)
         self._clock = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
+    def close(self) -> None:
+        """Nothing to close: the cloud lives in memory."""
+
     # -- building the cloud ------------------------------------------------
 
     def add_server(

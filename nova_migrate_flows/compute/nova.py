@@ -77,6 +77,10 @@ class NovaCompute:
         #: Requests sent, by ``"METHOD service"``: for summaries and tests.
         self.request_counts: collections.Counter[str] = collections.Counter()
 
+    def close(self) -> None:
+        """Close the SDK connection (its HTTP sessions)."""
+        self._conn.close()
+
     # -- transport ---------------------------------------------------------
 
     def _call(

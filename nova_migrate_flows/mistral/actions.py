@@ -54,8 +54,7 @@ from mistral_lib import actions
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from nova_migrate_flows import api, exceptions
-from nova_migrate_flows.cli import main as cli_main
+from nova_migrate_flows import api, exceptions, opts
 from nova_migrate_flows.exceptions import ExitCode
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import outcome as outcome_mod
@@ -80,12 +79,12 @@ def load_conf(config_file: Sequence[str],
     if config_dir:
         args += ["--config-dir", config_dir]
     try:
-        conf(args, project=cli_main.PROJECT, prog=cli_main.PROG)
+        conf(args, project=opts.PROJECT, prog="nova-migrate-flow")
     except (cfg.Error, ValueError) as exc:
         raise exceptions.ConfigurationError(
             f"configuration: {exc}"
         ) from None
-    cli_main.validate(conf)
+    opts.validate(conf)
     return conf
 
 

@@ -115,3 +115,22 @@ def boot_servers(
         remaining.append(server)
     for server in remaining:
         sdk.compute.wait_for_delete(server, interval=0.2, wait=60)
+
+
+@pytest.fixture
+def restore_cloud(sdk: Any, sandbox_client: Any) -> Iterator[None]:
+    """After each test: every compute service up and enabled again, with
+    the sandbox's default capacity and driver behaviour."""
+    yield
+    hosts = [s.host for s in sdk.compute.services(binary="nova-compute")]
+    for host in hosts:
+        sandbox_client.start_compute(host)
+        sandbox_client.set_host_capacity(
+            host, vcpus=constants.DEFAULT_HOST_VCPUS,
+            memory_mb=constants.DEFAULT_HOST_RAM_MB,
+            disk_gb=constants.DEFAULT_HOST_DISK_GB)
+    for service in sdk.compute.services(binary="nova-compute"):
+        if service.is_forced_down:
+            sdk.compute.update_service_forced_down(service, forced=False)
+        if service.status != "enabled":
+            sdk.compute.enable_service(service)

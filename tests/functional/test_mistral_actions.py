@@ -23,9 +23,9 @@ from nova_migrate_flows.sandbox import constants
 from tests.functional.operations import cli
 
 # Every compute up and enabled again after each test.
-from tests.functional.operations.conftest import restore_cloud  # noqa: F401
 
-pytestmark = pytest.mark.functional
+
+pytestmark = [pytest.mark.functional, pytest.mark.usefixtures("restore_cloud")]
 
 NAMES = [
     "nova_migrate_flows.host_evacuate",

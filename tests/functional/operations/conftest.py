@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from nova_migrate_flows.sandbox import constants
 from tests.functional.operations import cli
 
 
@@ -62,19 +61,5 @@ def nmf(capsys: Any, sandbox: Any, tmp_path: Any) -> Nmf:
 
 
 @pytest.fixture(autouse=True)
-def restore_cloud(sdk: Any, sandbox_client: Any) -> Iterator[None]:
-    """After each test: every compute service up and enabled again, with
-    the sandbox's default capacity and driver behaviour."""
-    yield
-    hosts = [s.host for s in sdk.compute.services(binary="nova-compute")]
-    for host in hosts:
-        sandbox_client.start_compute(host)
-        sandbox_client.set_host_capacity(
-            host, vcpus=constants.DEFAULT_HOST_VCPUS,
-            memory_mb=constants.DEFAULT_HOST_RAM_MB,
-            disk_gb=constants.DEFAULT_HOST_DISK_GB)
-    for service in sdk.compute.services(binary="nova-compute"):
-        if service.is_forced_down:
-            sdk.compute.update_service_forced_down(service, forced=False)
-        if service.status != "enabled":
-            sdk.compute.enable_service(service)
+def _restore_cloud(restore_cloud: None) -> None:
+    """Every operation test leaves the cloud as the next one expects."""
