@@ -3,8 +3,8 @@
 # test suite: unit tests, and functional tests against the sandbox cloud (a
 # real Nova on 127.0.0.1), a real Redis and a real PostgreSQL.
 #
-# Redis and PostgreSQL are started here, on loopback and non-default ports,
-# in a temporary directory, and stopped when the script ends. Run as root on
+# Redis and PostgreSQL are started here, on loopback and free (non-default)
+# ports, in a temporary directory, and stopped when the script ends. Run as root on
 # a fresh Debian machine, it installs their Debian packages first.
 # Arguments are passed to pytest (e.g. tools/run-tests.sh tests/unit -x).
 set -euo pipefail
@@ -12,9 +12,13 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-REDIS_PORT=${NMF_TEST_REDIS_PORT:-6390}
-PG_PORT=${NMF_TEST_PG_PORT:-5499}
 PG_PASSWORD=nmf-test-password
+
+free_port() {
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+REDIS_PORT=${NMF_TEST_REDIS_PORT:-$(free_port)}
+PG_PORT=${NMF_TEST_PG_PORT:-$(free_port)}
 
 need_packages=()
 command -v redis-server >/dev/null || need_packages+=(redis-server)
