@@ -387,13 +387,22 @@ def _goals(section: common.Section, scenario: str, servers: int,
         figures = measured[contender]
         ratio = figures["wall_s"] / floor
         per_server = figures["requests_per_server"]
-        section.goals.append(common.Goal(
-            f"{scenario} {contender}: within 5 % of Nova's own queue, every"
-            f" server verified, <= {GOAL_REQUESTS:.0f} API requests per "
-            "server",
-            ratio <= GOAL_RATIO and figures["verified"] == servers
-            and per_server <= GOAL_REQUESTS,
-            f"{figures['wall_s']:.1f} s = {ratio:.2f}x the queue's "
-            f"{floor:.1f} s; {figures['verified']}/{servers} verified; "
-            f"{per_server:.1f} requests per server",
-        ))
+        name = f"{scenario} {contender}"
+        section.goals += [
+            common.Goal(
+                f"{name}: within 5 % of Nova's own queue",
+                ratio <= GOAL_RATIO,
+                f"{figures['wall_s']:.1f} s = {ratio:.2f}x the queue's "
+                f"{floor:.1f} s"),
+            common.Goal(
+                f"{name}: every server verified",
+                figures["verified"] == servers,
+                f"{figures['verified']}/{servers}"),
+            common.Goal(
+                f"{name}: <= {GOAL_REQUESTS:.0f} compute API requests per "
+                "server",
+                per_server <= GOAL_REQUESTS,
+                f"{per_server:.2f} ({figures['requests']} requests: "
+                + ", ".join(f"{route} {count}" for route, count in sorted(
+                    figures["requests_by_route"].items())) + ")"),
+        ]

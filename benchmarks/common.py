@@ -98,6 +98,10 @@ def machine() -> dict[str, Any]:
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
         capture_output=True, text=True, check=False,
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()
     return {
         "nproc": os.cpu_count(),
         "cpu": model,
@@ -105,7 +109,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "commit": commit or "unknown",
+        "commit": (commit or "unknown") + ("+dirty" if dirty else ""),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -197,3 +201,23 @@ def render(section: Section) -> str:
     for note in section.notes:
         parts.append(f"  - {note}")
     return "\n".join(parts)
+
+
+def rst(section: Section) -> str:
+    """A section as reStructuredText: a list-table, then goals and
+    notes (for ``doc/source/benchmarks.rst``)."""
+    lines = [".. list-table:: " + section.title, "   :header-rows: 1", ""]
+    for index, values in enumerate(
+            [list(section.columns)]
+            + [[cell(row.get(c)) for c in section.columns]
+               for row in section.rows]):
+        for position, value in enumerate(values):
+            bullet = "   * - " if position == 0 else "     - "
+            lines.append(bullet + (f"``{value}``" if index == 0 else
+                                   value.replace("|", "\\|")))
+    lines.append("")
+    for goal in section.goals:
+        lines.append(f"* **{goal.verdict}**: {goal.text}: {goal.evidence}")
+    if section.goals:
+        lines.append("")
+    return "\n".join(lines)

@@ -55,6 +55,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--json", default=DEFAULT_JSON, metavar="FILE",
                         help=f"Where to write the figures "
                         f"(default: {DEFAULT_JSON}).")
+    parser.add_argument("--rst", metavar="FILE",
+                        help="Also write the tables as reStructuredText.")
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="B1: runs per contender; the median is shown.")
     parser.add_argument("--profile", action="store_true",
@@ -132,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     with open(args.json, "w", encoding="utf-8") as stream:
         json.dump(document, stream, indent=1)
+    if args.rst:
+        with open(args.rst, "w", encoding="utf-8") as stream:
+            stream.write("\n".join(common.rst(s) for s in sections))
     print(f"Ran in {document['seconds']:.0f} s; figures in {args.json}")
     return 0
 
