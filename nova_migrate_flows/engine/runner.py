@@ -22,6 +22,7 @@ a crash (:meth:`Runner.resume`) or run by a conductor.
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import threading
 import time
 import uuid
@@ -234,13 +235,7 @@ class Runner:
             )
         book = self._records.get(run_id)
         state = book.meta.get("state")
-        if state == records_mod.INTERRUPTED:
-            raise exceptions.InvalidInput(
-                f"run {run_id} was interrupted and stopped cleanly (servers "
-                "not started were left where they are): run the operation "
-                "again to move them"
-            )
-        if state != records_mod.RUNNING:
+        if state not in (records_mod.RUNNING, records_mod.INTERRUPTED):
             raise exceptions.InvalidInput(
                 f"run {run_id} is {state}: there is nothing to resume"
             )
@@ -333,6 +328,7 @@ class _Run:
     ):
         self._runner = runner
         self._known = known
+
         self._conf = runner._conf
         self._run_id = run_id
         self._request = request
@@ -349,7 +345,8 @@ class _Run:
     ) -> Any:
         """The engine of the flow ``name``: the recorded one if this run
         has it already (a resume), a new one otherwise."""
-        backend = self._runner._backend
+        # A run without a logbook (a dry run) records nothing at all.
+        backend = self._runner._backend if self._book is not None else None
         detail = records_mod.flow_detail(self._book, name)
         if detail is not None:
             engine = taskflow.engines.load_from_detail(
@@ -415,10 +412,11 @@ class _Run:
                            dry_run=request.dry_run)
         if request.dry_run:
             return result, []
+        self._disable_sources()
         jobs = [
             self._post(board, names.host_flow(request.operation, host),
                        host_flows.host_flow,
-                       self._host_flow_kwargs(host, plan)(),
+                       self._host_flow_kwargs(host, _moves(plan, host))(),
                        {names.PLAN: plan})
             for host in request.hosts
         ]
@@ -440,7 +438,7 @@ class _Run:
         results = []
         for server_id, entry in (plan or {}).items():
             outcome = None
-            for engine in engines:
+            for engine in reversed(engines):  # a follow-up flow knows best
                 try:
                     outcome = engine.storage.fetch(
                         names.server_key("outcome", server_id)
@@ -535,26 +533,85 @@ class _Run:
             result.dry_run = True
             result.outcomes = self._outcomes([], plan)
             return result
-        engines = {
-            host: self._engine(
-                names.host_flow(request.operation, host),
-                host_flows.host_flow,
-                self._host_flow_kwargs(host, plan),
-                lambda: {names.PLAN: plan},
-            )
-            for host in request.hosts
-        }
-        errors = self._run_parallel(engines)
-        result.outcomes = self._outcomes(list(engines.values()), plan)
-        result.hosts = [
-            _host_result(engine, host) for host, engine in engines.items()
-        ]
-        if errors:
-            raise errors[0]
+        self._disable_sources()
+        # Flows are recorded while no engine runs: TaskFlow saves a new
+        # flow by saving the whole logbook, which running engines write to.
+        engines = {host: self._host_engines(host, plan)
+                   for host in request.hosts}
+        self._run_hosts(engines)
+        if self._runtime.resuming and not self._runtime.stopping:
+            left = {host: self._follow_up(host, plan, engines[host])
+                    for host in request.hosts}
+            self._run_hosts({host: [engine] for host, engine in left.items()
+                             if engine is not None})
+            for host, engine in left.items():
+                if engine is not None:
+                    engines[host].append(engine)
+        every = [engine for host in request.hosts for engine in engines[host]]
+        result.outcomes = self._outcomes(every, plan)
+        result.hosts = [_host_result(engines[host][-1], host)
+                        for host in request.hosts]
         return result
 
+    def _disable_sources(self) -> None:
+        """Disable every source host before any of them drains."""
+        request = self._request
+        self._run_engine(self._engine(
+            names.disable_flow(request.operation),
+            host_flows.disable_flow,
+            lambda: {"operation": request.operation,
+                     "hosts": list(request.hosts)},
+            dict,
+        ))
+
+    def _host_engines(self, host: str, plan: dict[str, Any]) -> list[Any]:
+        """The engines of one host's flows: its flow and, when resuming,
+        the follow-up flows an earlier resume added, oldest first."""
+        base = names.host_flow(self._request.operation, host)
+        engines: list[Any] = []
+        name = base
+        while not engines or records_mod.flow_detail(self._book, name):
+            engines.append(self._engine(
+                name, host_flows.host_flow,
+                self._host_flow_kwargs(host, _moves(plan, host)),
+                lambda: {names.PLAN: plan}))
+            name = f"{base}#{len(engines) + 1}"
+        return engines
+
+    def _follow_up(self, host: str, plan: dict[str, Any],
+                   engines: list[Any]) -> Any | None:
+        """A flow for the servers of ``host`` that an interruption kept
+        from moving, or None."""
+        outcomes = {o["server"]: o for o in self._outcomes(engines, plan)}
+        left = [(server_id, action) for server_id, action in _moves(plan, host)
+                if _not_started(outcomes.get(server_id))]
+        if not left:
+            return None
+        LOG.info("Resuming %d server(s) of %s that an interruption kept "
+                 "from moving", len(left), host)
+        name = (f"{names.host_flow(self._request.operation, host)}#"
+                f"{len(engines) + 1}")
+        return self._engine(name, host_flows.host_flow,
+                            self._host_flow_kwargs(host, left),
+                            lambda: {names.PLAN: plan})
+
+    def _run_hosts(self, engines: dict[str, list[Any]]) -> None:
+        """Run each host's engines in order, hosts in parallel; raise the
+        first error that ended a host."""
+        done = self._in_parallel({
+            host: functools.partial(self._run_engines, host_engines)
+            for host, host_engines in engines.items()
+        })
+        errors = [e for e in done.values() if isinstance(e, BaseException)]
+        if errors:
+            raise errors[0]
+
+    def _run_engines(self, engines: list[Any]) -> None:
+        for engine in engines:
+            self._run_engine(engine)
+
     def _host_flow_kwargs(
-        self, host: str, plan: dict[str, Any]
+        self, host: str, moves: list[tuple[str, str]]
     ) -> Callable[[], dict[str, Any]]:
         request = self._request
 
@@ -562,12 +619,7 @@ class _Run:
             return {
                 "operation": request.operation,
                 "host": host,
-                "moves": [
-                    [server_id, entry["action"]]
-                    for server_id, entry in plan.items()
-                    if entry["server"].get("host") == host
-                    and entry["action"] != request_mod.SKIP
-                ],
+                "moves": [[server_id, action] for server_id, action in moves],
                 "verify_tasks": list(self._conf.migration.verify_tasks),
                 "candidates": request.targets,
                 "lane_count": {
@@ -578,26 +630,47 @@ class _Run:
 
         return kwargs
 
-    def _run_parallel(self, engines: dict[str, Any]) -> list[BaseException]:
-        errors: list[BaseException] = []
+    def _in_parallel(
+        self, work: dict[str, Callable[[], Any]]
+    ) -> dict[str, Any]:
+        """Run each host's work in a thread of its own; each host's result,
+        or the exception that ended it."""
+        done: dict[str, Any] = {}
 
-        def run(host: str, engine: Any) -> None:
+        def run(host: str, job: Callable[[], Any]) -> None:
             try:
-                self._run_engine(engine)
+                done[host] = job()
             except BaseException as exc:  # noqa: BLE001 - reported below
                 LOG.error("The flow of host %s failed: %s", host, exc)
-                errors.append(exc)
+                done[host] = exc
 
         threads = [
-            threading.Thread(target=run, args=(host, engine),
+            threading.Thread(target=run, args=(host, job),
                              name=f"nmf-host-{host}", daemon=True)
-            for host, engine in engines.items()
+            for host, job in work.items()
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        return errors
+        return done
+
+
+def _moves(plan: dict[str, Any], host: str) -> list[tuple[str, str]]:
+    """What the plan moves off ``host``: (server id, action) pairs."""
+    return [
+        (server_id, entry["action"])
+        for server_id, entry in plan.items()
+        if entry["server"].get("host") == host
+        and entry["action"] != request_mod.SKIP
+    ]
+
+
+def _not_started(outcome: dict[str, Any] | None) -> bool:
+    """Whether a server was kept from moving by an interruption."""
+    return outcome is not None and outcome["status"] == outcome_mod.SKIPPED \
+        and outcome["reason"].startswith((outcome_mod.NOT_STARTED,
+                                          outcome_mod.INTERRUPTED))
 
 
 def _check_flavor(runtime: runtime_mod.Runtime, flavor: str | None) -> None:

@@ -35,6 +35,9 @@ LOG = logging.getLogger(__name__)
 
 Listener = Callable[[str, dict[str, Any]], None]
 
+#: How the reason of a server that a stop kept from starting begins.
+NOT_STARTED = "not started"
+
 
 class Events:
     """A tiny publish/subscribe bus for progress and outcomes."""
@@ -179,7 +182,7 @@ class Runtime:
     def why_not_start(self) -> str | None:
         """Why a migration that has not started must not start, or None."""
         if self._stopping.is_set():
-            return f"not started: {self.stop_reason}"
+            return f"{NOT_STARTED}: {self.stop_reason}"
         return None
 
     def server_failed(self) -> None:

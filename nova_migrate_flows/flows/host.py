@@ -42,6 +42,20 @@ def preflight_flow(
     return flow
 
 
+def disable_flow(operation: str, hosts: Sequence[str]) -> graph_flow.Flow:
+    """Disable the compute service of every source host, before any of
+    them drains: otherwise Nova's scheduler may send the servers of one
+    source host to another that is still enabled.
+
+    Each host's own flow then finds its service disabled by this run (the
+    reason names it) and takes over undoing it. Store: ``runtime``
+    (transient), ``request`` and ``run_id``.
+    """
+    flow = graph_flow.Flow(names.disable_flow(operation))
+    flow.add(*[service.DisableService(host) for host in hosts])
+    return flow
+
+
 def host_flow(
     operation: str,
     host: str,

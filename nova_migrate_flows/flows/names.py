@@ -48,3 +48,7 @@ def host_flow(operation: str, host: str) -> str:
 
 def preflight_flow(operation: str) -> str:
     return f"{operation}:preflight"
+
+
+def disable_flow(operation: str) -> str:
+    return f"{operation}:disable"

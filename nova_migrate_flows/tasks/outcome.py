@@ -26,6 +26,10 @@ LOG = logging.getLogger(__name__)
 MIGRATED = "migrated"
 FAILED = "failed"
 SKIPPED = "skipped"
+#: How the reason of a server that an interruption kept from moving
+#: starts: ``resume`` moves these.
+NOT_STARTED = runtime_mod.NOT_STARTED
+INTERRUPTED = "interrupted"
 
 
 class ServerOutcome(base.BaseTask):
@@ -58,7 +62,17 @@ class ServerOutcome(base.BaseTask):
         outcome = new_outcome(entry)
         if result.not_moved:
             outcome["reason"] = result.not_moved
-            if result.failed:
+            stop = runtime.stop_reason
+            if result.failed and runtime.interrupted and stop and \
+                    stop in result.not_moved:
+                # Its migration was aborted because of the interruption:
+                # it did not move, and is safe where it was.
+                outcome["destination"] = self._where(runtime, server_id)
+                outcome["reason"] = (
+                    f"{INTERRUPTED}: its migration was aborted ({stop}); it "
+                    f"is on {outcome['destination']}"
+                )
+            elif result.failed:
                 outcome["status"] = FAILED
                 outcome["destination"] = self._where(runtime, server_id)
                 LOG.error("Server %s (%s) FAILED: %s; it is now on %s",

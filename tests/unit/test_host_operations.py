@@ -192,11 +192,23 @@ def test_enable_after_enables_an_emptied_host(cloud, run):
 def test_two_hosts_drain_in_parallel_onto_the_others(cloud, run):
     ids = [cloud.add_server(h).id for h in ("host1", "host2") for _ in
            range(3)]
+    seen = []
+    original = cloud.live_migrate
+
+    def spy(*args, **kwargs):
+        seen.append({h: cloud.services[h].status for h in ("host1",
+                                                          "host2")})
+        return original(*args, **kwargs)
+
+    cloud.live_migrate = spy
 
     result = run("host-evacuate-live", hosts=["host1", "host2"])
 
     assert sorted(by_status(result)["migrated"]) == sorted(ids)
     assert {cloud.servers[i].host for i in ids} <= {"host3", "host4"}
+    # Both sources were disabled before the first migration of either.
+    assert seen and all(s == {"host1": "disabled", "host2": "disabled"}
+                        for s in seen)
 
 
 def test_unknown_host_is_bad_input(cloud, run):
