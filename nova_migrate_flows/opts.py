@@ -19,6 +19,7 @@ configuration reference in the documentation.
 """
 
 import os
+import re
 
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
@@ -458,6 +459,8 @@ def validate(conf: cfg.ConfigOpts) -> None:
             except (cfg.ConfigFileValueError, ValueError) as exc:
                 where = f"[{group or 'DEFAULT'}] {opt.dest}"
                 text = " ".join(str(exc).split()) or type(exc).__name__
+                text = re.sub(r"from LocationInfo\(.*?detail='([^']*)'\)",
+                              r"in \1", text)
                 raise exceptions.ConfigurationError(
                     f"configuration: {where}: {text}"
                 ) from None

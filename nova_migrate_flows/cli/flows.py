@@ -56,7 +56,9 @@ def flows_list(conf: cfg.ConfigOpts, args: Any) -> int:
         {
             "run_id": book.uuid,
             "operation": (book.meta.get("request") or {}).get("operation"),
-            "target": book.name,
+            "target": " ".join(
+                (book.meta.get("request") or {}).get("hosts")
+                or (book.meta.get("request") or {}).get("servers") or ()),
             "state": book.meta.get("state"),
             "started_at": book.meta.get("started_at"),
             "summary": book.meta.get("summary"),

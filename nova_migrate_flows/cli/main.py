@@ -69,6 +69,7 @@ def make_conf() -> cfg.ConfigOpts:
     # keystoneauth warns about what the error line then says anyway.
     log.set_defaults(default_log_levels=log.get_default_log_levels() + [
         "keystoneauth=ERROR",
+        "alembic=WARN",
     ])
     opts.register_opts(conf)
     conf.register_cli_opt(cfg.SubCommandOpt(

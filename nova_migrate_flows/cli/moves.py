@@ -303,10 +303,11 @@ def _print_plan(result: runner_mod.RunResult) -> None:
                      row["state"], row["action"], row["target"],
                      "; ".join(checks)))
     output.table(PLAN_HEADERS, rows)
-    refused = sum(1 for e in (result.plan or {}).values() if e["refused"])
-    moving = sum(1 for e in (result.plan or {}).values()
-                 if e["action"] != "skip")
-    print(f"Dry run: {moving} server(s) would move, "
-          f"{len(result.plan or {}) - moving} skipped"
-          + (f"; preflight REFUSES {refused}" if refused else "")
+    entries = list((result.plan or {}).values())
+    refused = sum(1 for e in entries if e["refused"])
+    moving = sum(1 for e in entries if e["action"] != "skip")
+    skipped = len(entries) - moving - refused
+    print(f"Dry run: {moving} server(s) would move, {skipped} skipped"
+          + (f"; preflight REFUSES {refused} (the operation would be "
+             "refused)" if refused else "")
           + "; nothing was changed.")

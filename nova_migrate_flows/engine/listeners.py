@@ -46,8 +46,11 @@ class LoggingListener(base.Listener):
         if state == states.FAILURE:
             failure = details.get("result")
             text = getattr(failure, "exception_str", "") or str(failure)
+            # Bad input is the command's error line; a server's failure is
+            # its outcome's: log neither twice.
             expected = failure is not None and failure.check(
-                exceptions.InvalidInput
+                exceptions.InvalidInput, exceptions.OperationFailed,
+                exceptions.NoValidHost,
             )
             LOG.log(logging.DEBUG if expected else logging.WARNING,
                     "%s %s failed: %s", kind, name,
