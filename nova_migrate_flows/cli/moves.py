@@ -61,6 +61,7 @@ def add_operation_parsers(subparsers: Any, handler: Handler) -> None:
         help="Bypass the scheduler's checks of HOST (microversion 2.67 and "
         "earlier only; unsafe: the scheduler's filters do not run).",
     )
+    _add_dry_run(parser)
     output.add_format_argument(parser)
     _handled_by(parser, handler, live_migrate)
 
@@ -99,6 +100,7 @@ def add_operation_parsers(subparsers: Any, handler: Handler) -> None:
     parser.add_argument("flavor", metavar="FLAVOR",
                         help="Name or id of the new flavor.")
     _add_no_confirm(parser)
+    _add_dry_run(parser)
     output.add_format_argument(parser)
     _handled_by(parser, handler, resize)
 
@@ -141,6 +143,12 @@ def _add_block_migrate(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dry_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true",
+                        help="Print the plan and every preflight result; "
+                        "change nothing.")
+
+
 def _add_no_confirm(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-confirm", action="store_true",
@@ -152,9 +160,7 @@ def _add_host_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-host", metavar="HOST",
                         help="Move every server to this host (default: "
                         "Nova's scheduler, or [drain] candidate_hosts).")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="Print the plan and every preflight result; "
-                        "change nothing.")
+    _add_dry_run(parser)
     parser.add_argument("--enable-after", action="store_true", default=None,
                         help="Enable the compute service again once its "
                         "host is empty.")
@@ -172,6 +178,7 @@ def live_migrate(conf: cfg.ConfigOpts, args: Any) -> request_mod.MoveRequest:
         target_host=args.target,
         block_migration="true" if args.block_migrate else None,
         force=args.force,
+        dry_run=args.dry_run,
     )
 
 
@@ -181,6 +188,7 @@ def resize(conf: cfg.ConfigOpts, args: Any) -> request_mod.MoveRequest:
         servers=[args.server],
         flavor=args.flavor,
         confirm=not args.no_confirm,
+        dry_run=args.dry_run,
     )
 
 

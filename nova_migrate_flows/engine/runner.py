@@ -475,6 +475,13 @@ class _Run:
     def single(self) -> RunResult:
         request = self._request
         server_id = request.servers[0]
+        if request.dry_run:
+            if request.op is Operation.RESIZE:
+                _check_flavor(self._runtime, request.flavor)
+            plan = self._plan(lambda: self._known)
+            return RunResult(run_id=self._run_id, operation=request.operation,
+                             outcomes=self._outcomes([], plan), plan=plan,
+                             dry_run=True)
         factory, kwargs = self._single_factory(server_id)
         engine = self._engine(
             f"{request.operation}[{server_id}]",
@@ -508,8 +515,11 @@ class _Run:
             for server in self._runtime.compute.list_servers(host)
         }
 
-    def _plan(self) -> dict[str, Any]:
-        """Run (or, on a resume, reread) the preflight of every host."""
+    def _plan(
+        self, servers: Callable[[], dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """Run (or, on a resume, reread) the preflight of ``servers``
+        (default: every server of the source hosts)."""
         request = self._request
         preflight = self._engine(
             names.preflight_flow(request.operation),
@@ -518,7 +528,7 @@ class _Run:
                 "operation": request.operation,
                 "preflight_tasks": list(self._conf.migration.preflight_tasks),
             },
-            lambda: {names.SERVERS: self._servers()},
+            lambda: {names.SERVERS: (servers or self._servers)()},
         )
         self._run_engine(preflight)
         plan: dict[str, Any] = preflight.storage.fetch(names.PLAN)

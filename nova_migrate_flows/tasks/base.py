@@ -170,9 +170,10 @@ class Moved:
 class VerifyTask(BaseTask):
     """A verification of one server after it moved.
 
-    It passes, or raises :class:`~nova_migrate_flows.exceptions.
-    VerificationFailed`, which rolls that server back where Nova can (a
-    cold migration is reverted) and reports it failed. A server is reported
+    It passes, or raises
+    :class:`~nova_migrate_flows.exceptions.VerificationFailed`, which rolls
+    that server back where Nova can (a cold migration is reverted) and
+    reports it failed. A server is reported
     migrated only when every verification passed.
 
     Reversion strategy: N/A (verifications change nothing).

@@ -69,6 +69,8 @@ class ServerStateCheck(base.PreflightCheck):
     A server that is busy with a live migration already (a rerun, or a
     resume) passes: its migration is adopted rather than started again.
     Locked servers are moved (with admin credentials) and reported.
+
+    Reversion strategy: N/A (a check changes nothing).
     """
 
     def check(
@@ -108,7 +110,10 @@ class ServerStateCheck(base.PreflightCheck):
 
 
 class SourceServiceCheck(base.PreflightCheck):
-    """The compute service of the server's host is up (down for evacuate)."""
+    """The compute service of the server's host is up (down for evacuate).
+
+    Reversion strategy: N/A (a check changes nothing).
+    """
 
     def check(
         self,
@@ -146,7 +151,10 @@ class SourceServiceCheck(base.PreflightCheck):
 
 class TargetHostCheck(base.PreflightCheck):
     """The target host, when given, is a different, up, enabled host with
-    room for the server."""
+    room for the server.
+
+    Reversion strategy: N/A (a check changes nothing).
+    """
 
     def check(
         self,
@@ -191,7 +199,10 @@ class TargetHostCheck(base.PreflightCheck):
 
 class StorageCheck(base.PreflightCheck):
     """Decides block migration, and reports volume-backed servers and
-    attached volumes."""
+    attached volumes.
+
+    Reversion strategy: N/A (a check changes nothing).
+    """
 
     def check(
         self,
@@ -224,7 +235,10 @@ class StorageCheck(base.PreflightCheck):
 
 
 class ConfigDriveCheck(base.PreflightCheck):
-    """An iso9660 config drive cannot live-migrate on local storage."""
+    """An iso9660 config drive cannot live-migrate on local storage.
+
+    Reversion strategy: N/A (a check changes nothing).
+    """
 
     def check(
         self,
@@ -256,7 +270,10 @@ class ConfigDriveCheck(base.PreflightCheck):
 
 
 class FlavorDisksCheck(base.PreflightCheck):
-    """Ephemeral and swap disks slow a live migration down: say so."""
+    """Ephemeral and swap disks slow a live migration down: say so.
+
+    Reversion strategy: N/A (a check changes nothing).
+    """
 
     def check(
         self,
@@ -283,7 +300,10 @@ class FlavorDisksCheck(base.PreflightCheck):
 
 
 class CapacityCheck(base.PreflightCheck):
-    """The servers fit on the hosts that stay enabled (placement's counts)."""
+    """The servers fit on the hosts that stay enabled (placement's counts).
+
+    Reversion strategy: N/A (a check changes nothing).
+    """
 
     def execute(
         self,
@@ -352,7 +372,10 @@ class CapacityCheck(base.PreflightCheck):
 
 class FlavorCheck(base.PreflightCheck):
     """For a resize: the new flavor exists, differs, and does not shrink
-    the disk."""
+    the disk.
+
+    Reversion strategy: N/A (a check changes nothing).
+    """
 
     def check(
         self,

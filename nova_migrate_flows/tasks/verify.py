@@ -26,7 +26,10 @@ from nova_migrate_flows.tasks import base
 
 
 class MigrationCompleted(base.VerifyTask):
-    """Nova's migration record says the move succeeded."""
+    """Nova's migration record says the move succeeded.
+
+    Reversion strategy: N/A (a verification changes nothing).
+    """
 
     def verify(
         self,
@@ -48,7 +51,10 @@ class MigrationCompleted(base.VerifyTask):
 
 
 class HostChanged(base.VerifyTask):
-    """The server is on another host (the requested one, when given)."""
+    """The server is on another host (the requested one, when given).
+
+    Reversion strategy: N/A (a verification changes nothing).
+    """
 
     def verify(
         self,
@@ -70,7 +76,10 @@ class HostChanged(base.VerifyTask):
 
 
 class ServerStateRestored(base.VerifyTask):
-    """The server is in the state it was in before, with no task_state."""
+    """The server is in the state it was in before, with no task_state.
+
+    Reversion strategy: N/A (a verification changes nothing).
+    """
 
     def verify(
         self,
@@ -122,7 +131,10 @@ def _status_before_move(before: models.Server) -> str:
 
 
 class FlavorApplied(base.VerifyTask):
-    """A resized server has the new flavor; any other kept its own."""
+    """A resized server has the new flavor; any other kept its own.
+
+    Reversion strategy: N/A (a verification changes nothing).
+    """
 
     def verify(
         self,

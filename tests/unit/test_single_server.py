@@ -264,3 +264,15 @@ def test_no_room_anywhere_is_refused(cloud, run):
 
     with pytest.raises(exceptions.InvalidInput, match="no room"):
         run("live-migrate", servers=[server.id])
+
+
+def test_a_dry_run_of_one_server_changes_nothing(cloud, run):
+    server = cloud.add_server("host1", config_drive=True)
+
+    result = run("live-migrate", servers=[server.id], dry_run=True)
+
+    assert cloud.writes == []
+    assert result.dry_run
+    (row,) = result.to_json()["plan"]
+    assert row["checks"]["config-drive"]["status"] == "fail"
+    assert result.exit_code == ExitCode.BAD_INPUT
