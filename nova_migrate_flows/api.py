@@ -38,12 +38,12 @@ from typing import Any
 
 from oslo_config import cfg
 
+from nova_migrate_flows import opts
+from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import connection
 from nova_migrate_flows.engine import persistence
 from nova_migrate_flows.engine import runner as runner_mod
-from nova_migrate_flows import opts
-from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.request import Operation
 
 RunResult = runner_mod.RunResult

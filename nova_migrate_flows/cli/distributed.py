@@ -23,15 +23,12 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow.jobs import base as jobs_base
 
-from nova_migrate_flows.cli import moves
-from nova_migrate_flows.cli import output
+from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.cli import moves, output
 from nova_migrate_flows.compute import connection
 from nova_migrate_flows.engine import conductor as conductor_mod
-from nova_migrate_flows.engine import jobboard
-from nova_migrate_flows.engine import persistence
-from nova_migrate_flows.engine import records
+from nova_migrate_flows.engine import jobboard, persistence, records
 from nova_migrate_flows.engine import runner as runner_mod
-from nova_migrate_flows import request as request_mod
 
 LOG = logging.getLogger(__name__)
 

@@ -16,13 +16,10 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nova_migrate_flows.cli import moves
-from nova_migrate_flows.cli import output
+from nova_migrate_flows.cli import moves, output, signals
 from nova_migrate_flows.cli import progress as progress_mod
-from nova_migrate_flows.cli import signals
 from nova_migrate_flows.compute import connection
-from nova_migrate_flows.engine import persistence
-from nova_migrate_flows.engine import records
+from nova_migrate_flows.engine import persistence, records
 from nova_migrate_flows.engine import runner as runner_mod
 
 

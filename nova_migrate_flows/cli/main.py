@@ -28,14 +28,9 @@ from oslo_config import cfg
 from oslo_log import log
 
 import nova_migrate_flows
-from nova_migrate_flows.cli import distributed
-from nova_migrate_flows.cli import flows
-from nova_migrate_flows.cli import migrations
-from nova_migrate_flows.cli import moves
-from nova_migrate_flows.cli import tasks
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import exceptions, opts
+from nova_migrate_flows.cli import distributed, flows, migrations, moves, tasks
 from nova_migrate_flows.exceptions import ExitCode
-from nova_migrate_flows import opts
 from nova_migrate_flows.sandbox import cli as sandbox_cli
 
 PROJECT = opts.PROJECT

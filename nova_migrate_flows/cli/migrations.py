@@ -17,11 +17,9 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nova_migrate_flows.cli import output
-from nova_migrate_flows.compute import base
-from nova_migrate_flows.compute import connection
-from nova_migrate_flows.compute import models
 from nova_migrate_flows import exceptions
+from nova_migrate_flows.cli import output
+from nova_migrate_flows.compute import base, connection, models
 
 LIST_HEADERS = ("Id", "Source Node", "Dest Node", "Source Compute",
                 "Dest Compute", "Dest Host", "Status", "Instance UUID",

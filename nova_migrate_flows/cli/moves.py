@@ -20,13 +20,12 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nova_migrate_flows.cli import output
+from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.cli import output, signals
 from nova_migrate_flows.cli import progress as progress_mod
-from nova_migrate_flows.cli import signals
 from nova_migrate_flows.compute import connection
 from nova_migrate_flows.engine import persistence
 from nova_migrate_flows.engine import runner as runner_mod
-from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.request import Operation
 
 SUMMARY_HEADERS = ("Server", "Name", "From", "To", "Result", "Duration",

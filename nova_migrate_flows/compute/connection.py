@@ -23,9 +23,8 @@ from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
 import nova_migrate_flows
+from nova_migrate_flows import exceptions, opts
 from nova_migrate_flows.compute import nova
-from nova_migrate_flows import exceptions
-from nova_migrate_flows import opts
 
 APP_NAME = "nova-migrate-flows"
 

@@ -28,9 +28,8 @@ import threading
 import uuid
 from typing import Any
 
-from nova_migrate_flows.compute import base
-from nova_migrate_flows.compute import models
 from nova_migrate_flows import exceptions
+from nova_migrate_flows.compute import base, models
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2

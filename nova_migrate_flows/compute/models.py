@@ -328,7 +328,8 @@ class InstanceAction(_Record):
 
 
 def _flavor_disk_gb(flavor: Flavor) -> int:
-    return flavor.disk_gb + flavor.ephemeral_gb + (flavor.swap_mb + 1023) // 1024
+    swap_gb = (flavor.swap_mb + 1023) // 1024
+    return flavor.disk_gb + flavor.ephemeral_gb + swap_gb
 
 
 def _str_or_none(value: Any) -> str | None:

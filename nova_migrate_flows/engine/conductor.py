@@ -25,16 +25,14 @@ from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
-from taskflow.conductors.backends import impl_nonblocking
 from taskflow import states
+from taskflow.conductors.backends import impl_nonblocking
 
+from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
-from nova_migrate_flows.engine import jobboard
-from nova_migrate_flows.engine import listeners
-from nova_migrate_flows.engine import records
+from nova_migrate_flows.engine import jobboard, listeners, records
 from nova_migrate_flows.engine import runtime as runtime_mod
 from nova_migrate_flows.flows import names
-from nova_migrate_flows import request as request_mod
 
 LOG = logging.getLogger(__name__)
 

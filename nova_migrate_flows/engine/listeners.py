@@ -21,8 +21,8 @@ only bury. Tasks that undo something say so themselves.
 from typing import Any
 
 from oslo_log import log as logging
-from taskflow.listeners import base
 from taskflow import states
+from taskflow.listeners import base
 
 from nova_migrate_flows import exceptions
 

@@ -24,8 +24,8 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-from taskflow.persistence import models as tf_models
 from taskflow import exceptions as tf_exc
+from taskflow.persistence import models as tf_models
 
 from nova_migrate_flows import exceptions
 

@@ -36,15 +36,14 @@ from taskflow import exceptions as tf_exc
 from taskflow import states
 from taskflow.utils import persistence_utils as p_utils
 
+from nova_migrate_flows import exceptions
+from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.engine import listeners
 from nova_migrate_flows.engine import records as records_mod
 from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows import exceptions
 from nova_migrate_flows.flows import host as host_flows
-from nova_migrate_flows.flows import names
-from nova_migrate_flows.flows import single
-from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.flows import names, single
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import outcome as outcome_mod
 

@@ -25,11 +25,10 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from nova_migrate_flows.compute import base
-from nova_migrate_flows.compute import models
+from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.compute import base, models
 from nova_migrate_flows.engine import poller as poller_mod
 from nova_migrate_flows.engine import throttle as throttle_mod
-from nova_migrate_flows import request as request_mod
 
 LOG = logging.getLogger(__name__)
 

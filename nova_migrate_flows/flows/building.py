@@ -19,19 +19,20 @@ sub-flow, one server's move sub-flow, and the lanes a host drains through.
 
 from collections.abc import Sequence
 
-from taskflow.patterns import linear_flow
-from taskflow.patterns import unordered_flow
+from taskflow.patterns import linear_flow, unordered_flow
 
-from nova_migrate_flows.flows import names
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.tasks import base
-from nova_migrate_flows.tasks import cold
-from nova_migrate_flows.tasks import evacuate
-from nova_migrate_flows.tasks import live
-from nova_migrate_flows.tasks import loader
-from nova_migrate_flows.tasks import outcome
-from nova_migrate_flows.tasks import plan
-from nova_migrate_flows.tasks import retry
+from nova_migrate_flows.flows import names
+from nova_migrate_flows.tasks import (
+    base,
+    cold,
+    evacuate,
+    live,
+    loader,
+    outcome,
+    plan,
+    retry,
+)
 
 PREFLIGHT_OPTION = "[migration] preflight_tasks"
 VERIFY_OPTION = "[migration] verify_tasks"

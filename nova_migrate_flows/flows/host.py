@@ -18,11 +18,9 @@ a flow) small and lets hosts drain in parallel, each in its own engine.
 
 from collections.abc import Sequence
 
-from taskflow.patterns import graph_flow
-from taskflow.patterns import linear_flow
+from taskflow.patterns import graph_flow, linear_flow
 
-from nova_migrate_flows.flows import building
-from nova_migrate_flows.flows import names
+from nova_migrate_flows.flows import building, names
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import service
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from taskflow.patterns import graph_flow
 
-from nova_migrate_flows.flows import building
 from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.flows import building
 from nova_migrate_flows.request import Operation
 
 

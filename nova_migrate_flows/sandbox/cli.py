@@ -26,8 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from nova_migrate_flows import exceptions
-from nova_migrate_flows.sandbox import constants
-from nova_migrate_flows.sandbox import control
+from nova_migrate_flows.sandbox import constants, control
 
 Handler = Callable[[Any, argparse.Namespace], int]
 

@@ -37,28 +37,27 @@ from unittest import mock
 
 import fixtures
 from futurist import _thread as futurist_thread
-from nova.api.openstack import wsgi_app
-from nova.api import wsgi as nova_wsgi
-from nova.compute import rpcapi as compute_rpcapi
 from nova import context as nova_context
-from nova import exception
-from nova import objects
+from nova import exception, objects, servicegroup, thread_pool_factory
 from nova import service as nova_service
-from nova import servicegroup
+from nova.api import wsgi as nova_wsgi
+from nova.api.openstack import wsgi_app
+from nova.compute import rpcapi as compute_rpcapi
 from nova.tests import fixtures as nova_fixtures
 from nova.tests.functional import fixtures as func_fixtures
-from nova import thread_pool_factory
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_messaging import opts as oslo_messaging_opts
 from oslo_utils import uuidutils
 from placement import deploy as placement_deploy
 
-from nova_migrate_flows.sandbox import constants
-from nova_migrate_flows.sandbox import control_api
-from nova_migrate_flows.sandbox import databases
+from nova_migrate_flows.sandbox import (
+    constants,
+    control_api,
+    databases,
+    executors,
+)
 from nova_migrate_flows.sandbox import driver as sandbox_driver
-from nova_migrate_flows.sandbox import executors
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF

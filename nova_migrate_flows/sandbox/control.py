@@ -34,8 +34,7 @@ import requests
 
 import nova_migrate_flows
 from nova_migrate_flows import exceptions
-from nova_migrate_flows.sandbox import constants
-from nova_migrate_flows.sandbox import statefiles
+from nova_migrate_flows.sandbox import constants, statefiles
 
 LOG = logging.getLogger(__name__)
 

@@ -45,9 +45,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import fixtures
+from nova.db import migration
 from nova.db.api import api as api_db_api
 from nova.db.main import api as main_db_api
-from nova.db import migration
 from oslo_config import cfg
 from oslo_db.sqlalchemy import enginefacade
 

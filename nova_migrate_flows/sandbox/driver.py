@@ -30,8 +30,8 @@ import threading
 import time
 from typing import Any
 
-from nova.compute import utils as compute_utils
 from nova import exception
+from nova.compute import utils as compute_utils
 from nova.virt import fake
 from oslo_config import cfg
 from oslo_log import log as logging

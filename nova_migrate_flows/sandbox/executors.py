@@ -26,8 +26,8 @@ from typing import Any
 
 import fixtures
 import futurist
-from nova.compute import manager as compute_manager
 from nova import thread_pool_factory
+from nova.compute import manager as compute_manager
 from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)

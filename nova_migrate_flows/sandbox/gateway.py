@@ -29,8 +29,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from nova_migrate_flows.sandbox import constants
-from nova_migrate_flows.sandbox import identity
+from nova_migrate_flows.sandbox import constants, identity
 from nova_migrate_flows.sandbox import stats as request_stats
 
 LOG = logging.getLogger(__name__)

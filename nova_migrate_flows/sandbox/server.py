@@ -39,12 +39,14 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from nova_migrate_flows.sandbox import constants
-from nova_migrate_flows.sandbox import control_api
-from nova_migrate_flows.sandbox import gateway
-from nova_migrate_flows.sandbox import httpserver
-from nova_migrate_flows.sandbox import identity
-from nova_migrate_flows.sandbox import statefiles
+from nova_migrate_flows.sandbox import (
+    constants,
+    control_api,
+    gateway,
+    httpserver,
+    identity,
+    statefiles,
+)
 from nova_migrate_flows.sandbox import stats as request_stats
 
 LOG = logging.getLogger(__name__)

@@ -23,13 +23,13 @@ from typing import Any, ClassVar
 
 from taskflow import task
 
+from nova_migrate_flows import exceptions
+from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.engine import runtime as runtime_mod
 from nova_migrate_flows.flows import names
-from nova_migrate_flows import exceptions
-from nova_migrate_flows import request as request_mod
 
-PASS = "pass"
+PASS = "pass"  # noqa: S105 - a verdict, not a password
 WARN = "warn"
 SKIP = "skip"
 FAIL = "fail"

@@ -19,8 +19,7 @@ installed ones, since a misspelt check must never be a skipped check.
 from collections.abc import Iterable
 from typing import Any
 
-from stevedore import extension
-from stevedore import named
+from stevedore import extension, named
 
 from nova_migrate_flows import exceptions
 from nova_migrate_flows.tasks import base

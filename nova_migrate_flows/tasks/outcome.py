@@ -16,9 +16,9 @@ from typing import Any
 
 from oslo_log import log as logging
 
+from nova_migrate_flows import exceptions
 from nova_migrate_flows.engine import runtime as runtime_mod
 from nova_migrate_flows.flows import names
-from nova_migrate_flows import exceptions
 from nova_migrate_flows.tasks import base
 
 LOG = logging.getLogger(__name__)

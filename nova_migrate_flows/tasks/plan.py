@@ -13,13 +13,12 @@
 
 from typing import Any
 
+from nova_migrate_flows import exceptions
+from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.engine import runtime as runtime_mod
 from nova_migrate_flows.flows import names
-from nova_migrate_flows import exceptions
-from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.tasks import base
-from nova_migrate_flows.tasks import preflight
+from nova_migrate_flows.tasks import base, preflight
 
 
 class PreflightFailed(exceptions.InvalidInput):

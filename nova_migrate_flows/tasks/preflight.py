@@ -20,9 +20,9 @@ nothing is changed in the cloud). Operators choose and order them with
 
 from typing import Any
 
+from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import base
 

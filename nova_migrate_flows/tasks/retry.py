@@ -25,8 +25,8 @@ from typing import Any
 
 from taskflow import retry
 
-from nova_migrate_flows.flows import names
 from nova_migrate_flows import exceptions
+from nova_migrate_flows.flows import names
 
 #: Failures that no other server would escape either.
 FATAL = (exceptions.NovaUnavailable, exceptions.Interrupted)

@@ -17,10 +17,10 @@ parties add their own through the ``nova_migrate_flows.tasks`` entry points
 the server as the move left it (fetched once for all of them).
 """
 
+from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.engine import poller
 from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import base
 

@@ -27,8 +27,7 @@ import openstack.config
 import openstack.exceptions
 import pytest
 
-from nova_migrate_flows.sandbox import constants
-from nova_migrate_flows.sandbox import control
+from nova_migrate_flows.sandbox import constants, control
 
 #: Default duration of a live migration in the test sandbox (the tests set
 #: their own per server where timing matters).

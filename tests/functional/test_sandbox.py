@@ -33,8 +33,7 @@ import requests
 
 from nova_migrate_flows import exceptions
 from nova_migrate_flows.sandbox import __main__ as sandbox_main
-from nova_migrate_flows.sandbox import constants
-from nova_migrate_flows.sandbox import control
+from nova_migrate_flows.sandbox import constants, control
 from tests.functional import conftest
 
 pytestmark = pytest.mark.functional

@@ -15,10 +15,10 @@ import pytest
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 
-from nova_migrate_flows.compute import fake
-from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows import opts
 from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.compute import fake
+from nova_migrate_flows.engine import runner as runner_mod
 
 
 @pytest.fixture

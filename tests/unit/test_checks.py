@@ -15,13 +15,10 @@ import dataclasses
 
 import pytest
 
-from nova_migrate_flows.compute import fake
-from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import runtime as runtime_mod
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.tasks import base
-from nova_migrate_flows.tasks import preflight
-from nova_migrate_flows.tasks import verify
+from nova_migrate_flows.compute import fake, models
+from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.tasks import base, preflight, verify
 
 
 @pytest.fixture

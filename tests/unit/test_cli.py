@@ -16,8 +16,7 @@ import json
 import pytest
 
 from nova_migrate_flows.cli import main as cli
-from nova_migrate_flows.compute import connection
-from nova_migrate_flows.compute import fake
+from nova_migrate_flows.compute import connection, fake
 
 
 @pytest.fixture

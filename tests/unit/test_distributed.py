@@ -21,12 +21,10 @@ import urllib.parse
 
 import pytest
 
-from nova_migrate_flows.engine import conductor as conductor_mod
-from nova_migrate_flows.engine import jobboard
-from nova_migrate_flows.engine import persistence
-from nova_migrate_flows.engine import records
-from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.engine import conductor as conductor_mod
+from nova_migrate_flows.engine import jobboard, persistence, records
+from nova_migrate_flows.engine import runner as runner_mod
 
 pytestmark = pytest.mark.redis
 

@@ -14,14 +14,12 @@
 from taskflow import engines
 from taskflow.listeners import capturing
 
-from nova_migrate_flows.compute import fake
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.flows import building
-from nova_migrate_flows.flows import host as host_flows
-from nova_migrate_flows.flows import names
-from nova_migrate_flows.flows import single
 from nova_migrate_flows import opts
 from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.compute import fake
+from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.flows import building, names, single
+from nova_migrate_flows.flows import host as host_flows
 
 VERIFY = opts.DEFAULT_VERIFY_TASKS
 PREFLIGHT = opts.DEFAULT_PREFLIGHT_TASKS

@@ -16,9 +16,7 @@ import inspect
 import pytest
 
 from nova_migrate_flows import exceptions
-from nova_migrate_flows.tasks import base
-from nova_migrate_flows.tasks import loader
-from nova_migrate_flows.tasks import preflight
+from nova_migrate_flows.tasks import base, loader, preflight
 
 
 def test_plugins_load_in_the_configured_order():

@@ -21,8 +21,9 @@ from oslo_config import cfg
 from nova_migrate_flows import opts
 
 ROOT = pathlib.Path(__file__).parents[2]
-GENERATOR = ROOT / "etc/nova-migrate-flows/nova-migrate-flows-config-generator.conf"
-SAMPLE = ROOT / "etc/nova-migrate-flows/nova-migrate-flows.conf.sample"
+ETC = ROOT / "etc" / "nova-migrate-flows"
+GENERATOR = ETC / "nova-migrate-flows-config-generator.conf"
+SAMPLE = ETC / "nova-migrate-flows.conf.sample"
 
 
 def test_options_go_only_on_the_conf_given():

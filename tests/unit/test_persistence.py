@@ -18,11 +18,10 @@ import time
 
 import pytest
 
-from nova_migrate_flows.engine import persistence
-from nova_migrate_flows.engine import records
-from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows import exceptions
 from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.engine import persistence, records
+from nova_migrate_flows.engine import runner as runner_mod
 
 
 @pytest.fixture(params=[
@@ -142,7 +141,7 @@ def test_resume_adopts_a_migration_in_flight(conf, cloud, backend):
     original = cloud.live_migrate
 
     def dies_after_sending(server_id, *args, **kwargs):
-        answer = original(server_id, *args, **kwargs)
+        original(server_id, *args, **kwargs)
         release.wait()
         raise RuntimeError("the process died")
 
@@ -178,8 +177,8 @@ def _stuck_book(store, server_id):
     for book in store.list():
         for detail in book:
             for atom in detail:
-                if atom.name.endswith(f"[{server_id}]") and atom.name.startswith(
-                        "live-migrate") and atom.state == "RUNNING":
+                if atom.name == f"live-migrate[{server_id}]" and \
+                        atom.state == "RUNNING":
                     return book
     return None
 

@@ -11,9 +11,9 @@
 # under the License.
 """The tasks on a whole host: who disabled the service, and undoing it."""
 
+from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import fake
 from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.tasks import service
 
 

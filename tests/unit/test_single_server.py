@@ -13,9 +13,8 @@
 
 import pytest
 
-from nova_migrate_flows.compute import fake
-from nova_migrate_flows.compute import models
 from nova_migrate_flows import exceptions
+from nova_migrate_flows.compute import fake, models
 from nova_migrate_flows.exceptions import ExitCode
 
 

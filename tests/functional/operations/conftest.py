@@ -12,7 +12,7 @@
 """Fixtures of the operation tests: the command line against the shared
 sandbox, and a cloud put back as it was after each test."""
 
-from collections.abc import Iterator
+import os
 from typing import Any
 
 import pytest
@@ -36,7 +36,8 @@ class Nmf:
     def write(self, text: str) -> str:
         """A configuration file of this test with ``text`` added; it keeps
         the test's state directory."""
-        directory = self._tmp_path / f"conf{len(list(self._tmp_path.iterdir()))}"
+        count = len(list(self._tmp_path.iterdir()))
+        directory = self._tmp_path / f"conf{count}"
         directory.mkdir()
         path = directory / "test.conf"
         path.write_text(
@@ -63,3 +64,19 @@ def nmf(capsys: Any, sandbox: Any, tmp_path: Any) -> Nmf:
 @pytest.fixture(autouse=True)
 def _restore_cloud(restore_cloud: None) -> None:
     """Every operation test leaves the cloud as the next one expects."""
+
+
+@pytest.fixture(params=[
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgresql),
+])
+def persistence_config(request):
+    """Configuration text for the run's persistence backend."""
+    if request.param == "sqlite":
+        return ""
+    url = os.environ.get("NMF_TEST_POSTGRESQL_URL")
+    if not url:
+        pytest.fail("NMF_TEST_POSTGRESQL_URL is not set: start a PostgreSQL "
+                    "server (.ci/run does) or deselect with -m 'not "
+                    "postgresql'")
+    return f"[persistence]\nconnection = {url}\n"

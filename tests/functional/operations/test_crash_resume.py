@@ -14,7 +14,6 @@ run, then ``resume`` finishes it. Nova's records must show exactly one
 migration per server, every server verified on a new host, and the
 compute service as the rules say. On SQLite and on PostgreSQL."""
 
-import os
 import signal
 
 import pytest
@@ -24,22 +23,6 @@ from tests.functional.operations import cli
 pytestmark = pytest.mark.functional
 
 SLOW_VERIFY = "nmf_example:verify_delay"
-
-
-@pytest.fixture(params=[
-    "sqlite",
-    pytest.param("postgresql", marks=pytest.mark.postgresql),
-])
-def persistence_config(request):
-    """Configuration text for the run's persistence backend."""
-    if request.param == "sqlite":
-        return ""
-    url = os.environ.get("NMF_TEST_POSTGRESQL_URL")
-    if not url:
-        pytest.fail("NMF_TEST_POSTGRESQL_URL is not set: start a PostgreSQL "
-                    "server (.ci/run does) or deselect with -m 'not "
-                    "postgresql'")
-    return f"[persistence]\nconnection = {url}\n"
 
 
 def kill_when(process, probe, timeout=120.0):

@@ -25,9 +25,6 @@ import urllib.parse
 import pytest
 
 from tests.functional.operations import cli
-from tests.functional.operations.test_crash_resume import (  # noqa: F401
-    persistence_config,
-)
 
 pytestmark = [pytest.mark.functional, pytest.mark.redis]
 
