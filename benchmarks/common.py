@@ -25,6 +25,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -134,12 +135,16 @@ def in_subprocess(module: str, function: str, timeout: float,
     when it failed or ran out of ``timeout`` seconds.
     """
     command = [sys.executable, WORKER, module, function, json.dumps(kwargs)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True,
-                              timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return {"error": f"did not finish in {timeout:.0f} s"}
+    # The worker's temporary files go in a directory removed here, even
+    # when the worker had to be killed.
+    with tempfile.TemporaryDirectory(prefix="nmf-bench-") as tmp:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True,
+                                  timeout=timeout, check=False,
+                                  stdin=subprocess.DEVNULL,
+                                  env=dict(os.environ, TMPDIR=tmp))
+        except subprocess.TimeoutExpired:
+            return {"error": f"did not finish in {timeout:.0f} s"}
     out = done.stdout
     if done.returncode != 0 or RESULT_MARKER not in out:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
