@@ -14,9 +14,10 @@
 Requests go through the SDK's service proxies (keystoneauth adapters) with
 an explicit microversion each, so every request and every field the flows
 rely on is visible here. Reads are retried with backoff and jitter within a
-bounded budget; writes are never repeated here: an ambiguous failure is
-raised as :class:`~nova_migrate_flows.exceptions.AmbiguousWrite` for the
-caller to look at Nova before acting again.
+bounded budget; writes are never repeated here, nor by keystoneauth
+(whatever connect or status-code retries a cloud configures): an ambiguous
+failure is raised as :class:`~nova_migrate_flows.exceptions.AmbiguousWrite`
+for the caller to look at Nova before acting again.
 """
 
 import collections
@@ -94,6 +95,10 @@ class NovaCompute:
         params: dict[str, Any] | None = None,
     ) -> Any:
         idempotent = method == "GET"
+        # keystoneauth would resend a write after a reset connection or a
+        # 503 if the cloud's configuration asks it to retry.
+        once = {} if idempotent else {"connect_retries": 0,
+                                      "status_code_retries": 0}
         attempt = 0
         while True:
             with self._lock:
@@ -109,6 +114,7 @@ class NovaCompute:
                     params=params,
                     microversion=microversion,
                     raise_exc=False,
+                    **once,
                 )
             except (ks_exc.Unauthorized, ks_exc.AuthorizationFailure) as exc:
                 raise exceptions.AuthenticationFailed(

@@ -25,12 +25,15 @@ from nova_migrate_flows import exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.tasks import base
 from nova_migrate_flows.tasks import moves
+from nova_migrate_flows.tasks import writes
 
 LOG = logging.getLogger(__name__)
 
 RESIZE_TASK_STATES = frozenset({
     "resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
 })
+#: The statuses of a migration whose confirmation Nova took.
+CONFIRMED_STATUSES = frozenset({"confirming", "confirmed"})
 
 
 def _resizing(server: models.Server) -> bool:
@@ -65,7 +68,18 @@ class _ColdMove(moves.StartMove):
             return
         LOG.warning("Reverting the resize of server %s (back to %s)",
                     server_id, started["source"])
-        runtime.compute.revert_resize(server_id)
+
+        def reverting() -> models.Server | None:
+            server = runtime.compute.get_server(server_id)
+            if server.task_state == "resize_reverting" or (
+                    server.status != "VERIFY_RESIZE"):
+                return server
+            return None
+
+        writes.send_once(
+            runtime, f"the revert of the resize of {server_id}",
+            lambda: runtime.compute.revert_resize(server_id), reverting,
+        )
         moves.wait_for_server(
             runtime, server_id,
             lambda s: s.status != "VERIFY_RESIZE" and not s.task_state,
@@ -165,7 +179,20 @@ class ConfirmMove(base.BaseTask):
                         "confirm|revert'")
         server_id = result.server_id
         timeout = float(runtime.conf.migration.operation_timeout)
-        runtime.compute.confirm_resize(server_id)
+        migration = result.migration_record
+
+        def confirmed() -> models.Migration | None:
+            return next((
+                record for record in runtime.compute.list_migrations(
+                    server_id=server_id)
+                if migration is not None and record.id == migration.id
+                and record.status in CONFIRMED_STATUSES
+            ), None)
+
+        writes.send_once(
+            runtime, f"the confirmation of the resize of {server_id}",
+            lambda: runtime.compute.confirm_resize(server_id), confirmed,
+        )
         after = moves.wait_for_server(
             runtime, server_id,
             lambda s: s.status != "VERIFY_RESIZE" and not s.task_state,
@@ -187,7 +214,11 @@ def restore_power(
     )
     if was_running and after.status == "SHUTOFF":
         LOG.info("Starting server %s again", after.id)
-        runtime.compute.start_server(after.id)
+        writes.send_once(
+            runtime, f"the start of server {after.id}",
+            lambda: runtime.compute.start_server(after.id),
+            lambda: _powering(runtime, after.id, "powering-on", "ACTIVE"),
+        )
         return moves.wait_for_server(
             runtime, after.id,
             lambda s: s.status == "ACTIVE" and not s.task_state,
@@ -196,7 +227,11 @@ def restore_power(
     if not was_running and before.status == "SHUTOFF" and \
             after.status == "ACTIVE":
         LOG.info("Stopping server %s again", after.id)
-        runtime.compute.stop_server(after.id)
+        writes.send_once(
+            runtime, f"the stop of server {after.id}",
+            lambda: runtime.compute.stop_server(after.id),
+            lambda: _powering(runtime, after.id, "powering-off", "SHUTOFF"),
+        )
         return moves.wait_for_server(
             runtime, after.id,
             lambda s: s.status == "SHUTOFF" and not s.task_state,
@@ -207,3 +242,16 @@ def restore_power(
             f"server {after.id} is in ERROR on {after.host}"
         )
     return after
+
+
+def _powering(
+    runtime: runtime_mod.Runtime, server_id: str, task_state: str,
+    status: str,
+) -> models.Server | None:
+    """The server, if Nova took the start or stop: it is powering on or
+    off (``task_state``), or has the ``status`` it leads to already."""
+    server = runtime.compute.get_server(server_id)
+    if server.task_state == task_state or (
+            server.status == status and not server.task_state):
+        return server
+    return None

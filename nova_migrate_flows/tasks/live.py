@@ -11,6 +11,7 @@
 # under the License.
 """Live migration of one server: ``os-migrateLive``, then the poller."""
 
+import functools
 from typing import Any
 
 from oslo_log import log as logging
@@ -24,9 +25,12 @@ from nova_migrate_flows.engine import throttle
 from nova_migrate_flows import exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.tasks import moves
+from nova_migrate_flows.tasks import writes
 
 LOG = logging.getLogger(__name__)
 
+#: Nova's instance action of an abort request.
+ABORT_ACTION = "live_migration_cancel"
 
 
 class LiveMigrateServer(moves.StartMove):
@@ -77,7 +81,15 @@ class LiveMigrateServer(moves.StartMove):
             LOG.warning("Aborting live migration %s of server %s",
                         migration.id, server_id)
             try:
-                runtime.compute.abort_migration(server_id, migration.id)
+                writes.send_once(
+                    runtime,
+                    f"the abort of live migration {migration.id} of "
+                    f"{server_id}",
+                    functools.partial(runtime.compute.abort_migration,
+                                      server_id, migration.id),
+                    functools.partial(_abort_taken, runtime, server_id,
+                                      migration.id),
+                )
             except (exceptions.BadRequest, exceptions.Conflict,
                     exceptions.NotFound) as exc:
                 LOG.warning("Live migration %s of %s could not be aborted: "
@@ -97,3 +109,20 @@ class WaitForLiveMigration(moves.WaitForMove):
 
     migration_type = poller_mod.LIVE_MIGRATION
     action = request_mod.LIVE
+
+
+def _abort_taken(
+    runtime: runtime_mod.Runtime, server_id: str, migration_id: int
+) -> bool | None:
+    """True if the live migration ended, or Nova recorded an abort of the
+    server since it began (Nova records the action as it takes the
+    request; the migration ends a little later)."""
+    if not any(m.id == migration_id
+               for m in runtime.compute.server_migrations(server_id)):
+        return True
+    for action in runtime.compute.instance_actions(server_id):
+        if action.action == ABORT_ACTION:
+            return True
+        if action.action == "live-migration":
+            return None
+    return None

@@ -33,14 +33,16 @@ from nova_migrate_flows.engine import runtime as runtime_mod
 from nova_migrate_flows.flows import names
 from nova_migrate_flows import exceptions
 from nova_migrate_flows.tasks import base
+from nova_migrate_flows.tasks import writes
 
 LOG = logging.getLogger(__name__)
 
-#: How many times a write whose answer was lost is looked into and resent.
-AMBIGUOUS_ATTEMPTS = 3
 GIB = 1024 ** 3
 #: How long a server may keep a task_state after its migration ended.
 SETTLE_TIMEOUT = 30.0
+#: How long the migration record of a server Nova marked busy may take to
+#: show up (the conductor writes it after the API answered).
+RECORD_WAIT = 30.0
 
 
 class StartMove(base.BaseTask):
@@ -145,36 +147,11 @@ class StartMove(base.BaseTask):
         host: str | None,
     ) -> compute_base.ActionResult | models.Migration:
         """Send the request; adopt what exists instead of sending twice."""
-        deadline = time.monotonic() + runtime.conf.nova.conflict_timeout
-        ambiguous = 0
-        delay = 1.0
-        while True:
-            try:
-                return self.send(runtime, server, entry, host)
-            except exceptions.AmbiguousWrite as exc:
-                ambiguous += 1
-                LOG.warning("The answer to the %s of %s was lost (%s); "
-                            "looking at what Nova did", self.action,
-                            server.id, exc)
-                found = self.find_existing(runtime, server, entry)
-                if found is not None:
-                    return found
-                if ambiguous >= AMBIGUOUS_ATTEMPTS:
-                    raise
-            except exceptions.Conflict as exc:
-                found = self.find_existing(runtime, server, entry)
-                if found is not None:
-                    return found
-                if time.monotonic() + delay > deadline:
-                    raise exceptions.MigrationFailed(
-                        f"Nova kept refusing the {self.action} of "
-                        f"{server.id} for {runtime.conf.nova.conflict_timeout}"
-                        f" s: {exc}", server.id,
-                    ) from exc
-                LOG.info("Nova refused the %s of %s for now (%s); retrying"
-                         " in %.0f s", self.action, server.id, exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 15.0)
+        return writes.send_once(
+            runtime, f"the {self.action} of {server.id}",
+            lambda: self.send(runtime, server, entry, host),
+            lambda: self.find_existing(runtime, server, entry),
+        )
 
     def send(
         self,
@@ -192,21 +169,35 @@ class StartMove(base.BaseTask):
         server: models.Server,
         entry: dict[str, Any],
     ) -> models.Migration | None:
-        """The move of ``server`` already under way or done, if any."""
+        """The move of ``server`` already under way or done, if any.
+
+        Nova marks the server busy as it accepts a move, and its conductor
+        records the migration a moment later: the record of a busy (or
+        moved) server is waited for, RECORD_WAIT seconds at most.
+        """
         current = runtime.compute.get_server(server.id)
         moved = current.host != server.host
         if not moved and not self.is_busy(current):
             return None
-        records = runtime.compute.list_migrations(
-            server_id=server.id, migration_type=self.migration_type
-        )
         started = models.parse_time(entry.get("planned_at"))
-        for record in sorted(records, key=lambda r: r.id, reverse=True):
-            created = models.parse_time(record.created_at)
-            if started is None or created is None or created >= started:
-                if record.source_compute == server.host:
-                    return record
-        return None
+        deadline = time.monotonic() + RECORD_WAIT
+        delay = 0.1
+        while True:
+            records = runtime.compute.list_migrations(
+                server_id=server.id, migration_type=self.migration_type
+            )
+            for record in sorted(records, key=lambda r: r.id, reverse=True):
+                created = models.parse_time(record.created_at)
+                if started is None or created is None or created >= started:
+                    if record.source_compute == server.host:
+                        return record
+            if time.monotonic() + delay > deadline:
+                LOG.warning("Server %s is busy (%s) but Nova recorded no %s "
+                            "of it", server.id, current.task_state,
+                            self.migration_type)
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def is_busy(self, server: models.Server) -> bool:
         """Whether Nova is moving ``server`` this way right now."""

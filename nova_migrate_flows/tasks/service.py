@@ -22,11 +22,13 @@ from typing import Any
 from oslo_log import log as logging
 from taskflow.types import failure as ft
 
+from nova_migrate_flows.compute import models
 from nova_migrate_flows.engine import runtime as runtime_mod
 from nova_migrate_flows.flows import names
 from nova_migrate_flows import exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.tasks import base
+from nova_migrate_flows.tasks import writes
 
 LOG = logging.getLogger(__name__)
 
@@ -50,6 +52,42 @@ def _service(runtime: runtime_mod.Runtime, host: str, fresh: bool) -> Any:
             f"host {host}: no nova-compute service there"
         )
     return service
+
+
+def update_service(
+    runtime: runtime_mod.Runtime,
+    host: str,
+    service_id: str,
+    *,
+    disabled: bool | None = None,
+    disabled_reason: str | None = None,
+    forced_down: bool | None = None,
+) -> None:
+    """Change the compute service of ``host``; after a lost answer, send
+    the change again only if Nova does not show it."""
+
+    def shown() -> models.Service | None:
+        service = next((s for s in runtime.compute.list_services()
+                        if s.id == service_id), None)
+        if service is None or (
+            disabled is not None and service.enabled == disabled
+        ) or (
+            disabled_reason is not None
+            and service.disabled_reason != disabled_reason
+        ) or (
+            forced_down is not None and service.forced_down != forced_down
+        ):
+            return None
+        return service
+
+    writes.send_once(
+        runtime, f"the update of the compute service of {host}",
+        lambda: runtime.compute.update_service(
+            service_id, disabled=disabled, disabled_reason=disabled_reason,
+            forced_down=forced_down,
+        ),
+        shown,
+    )
 
 
 class _HostTask(base.BaseTask):
@@ -80,7 +118,7 @@ class ForceDownService(_HostTask):
         if not move.force_down or service.forced_down or not service.up:
             return {"forced_down_by_us": False, "service_id": service.id}
         LOG.warning("Forcing the compute service of %s down", host)
-        runtime.compute.update_service(service.id, forced_down=True)
+        update_service(runtime, host, service.id, forced_down=True)
         runtime.cloud.forget_services()
         return {"forced_down_by_us": True, "service_id": service.id}
 
@@ -90,8 +128,8 @@ class ForceDownService(_HostTask):
                 "forced_down_by_us"):
             return
         LOG.warning("Reverting: unsetting forced_down of %s", host)
-        runtime.compute.update_service(result["service_id"],
-                                       forced_down=False)
+        update_service(runtime, host, result["service_id"],
+                       forced_down=False)
 
 
 class DisableService(_HostTask):
@@ -127,9 +165,8 @@ class DisableService(_HostTask):
                     else service.disabled_reason}
         text = reason(f"{move.operation} started", run_id)
         LOG.info("Disabling the compute service of %s: %s", host, text)
-        runtime.compute.update_service(
-            service.id, disabled=True, disabled_reason=text
-        )
+        update_service(runtime, host, service.id, disabled=True,
+                       disabled_reason=text)
         runtime.events.emit("host.disabled", host=host, reason=text)
         return {"service_id": service.id, "disabled_by_us": True,
                 "previous_reason": None}
@@ -141,7 +178,7 @@ class DisableService(_HostTask):
             return
         LOG.warning("Reverting: enabling the compute service of %s again",
                     host)
-        runtime.compute.update_service(result["service_id"], disabled=False)
+        update_service(runtime, host, result["service_id"], disabled=False)
 
 
 class VerifyHostEmpty(_HostTask):
@@ -203,25 +240,23 @@ class FinalizeService(_HostTask):
             if move.enable_after:
                 LOG.info("Host %s is empty; enabling it (--enable-after)",
                          host)
-                runtime.compute.update_service(service_id, disabled=False)
+                update_service(runtime, host, service_id, disabled=False)
                 return dict(result, service="enabled")
             text = reason(f"evacuated by {move.operation}", run_id)
-            runtime.compute.update_service(
-                service_id, disabled=True, disabled_reason=text
-            )
+            update_service(runtime, host, service_id, disabled=True,
+                           disabled_reason=text)
             return dict(result, service="disabled", reason=text)
         if runtime.stopping and by_us:
             LOG.warning("Interrupted: enabling the compute service of %s "
                         "again (this run disabled it)", host)
-            runtime.compute.update_service(service_id, disabled=False)
+            update_service(runtime, host, service_id, disabled=False)
             return dict(result, service="enabled")
         if by_us:
             text = reason(
                 f"{move.operation} incomplete, {len(left['servers'])} "
                 "server(s) left", run_id,
             )
-            runtime.compute.update_service(
-                service_id, disabled=True, disabled_reason=text
-            )
+            update_service(runtime, host, service_id, disabled=True,
+                           disabled_reason=text)
             return dict(result, service="disabled", reason=text)
         return dict(result, service="unchanged")

@@ -60,6 +60,8 @@ class Sent:
     params: dict[str, Any] | None
     microversion: str | None
     raise_exc: bool
+    #: Other keyword arguments (keystoneauth's retry settings).
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 Answer = FakeResponse | Exception | Callable[[Sent], FakeResponse]
@@ -89,9 +91,10 @@ class FakeProxy:
         params: dict[str, Any] | None = None,
         microversion: str | None = None,
         raise_exc: bool = True,
+        **options: Any,
     ) -> FakeResponse:
         sent = Sent(method, url, copy.deepcopy(json), copy.deepcopy(params),
-                    microversion, raise_exc)
+                    microversion, raise_exc, options)
         self.sent.append(sent)
         answers = self._routes.get((method, url))
         if not answers:
