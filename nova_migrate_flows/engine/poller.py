@@ -592,13 +592,14 @@ class MigrationPoller:
         self._resolve(watch, self._timeout_error(watch), keep=True)
 
     def _abort(self, watch: Watch) -> bool:
-        """Ask Nova to abort; whether it took the request."""
+        """Ask Nova to abort; whether it took the request (when the answer
+        was lost, the task's revert looks at Nova and aborts again)."""
         try:
             self._compute.abort_migration(
                 watch.server_id, watch.migration_id or 0
             )
         except (exceptions.BadRequest, exceptions.Conflict,
-                exceptions.NotFound) as exc:
+                exceptions.NotFound, exceptions.AmbiguousWrite) as exc:
             LOG.info("Migration %s of %s could not be aborted (it may be "
                      "ending): %s", watch.migration_id, watch.server_id, exc)
             return False
