@@ -26,6 +26,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> list[common.Section]:
     finally:
         if sandbox_dir is not None:
             control.stop(sandbox_dir)
+            shutil.rmtree(sandbox_dir, ignore_errors=True)
     return sections
 
 
