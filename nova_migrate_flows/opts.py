@@ -29,6 +29,8 @@ from nova_migrate_flows import exceptions
 PROJECT = "nova-migrate-flows"
 
 NOVA_GROUP = "nova"
+#: Seconds an HTTP request to Nova or placement may take, by default.
+DEFAULT_TIMEOUT = 120
 PLACEMENT_GROUP = "placement"
 
 #: Task plugins run, in this order, before anything is changed.
@@ -188,7 +190,7 @@ migration_opts: list[cfg.Opt] = [
     ),
     cfg.FloatOpt(
         "poll_interval",
-        default=2.0,
+        default=1.0,
         min=0.01,
         max=60.0,
         help="Longest time, in seconds, between two polls of a source host's "
@@ -254,7 +256,7 @@ drain_opts: list[cfg.Opt] = [
     ),
     cfg.IntOpt(
         "pipeline_depth",
-        default=1,
+        default=2,
         min=0,
         max=8,
         help="Extra live migrations per source host that are handed to Nova "
@@ -397,8 +399,12 @@ engine_opts: list[cfg.Opt] = [
 
 
 def _nova_ksa_opts() -> list[cfg.Opt]:
+    session = ks_loading.get_session_conf_options()
+    for opt in session:
+        if opt.dest == "timeout":
+            opt.default = DEFAULT_TIMEOUT
     return (
-        ks_loading.get_session_conf_options()
+        session
         + ks_loading.get_auth_common_conf_options()
         + ks_loading.get_auth_plugin_conf_options("password")
         + ks_loading.get_adapter_conf_options(include_deprecated=False)
@@ -419,6 +425,8 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
             "valid_interfaces", ["internal", "public"], group=group
         )
     ks_loading.register_session_conf_options(conf, NOVA_GROUP)
+    # No request may hang for ever (a Nova that waits on a dead compute).
+    conf.set_default("timeout", DEFAULT_TIMEOUT, group=NOVA_GROUP)
     ks_loading.register_auth_conf_options(conf, NOVA_GROUP)
     conf.register_opts(migration_opts, group="migration")
     conf.register_opts(drain_opts, group="drain")

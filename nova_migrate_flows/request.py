@@ -66,7 +66,7 @@ class MoveRequest:
     max_concurrent: int = 1
     max_concurrent_cold: int = 1
     max_concurrent_total: int = 32
-    pipeline_depth: int = 1
+    pipeline_depth: int = 2
     stopped_servers: str = "cold-migrate"
     candidate_hosts: tuple[str, ...] = ()
     enable_after: bool = False

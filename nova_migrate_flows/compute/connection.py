@@ -36,7 +36,7 @@ def connect(conf: cfg.ConfigOpts) -> openstack.connection.Connection:
     """
     group = conf[opts.NOVA_GROUP]
     if group.cloud:
-        return _connect_cloud(group.cloud, group.clouds_yaml)
+        return _connect_cloud(group.cloud, group.clouds_yaml, group.timeout)
     try:
         auth = ks_loading.load_auth_from_conf_options(conf, opts.NOVA_GROUP)
     except ks_exc.MissingRequiredOptions as exc:
@@ -65,7 +65,7 @@ def connect(conf: cfg.ConfigOpts) -> openstack.connection.Connection:
 
 
 def _connect_cloud(
-    cloud: str, clouds_yaml: str | None
+    cloud: str, clouds_yaml: str | None, timeout: float | None
 ) -> openstack.connection.Connection:
     if clouds_yaml and not os.path.isfile(clouds_yaml):
         raise exceptions.ConfigurationError(
@@ -86,6 +86,9 @@ def _connect_cloud(
         raise exceptions.ConfigurationError(
             f"[nova] cloud = {cloud}: {exc}"
         ) from None
+    if region.config.get("api_timeout") is None:
+        # clouds.yaml's own api_timeout wins; [nova] timeout otherwise.
+        region.config["api_timeout"] = timeout
     return openstack.connection.Connection(config=region)
 
 

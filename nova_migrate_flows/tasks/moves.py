@@ -323,7 +323,6 @@ class WaitForMove(base.BaseTask):
             + "; search both hosts' nova-compute logs for the server id"
         )
         message = "; ".join(parts)
-        LOG.error("%s of %s failed: %s", self.action, server.id, message)
         if reason and "no valid host" in reason.lower():
             return exceptions.NoValidHost(message)
         return type(exc)(message, server.id, exc.migration_id, exc.status)
@@ -375,7 +374,10 @@ def timeouts_for(
         )
     flavor = server.flavor_info
     data = flavor.ram_mb * 1024 ** 2
-    if entry.get("block_migration") is True:
+    block = entry.get("block_migration")
+    if block is True or (block == "auto"
+                         and migration.instance_storage == "local"):
+        # Nova copies the disks too (on local storage, "auto" means so).
         data += (flavor.disk_gb + flavor.ephemeral_gb) * GIB
     completion = max(
         float(migration.completion_timeout_min),
