@@ -31,9 +31,8 @@ from typing import Any
 from keystoneauth1 import exceptions as ks_exc
 from oslo_log import log as logging
 
-from nova_migrate_flows.compute import base
-from nova_migrate_flows.compute import models
 from nova_migrate_flows import exceptions
+from nova_migrate_flows.compute import base, models
 
 LOG = logging.getLogger(__name__)
 

@@ -30,9 +30,8 @@ from collections.abc import Callable
 
 from oslo_log import log as logging
 
-from nova_migrate_flows.compute import base
-from nova_migrate_flows.compute import models
 from nova_migrate_flows import exceptions
+from nova_migrate_flows.compute import base, models
 
 LOG = logging.getLogger(__name__)
 
@@ -332,8 +331,9 @@ class MigrationPoller:
             for limit in (watch.timeouts.completion,):
                 if limit:
                     moments.append(watch.running_since + limit)
-            if watch.timeouts.progress and watch.last_progress:
-                moments.append(watch.last_progress[1] + watch.timeouts.progress)
+            progress = watch.timeouts.progress
+            if progress and watch.last_progress:
+                moments.append(watch.last_progress[1] + progress)
             if self._wants_progress(watch):
                 moments.append(watch.next_progress_at)
         return moments

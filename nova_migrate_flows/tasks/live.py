@@ -17,15 +17,14 @@ from typing import Any
 from oslo_log import log as logging
 from taskflow.types import failure as ft
 
+from nova_migrate_flows import exceptions
+from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.engine import poller as poller_mod
 from nova_migrate_flows.engine import runtime as runtime_mod
 from nova_migrate_flows.engine import throttle
-from nova_migrate_flows import exceptions
-from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.tasks import moves
-from nova_migrate_flows.tasks import writes
+from nova_migrate_flows.tasks import moves, writes
 
 LOG = logging.getLogger(__name__)
 

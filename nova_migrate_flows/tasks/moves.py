@@ -26,14 +26,13 @@ from typing import Any, ClassVar
 from oslo_log import log as logging
 from taskflow.types import failure as ft
 
+from nova_migrate_flows import exceptions
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.engine import poller as poller_mod
 from nova_migrate_flows.engine import runtime as runtime_mod
 from nova_migrate_flows.flows import names
-from nova_migrate_flows import exceptions
-from nova_migrate_flows.tasks import base
-from nova_migrate_flows.tasks import writes
+from nova_migrate_flows.tasks import base, writes
 
 LOG = logging.getLogger(__name__)
 

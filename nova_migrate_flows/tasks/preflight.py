@@ -366,7 +366,8 @@ class CapacityCheck(base.PreflightCheck):
                 continue
             host = max(fitting, key=lambda h: free[h].ram_mb)
             free[host] = free[host].minus(flavor)
-            verdicts[server.id] = base.passed(f"fits (e.g. on {host})").to_dict()
+            verdicts[server.id] = base.passed(
+                f"fits (e.g. on {host})").to_dict()
         return verdicts
 
 
