@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install nova-migrate-flows with its test requirements and run the whole
-# test suite: unit tests, and functional tests against the sandbox cloud (a
-# real Nova on 127.0.0.1), a real Redis and a real PostgreSQL.
+# Install nova-migrate-flows with its test requirements, build the
+# documentation and the release notes (warnings are errors), and run the
+# whole test suite: unit tests, and functional tests against the sandbox
+# cloud (a real Nova on 127.0.0.1), a real Redis and a real PostgreSQL.
 #
 # Redis and PostgreSQL are started here, on loopback and free (non-default)
 # ports, in a temporary directory, and stopped when the script ends. Run as root on
@@ -37,7 +38,18 @@ fi
 echo "run-tests: installing the tool and its test requirements into $VENV"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
-"$VENV/bin/pip" install -q -e '.[sandbox,postgresql]' -r test-requirements.txt
+"$VENV/bin/pip" install -q -e '.[sandbox,postgresql]' -r test-requirements.txt \
+    -r doc/requirements.txt
+
+echo "run-tests: building the documentation and the release notes"
+rm -rf doc/build releasenotes/build
+"$VENV/bin/sphinx-build" -q -W -b html doc/source doc/build/html
+if [ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ]; then
+    echo "run-tests: shallow clone: reno needs the history; release notes not built"
+else
+    "$VENV/bin/sphinx-build" -q -W -b html releasenotes/source \
+        releasenotes/build/html
+fi
 
 WORK=$(mktemp -d /tmp/nmf-tests.XXXXXX)
 chmod 755 "$WORK"
