@@ -56,7 +56,11 @@ def test_submitted_jobs_are_run_by_a_conductor(conf, cloud, distributed):
                                    backend=distributed).submit(request, board)
         assert [j["name"] for j in result.jobs] == [
             "host-evacuate-live@host1", "host-evacuate-live@host2"]
-        assert cloud.writes == []
+        # Submitting disables the source hosts, and moves nothing.
+        assert sorted(method for method, _ in cloud.writes) == [
+            "update_service", "update_service"]
+        assert {cloud.services[h].status for h in ("host1", "host2")} == {
+            "disabled"}
         assert len(list(board.iterjobs())) == 2
 
         conductor = conductor_mod.Conductor("test-conductor", conf.conf,
