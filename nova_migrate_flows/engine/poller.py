@@ -318,8 +318,11 @@ class MigrationPoller:
             moments.append(now)
         learnt = self.learnt_duration(watch.host, watch.kind)
         if watch.running_since is None and learnt is not None:
-            # Not seen running yet: it ends this soon at the earliest.
-            moments.append(watch.registered + learnt)
+            # Not seen running yet: it ends this soon at the earliest (a
+            # queued one later still: then the poll interval applies).
+            first = watch.registered + learnt
+            if first > now:
+                moments.append(first)
         if watch.running_since is not None:
             expected = self._expected_end(watch)
             if expected is not None:

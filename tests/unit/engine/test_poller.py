@@ -728,3 +728,17 @@ def test_watch_times_come_from_the_clock_given(stub, make_poller):
     assert watch.registered == 5.0
     assert watch.since == datetime.datetime(2026, 1, 1, 0, 0, 50,
                                             tzinfo=datetime.UTC)
+
+
+def test_a_queued_migration_does_not_make_the_poller_spin(stub, make_poller):
+    poller = make_poller(stub, poll_interval=0.5, poll_interval_min=0.01)
+    poller._durations[("*", LIVE)] = 0.05   # learnt: migrations are quick
+    stub.add(1, server_id="a", status="queued", created_at=CREATED)
+    watch = poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
+
+    time.sleep(1.2)
+
+    # Queued, it may end much later than a migration takes: the poll
+    # interval applies (3 polls or so), not the minimum (over 100).
+    assert not watch.done.is_set()
+    assert len(stub.listed) <= 6
