@@ -51,6 +51,9 @@ RUNNING_STATUSES = frozenset({"preparing", "running", "post-migrating",
 #: and that one with others queued behind it is.
 END_MARGIN = 0.05
 END_MARGIN_QUEUED = 0.3
+#: How many poll intervals the poller may go without looking at a host
+#: whose migrations it can foresee (queued, or running with a known end).
+QUIET_FACTOR = 5
 #: How long a request may go without a migration record showing up.
 RECORD_TIMEOUT = 120.0
 #: After this many seconds without a record in the batched poll, look the
@@ -299,8 +302,14 @@ class MigrationPoller:
     def _schedule(self, host: str) -> None:
         """Decide when to poll ``host`` next (called with the lock held)."""
         now = self._clock()
-        due = now + self._interval
         watches = [w for w in self._watches.get(host, ()) if not w.resolved]
+        # When one migration of the host runs with a known end and the
+        # others wait behind it, the moments below say when to look: the
+        # interval only bounds how long the poller goes without looking.
+        known = (any(self._foreseen(w) for w in watches)
+                 and all(self._foreseen(w) or self._queued(w)
+                         for w in watches))
+        due = now + self._interval * (QUIET_FACTOR if known else 1)
         # With more than one migration of the host in Nova's hands, the
         # next one starts by itself when one ends: seeing the end a little
         # later costs nothing, and saves polls that come too early.
@@ -310,6 +319,20 @@ class MigrationPoller:
                 due = min(due, moment)
         earliest = self._last_poll.get(host, -1e9) + self._interval_min
         self._next_poll[host] = max(due, earliest, now)
+
+    def _foreseen(self, watch: Watch) -> bool:
+        """Whether ``watch`` runs and the poller knows when it ends."""
+        if watch.migration is None or watch.aborting:
+            return False
+        return (watch.running_since is not None
+                and self._expected_end(watch) is not None)
+
+    @staticmethod
+    def _queued(watch: Watch) -> bool:
+        """Whether ``watch`` waits in Nova's queue (starts when another
+        migration of its host ends)."""
+        return (watch.migration is not None and not watch.aborting
+                and watch.migration.status == "queued")
 
     def _moments(self, watch: Watch, now: float,
                  margin: float = 0.05) -> list[float]:

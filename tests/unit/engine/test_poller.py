@@ -742,3 +742,47 @@ def test_a_queued_migration_does_not_make_the_poller_spin(stub, make_poller):
     # interval applies (3 polls or so), not the minimum (over 100).
     assert not watch.done.is_set()
     assert len(stub.listed) <= 6
+
+
+def test_a_host_whose_migrations_are_foreseen_is_polled_at_their_end(
+    stub, make_poller
+):
+    # Nova's clock and ours agree: the running migration was created at
+    # 00:59, migrations take 3 s, so it ends at 01:02 (Nova's time).
+    created = datetime.datetime(2026, 1, 1, 0, 0, 59, tzinfo=datetime.UTC)
+    clock = ManualClock(now=created.timestamp())
+    gate = Turnstile(stub, clock)
+    poller = make_poller(gate, clock=clock, wall=lambda: clock.now,
+                         poll_interval=0.25, poll_interval_min=0.01)
+    poller._durations[("*", LIVE)] = 3.0
+    stub.add(1, server_id="a", status="running", created_at=CREATED)
+    stub.add(2, server_id="b", status="queued", created_at=CREATED)
+    poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
+    poller.watch("b", "host1", LIVE, accepted_at=ACCEPTED)
+    t = clock.now
+
+    gate.poll(t + 0.25)   # first seen: one runs, the other waits behind
+
+    # The end is foreseen at t + 3 s: no poll at every interval before it
+    # (nor at the interval times the quiet factor: 1.25 s later)...
+    assert not gate.arrive(t + 1.4, patience=0.3)
+    # ... and one when it comes (with the margin of a queue behind it).
+    gate.poll(t + 3.0 + poller_mod.END_MARGIN_QUEUED)
+
+
+def test_a_host_with_only_queued_migrations_is_polled_at_the_interval(
+    stub, make_poller
+):
+    clock = ManualClock()
+    gate = Turnstile(stub, clock)
+    poller = make_poller(gate, clock=clock, poll_interval=0.25,
+                         poll_interval_min=0.01)
+    poller._durations[("*", LIVE)] = 3.0
+    stub.add(1, server_id="a", status="queued", created_at=CREATED)
+    poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
+    t = clock.now
+
+    gate.poll(t + 0.25)
+
+    # Nothing says when Nova lets it start: the interval applies.
+    gate.poll(t + 0.5)
