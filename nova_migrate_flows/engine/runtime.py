@@ -17,6 +17,7 @@ and credentials stay out of flow details and job details.
 """
 
 import collections
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -96,6 +97,14 @@ class CloudSnapshot:
         """Read the services again next time (after changing one)."""
         with self._lock:
             self._services = None
+
+    def service_changed(self, host: str, **changes: Any) -> None:
+        """Remember a change this run made to the service of ``host``
+        (Nova accepted it), so that later tasks need not read it again."""
+        with self._lock:
+            if self._services is not None and host in self._services:
+                self._services[host] = dataclasses.replace(
+                    self._services[host], **changes)
 
 
 class Runtime:

@@ -87,6 +87,14 @@ def update_service(
         ),
         shown,
     )
+    changes: dict[str, Any] = {}
+    if disabled is not None:
+        changes["status"] = "disabled" if disabled else "enabled"
+    if disabled_reason is not None or disabled is False:
+        changes["disabled_reason"] = disabled_reason
+    if forced_down is not None:
+        changes["forced_down"] = forced_down
+    runtime.cloud.service_changed(host, **changes)
 
 
 class _HostTask(base.BaseTask):

@@ -44,6 +44,10 @@ def test_host_evacuate_live_moves_every_server_and_disables(cloud, run):
     live = [m for m in cloud.migrations if m.kind == "live-migration"]
     assert sorted(m.record.server_id for m in live) == sorted(ids)
     assert all(m.record.status == "completed" for m in live)
+    # The service is written twice: disabled when the run starts, and its
+    # reason changed at the end.
+    assert [w for w in cloud.writes if w[0] == "update_service"] == [
+        ("update_service", service.id)] * 2
 
 
 def test_never_more_live_migrations_than_nova_runs_plus_the_pipeline(
