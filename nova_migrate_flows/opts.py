@@ -331,7 +331,7 @@ jobboard_opts: list[cfg.Opt] = [
             ("redis", "A Redis server (claims expire and are kept alive "
              "while a job runs)."),
             ("zookeeper", "A ZooKeeper ensemble (claims end with the "
-             "conductor's session)."),
+             "conductor's session, whose timeout is ``claim_expiry``)."),
         ],
         help="The TaskFlow jobboard that ``submit`` posts jobs to and "
         "conductors claim them from.",
@@ -360,7 +360,9 @@ jobboard_opts: list[cfg.Opt] = [
         help="Seconds a conductor's claim on a job lasts unless renewed. "
         "A conductor renews its claims every third of this while it runs "
         "their jobs, so when it dies another conductor takes its jobs over "
-        "within this time (and resumes them from their recorded state).",
+        "within this time (and resumes them from their recorded state). "
+        "With ZooKeeper, it is the session timeout (the server may hold it "
+        "between 2 and 20 times its tickTime).",
     ),
 ]
 

@@ -2,11 +2,13 @@
 # Install nova-migrate-flows with its test requirements, build the
 # documentation and the release notes (warnings are errors), and run the
 # whole test suite: unit tests, and functional tests against the sandbox
-# cloud (a real Nova on 127.0.0.1), a real Redis and a real PostgreSQL.
+# cloud (a real Nova on 127.0.0.1), a real Redis, a real ZooKeeper and a real
+# PostgreSQL.
 #
-# Redis and PostgreSQL are started here, on loopback and free (non-default)
-# ports, in a temporary directory, and stopped when the script ends. Run as root on
-# a fresh Debian machine, it installs their Debian packages first.
+# Redis, ZooKeeper and PostgreSQL are started here, on loopback and free
+# (non-default) ports, in a temporary directory, and stopped when the script
+# ends. Run as root on a fresh Debian machine, it installs their Debian
+# packages first.
 # Arguments are passed to pytest (e.g. tools/run-tests.sh tests/unit -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +22,14 @@ free_port() {
 }
 REDIS_PORT=${NMF_TEST_REDIS_PORT:-$(free_port)}
 PG_PORT=${NMF_TEST_PG_PORT:-$(free_port)}
+ZK_PORT=${NMF_TEST_ZK_PORT:-$(free_port)}
+ZK_JAR=/usr/share/java/zookeeper.jar
 
 need_packages=()
 command -v redis-server >/dev/null || need_packages+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
+[ -f "$ZK_JAR" ] || need_packages+=(libzookeeper-java)
+command -v java >/dev/null || need_packages+=(default-jre-headless)
 if [ ${#need_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "run-tests: install ${need_packages[*]} first (Debian packages)" >&2
@@ -38,7 +44,8 @@ fi
 echo "run-tests: installing the tool and its test requirements into $VENV"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
-"$VENV/bin/pip" install -q -e '.[sandbox,postgresql]' -r test-requirements.txt \
+"$VENV/bin/pip" install -q -e '.[sandbox,postgresql,zookeeper]' \
+    -r test-requirements.txt \
     -r doc/requirements.txt
 
 echo "run-tests: building the documentation and the release notes"
@@ -56,6 +63,10 @@ chmod 755 "$WORK"
 stop_services() {
     if [ -f "$WORK/redis.pid" ]; then
         kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+    fi
+    if [ -n "${ZK_PID:-}" ]; then
+        kill "$ZK_PID" 2>/dev/null || true
+        wait "$ZK_PID" 2>/dev/null || true
     fi
     if [ -f "$WORK/pg/postmaster.pid" ]; then
         as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -m fast -w stop >/dev/null || true
@@ -77,6 +88,23 @@ redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes \
     --dir "$WORK" --save "" --appendonly no \
     --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
 
+# Standalone, with a 1 s tick so sessions (the claims of dead conductors)
+# may expire within seconds; TaskFlow checks the server's version with the
+# "envi" four-letter command, which ZooKeeper refuses unless allowed.
+echo "run-tests: starting ZooKeeper on 127.0.0.1:$ZK_PORT"
+mkdir -p "$WORK/zookeeper"
+cat >"$WORK/zoo.cfg" <<EOF
+tickTime=1000
+dataDir=$WORK/zookeeper
+clientPort=$ZK_PORT
+clientPortAddress=127.0.0.1
+4lw.commands.whitelist=envi
+admin.enableServer=false
+EOF
+java -cp "$ZK_JAR" org.apache.zookeeper.server.ZooKeeperServerMain \
+    "$WORK/zoo.cfg" >"$WORK/zookeeper.log" 2>&1 &
+ZK_PID=$!
+
 PG_BIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
 echo "run-tests: starting PostgreSQL on 127.0.0.1:$PG_PORT"
 mkdir -p "$WORK/pg"
@@ -93,6 +121,13 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
+for _ in $(seq 100); do
+    "$PYTHON" -c "import socket; socket.create_connection(('127.0.0.1', $ZK_PORT), 1)" \
+        2>/dev/null && break
+    sleep 0.2
+done
+
+export NMF_TEST_ZOOKEEPER_HOSTS="127.0.0.1:$ZK_PORT"
 export NMF_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export NMF_TEST_POSTGRESQL_URL="postgresql+psycopg2://nmf:$PG_PASSWORD@127.0.0.1:$PG_PORT/nmf"
 

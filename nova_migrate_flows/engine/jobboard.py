@@ -15,7 +15,8 @@ TaskFlow's Redis jobboard claims jobs for ever unless a claim is given an
 expiry, so a conductor that dies keeps its jobs claimed: here every claim
 expires after ``[jobboard] claim_expiry`` seconds, and the conductor renews
 the claims of the jobs it runs (:class:`ClaimKeeper`). ZooKeeper claims are
-ephemeral nodes, which end with the conductor's session.
+ephemeral nodes, which end with the conductor's session: the session
+timeout is ``claim_expiry`` too.
 """
 
 import contextlib
@@ -53,7 +54,8 @@ def board_from_conf(conf: cfg.ConfigOpts, backend: Any) -> Any:
 
         board = impl_zookeeper.ZookeeperJobBoard(
             group.name,
-            {"hosts": group.zookeeper_hosts, "path": f"/{group.name}"},
+            {"hosts": group.zookeeper_hosts, "path": f"/{group.name}",
+             "timeout": float(group.claim_expiry)},
             persistence=backend,
         )
         board.claim_expiry = None
@@ -84,7 +86,7 @@ def connected(conf: cfg.ConfigOpts, backend: Any) -> Iterator[Any]:
     except Exception as exc:  # noqa: BLE001 - any client error means this
         raise exceptions.ConfigurationError(
             f"[jobboard]: cannot connect to the {conf.jobboard.backend} "
-            f"jobboard at {where}: {_first_line(exc)}"
+            f"jobboard at {where}: {_why(exc)}"
         ) from None
     try:
         yield board
@@ -132,6 +134,17 @@ class ClaimKeeper(listeners_base.Listener):
                           self._job.uuid)
                 self._engine.suspend()
                 return
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong, in one line, with the fix when it is known."""
+    cause = exc.__cause__
+    if cause is not None and "server version" in str(cause):
+        # TaskFlow checks the ZooKeeper version with the "envi" four-letter
+        # word, which ZooKeeper 3.5 and later refuse unless allowed.
+        return (f"{_first_line(cause)} (allow the 'envi' command: "
+                "4lw.commands.whitelist = envi in zoo.cfg)")
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

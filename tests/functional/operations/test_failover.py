@@ -12,7 +12,8 @@
 """Distributed mode against the sandbox: a conductor dies while it runs a
 host evacuation; another takes the job over and finishes it.
 
-Needs a Redis server (``NMF_TEST_REDIS_URL``); on SQLite and PostgreSQL.
+On a Redis jobboard (``NMF_TEST_REDIS_URL``) and a ZooKeeper one
+(``NMF_TEST_ZOOKEEPER_HOSTS``); on SQLite and PostgreSQL.
 """
 
 import os
@@ -26,13 +27,27 @@ import pytest
 
 from tests.functional.operations import cli
 
-pytestmark = [pytest.mark.functional, pytest.mark.redis]
+pytestmark = [pytest.mark.functional]
 
 CLAIM_EXPIRY = 5
 
 
-@pytest.fixture
+@pytest.fixture(params=[
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("zookeeper", marks=pytest.mark.zookeeper),
+])
 def board_config(request, tmp_path):
+    name = f"nmf-failover-{tmp_path.name}"
+    common = (f"name = {name}\nclaim_expiry = {CLAIM_EXPIRY}\n"
+              "[conductor]\nwait_timeout = 0.2\n")
+    if request.param == "zookeeper":
+        hosts = os.environ.get("NMF_TEST_ZOOKEEPER_HOSTS")
+        if not hosts:
+            pytest.fail("NMF_TEST_ZOOKEEPER_HOSTS is not set: start a "
+                        "ZooKeeper server (.ci/run does) or deselect with "
+                        "-m 'not zookeeper'")
+        return (f"[jobboard]\nbackend = zookeeper\n"
+                f"zookeeper_hosts = {hosts}\n" + common)
     url = os.environ.get("NMF_TEST_REDIS_URL")
     if not url:
         pytest.fail("NMF_TEST_REDIS_URL is not set: start a Redis server "
@@ -41,10 +56,7 @@ def board_config(request, tmp_path):
     return (
         f"[jobboard]\nredis_host = {parsed.hostname}\n"
         f"redis_port = {parsed.port or 6379}\n"
-        f"redis_db = {(parsed.path or '/0').strip('/') or 0}\n"
-        f"name = nmf-failover-{tmp_path.name}\n"
-        f"claim_expiry = {CLAIM_EXPIRY}\n"
-        "[conductor]\nwait_timeout = 0.2\n"
+        f"redis_db = {(parsed.path or '/0').strip('/') or 0}\n" + common
     )
 
 
