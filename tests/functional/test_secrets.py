@@ -47,6 +47,7 @@ from nova_migrate_flows.compute import connection
 from nova_migrate_flows.engine import persistence
 from nova_migrate_flows.exceptions import ExitCode
 from nova_migrate_flows.sandbox import constants, identity
+from tests import external
 from tests.functional import faultproxy, resilience
 from tests.functional.operations import cli
 
@@ -62,12 +63,8 @@ SECRET_NAMES = re.compile(r"password|secret|token|credential|connection$")
 
 @pytest.fixture
 def redis_url() -> str:
-    url = os.environ.get("NMF_TEST_REDIS_URL")
-    if not url:
-        pytest.fail("NMF_TEST_REDIS_URL is not set: the secrets test "
-                    "searches the Redis jobboard too; start a Redis server "
-                    "(.ci/run does) and point NMF_TEST_REDIS_URL at it")
-    return url
+    # The secrets test searches the Redis jobboard too.
+    return external.address("redis")
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@
 Needs a Redis server: ``NMF_TEST_REDIS_URL`` (``.ci/run`` starts one).
 """
 
-import os
 import threading
 import time
 import urllib.parse
@@ -25,17 +24,14 @@ from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.engine import conductor as conductor_mod
 from nova_migrate_flows.engine import jobboard, persistence, records
 from nova_migrate_flows.engine import runner as runner_mod
+from tests import external
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
 def distributed(conf, tmp_path):
-    url = os.environ.get("NMF_TEST_REDIS_URL")
-    if not url:
-        pytest.fail("NMF_TEST_REDIS_URL is not set: start a Redis server "
-                    "(.ci/run does) or deselect with -m 'not redis'")
-    parsed = urllib.parse.urlparse(url)
+    parsed = urllib.parse.urlparse(external.address("redis"))
     conf.config(state_dir=str(tmp_path))
     conf.config(group="jobboard", redis_host=parsed.hostname,
                 redis_port=parsed.port or 6379,

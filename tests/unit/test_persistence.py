@@ -12,7 +12,6 @@
 """Recording runs and resuming one whose process stopped mid-way."""
 
 import contextlib
-import os
 import threading
 import time
 
@@ -22,6 +21,7 @@ from nova_migrate_flows import exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.engine import persistence, records
 from nova_migrate_flows.engine import runner as runner_mod
+from tests import external
 
 
 @pytest.fixture(params=[
@@ -32,12 +32,8 @@ def backend(request, conf, tmp_path):
     """The persistence backend, on SQLite and on PostgreSQL."""
     conf.config(state_dir=str(tmp_path))
     if request.param == "postgresql":
-        url = os.environ.get("NMF_TEST_POSTGRESQL_URL")
-        if not url:
-            pytest.fail("NMF_TEST_POSTGRESQL_URL is not set: start a "
-                        "PostgreSQL server (.ci/run does) or deselect with "
-                        "-m 'not postgresql'")
-        conf.config(group="persistence", connection=url)
+        conf.config(group="persistence",
+                    connection=external.address("postgresql"))
     backend = persistence.backend_from_conf(conf.conf)
     with contextlib.closing(backend.get_connection()) as connection:
         connection.clear_all()

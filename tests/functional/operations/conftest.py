@@ -12,11 +12,11 @@
 """Fixtures of the operation tests: the command line against the shared
 sandbox, and a cloud put back as it was after each test."""
 
-import os
 from typing import Any
 
 import pytest
 
+from tests import external
 from tests.functional.operations import cli
 
 
@@ -74,9 +74,5 @@ def persistence_config(request):
     """Configuration text for the run's persistence backend."""
     if request.param == "sqlite":
         return ""
-    url = os.environ.get("NMF_TEST_POSTGRESQL_URL")
-    if not url:
-        pytest.fail("NMF_TEST_POSTGRESQL_URL is not set: start a PostgreSQL "
-                    "server (.ci/run does) or deselect with -m 'not "
-                    "postgresql'")
+    url = external.address("postgresql")
     return f"[persistence]\nconnection = {url}\n"

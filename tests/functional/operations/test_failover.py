@@ -16,7 +16,6 @@ On a Redis jobboard (``NMF_TEST_REDIS_URL``) and a ZooKeeper one
 (``NMF_TEST_ZOOKEEPER_HOSTS``); on SQLite and PostgreSQL.
 """
 
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import urllib.parse
 
 import pytest
 
+from tests import external
 from tests.functional.operations import cli
 
 pytestmark = [pytest.mark.functional]
@@ -41,18 +41,10 @@ def board_config(request, tmp_path):
     common = (f"name = {name}\nclaim_expiry = {CLAIM_EXPIRY}\n"
               "[conductor]\nwait_timeout = 0.2\n")
     if request.param == "zookeeper":
-        hosts = os.environ.get("NMF_TEST_ZOOKEEPER_HOSTS")
-        if not hosts:
-            pytest.fail("NMF_TEST_ZOOKEEPER_HOSTS is not set: start a "
-                        "ZooKeeper server (.ci/run does) or deselect with "
-                        "-m 'not zookeeper'")
+        hosts = external.address("zookeeper")
         return (f"[jobboard]\nbackend = zookeeper\n"
                 f"zookeeper_hosts = {hosts}\n" + common)
-    url = os.environ.get("NMF_TEST_REDIS_URL")
-    if not url:
-        pytest.fail("NMF_TEST_REDIS_URL is not set: start a Redis server "
-                    "(.ci/run does) or deselect with -m 'not redis'")
-    parsed = urllib.parse.urlparse(url)
+    parsed = urllib.parse.urlparse(external.address("redis"))
     return (
         f"[jobboard]\nredis_host = {parsed.hostname}\n"
         f"redis_port = {parsed.port or 6379}\n"

@@ -1,0 +1,37 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The external servers some tests need, as ``.ci/run`` exports them.
+
+A test marked ``redis``, ``postgresql`` or ``zookeeper`` fails (it is not
+skipped) when its server is not given: deselect it with ``-m`` instead.
+"""
+
+import os
+
+import pytest
+
+#: Marker: (environment variable, what it points at).
+SERVERS = {
+    "redis": ("NMF_TEST_REDIS_URL", "a Redis server"),
+    "postgresql": ("NMF_TEST_POSTGRESQL_URL", "a PostgreSQL server"),
+    "zookeeper": ("NMF_TEST_ZOOKEEPER_HOSTS", "a ZooKeeper server"),
+}
+
+
+def address(marker: str) -> str:
+    """Where the test's ``marker`` server is; fails the test if unset."""
+    variable, what = SERVERS[marker]
+    value = os.environ.get(variable)
+    if not value:
+        pytest.fail(f"{variable} is not set: start {what} (.ci/run does) "
+                    f"or deselect with -m 'not {marker}'")
+    return value
