@@ -51,6 +51,8 @@ RUNNING_STATUSES = frozenset({"preparing", "running", "post-migrating",
 #: and that one with others queued behind it is.
 END_MARGIN = 0.05
 END_MARGIN_QUEUED = 0.3
+#: Statuses of a migration that has not started yet.
+WAITING_STATUSES = frozenset({"accepted", "queued"})
 #: How many poll intervals the poller may go without looking at a host
 #: whose migrations it can foresee (queued, or running with a known end).
 QUIET_FACTOR = 5
@@ -306,8 +308,10 @@ class MigrationPoller:
         # When one migration of the host runs with a known end and the
         # others wait behind it, the moments below say when to look: the
         # interval only bounds how long the poller goes without looking.
+        # (A request that fails behind it is seen at that end: the host's
+        # slot was taken until then all the same.)
         known = (any(self._foreseen(w) for w in watches)
-                 and all(self._foreseen(w) or self._queued(w)
+                 and all(self._foreseen(w) or self._waiting(w)
                          for w in watches))
         due = now + self._interval * (QUIET_FACTOR if known else 1)
         # With more than one migration of the host in Nova's hands, the
@@ -328,11 +332,15 @@ class MigrationPoller:
                 and self._expected_end(watch) is not None)
 
     @staticmethod
-    def _queued(watch: Watch) -> bool:
-        """Whether ``watch`` waits in Nova's queue (starts when another
-        migration of its host ends)."""
-        return (watch.migration is not None and not watch.aborting
-                and watch.migration.status == "queued")
+    def _waiting(watch: Watch) -> bool:
+        """Whether ``watch`` waits behind the host's running migration:
+        requested (no record seen yet, or Nova's conductor on it) or in
+        the compute's queue, so it starts when that one ends (live
+        migrations only: Nova runs cold moves without a queue)."""
+        if watch.aborting or watch.kind != LIVE_MIGRATION:
+            return False
+        return (watch.migration is None
+                or watch.migration.status in WAITING_STATUSES)
 
     def _moments(self, watch: Watch, now: float,
                  margin: float = 0.05) -> list[float]:

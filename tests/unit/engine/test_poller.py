@@ -757,11 +757,12 @@ def test_a_host_whose_migrations_are_foreseen_is_polled_at_their_end(
     poller._durations[("*", LIVE)] = 3.0
     stub.add(1, server_id="a", status="running", created_at=CREATED)
     stub.add(2, server_id="b", status="queued", created_at=CREATED)
-    poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
-    poller.watch("b", "host1", LIVE, accepted_at=ACCEPTED)
+    stub.add(3, server_id="c", status="accepted", created_at=CREATED)
+    for server in "abcd":      # d: requested, but no record yet
+        poller.watch(server, "host1", LIVE, accepted_at=ACCEPTED)
     t = clock.now
 
-    gate.poll(t + 0.25)   # first seen: one runs, the other waits behind
+    gate.poll(t + 0.25)   # first seen: one runs, the others wait behind
 
     # The end is foreseen at t + 3 s: no poll at every interval before it
     # (nor at the interval times the quiet factor: 1.25 s later)...
@@ -785,4 +786,26 @@ def test_a_host_with_only_queued_migrations_is_polled_at_the_interval(
     gate.poll(t + 0.25)
 
     # Nothing says when Nova lets it start: the interval applies.
+    gate.poll(t + 0.5)
+
+
+def test_a_cold_move_beside_a_foreseen_migration_is_polled_at_the_interval(
+    stub, make_poller
+):
+    created = datetime.datetime(2026, 1, 1, 0, 0, 59, tzinfo=datetime.UTC)
+    clock = ManualClock(now=created.timestamp())
+    gate = Turnstile(stub, clock)
+    poller = make_poller(gate, clock=clock, wall=lambda: clock.now,
+                         poll_interval=0.25, poll_interval_min=0.01)
+    poller._durations[("*", LIVE)] = 3.0
+    stub.add(1, server_id="a", status="running", created_at=CREATED)
+    stub.add(2, server_id="b", status="accepted", created_at=CREATED,
+             migration_type="migration")
+    poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
+    poller.watch("b", "host1", "migration", accepted_at=ACCEPTED)
+    t = clock.now
+
+    gate.poll(t + 0.25)
+
+    # Nova does not queue a cold move behind the live migration.
     gate.poll(t + 0.5)
