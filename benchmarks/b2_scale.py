@@ -413,9 +413,8 @@ def _goals(section: common.Section, shape: dict[str, Any],
             "TaskFlow compiles a flow in time quadratic in its atoms.")
     if large > shape["sqlite_cap"]:
         section.notes.append(
-            f"runner+sqlite is capped at {shape['sqlite_cap']} servers: "
-            "every host's flow stores the whole plan (all servers of all "
-            "hosts), so the database grows with hosts x servers.")
+            f"runner+sqlite is capped at {shape['sqlite_cap']} servers, to "
+            "keep the run short: it takes about 7 times the runner's time.")
     section.notes.append(
         "orch_cpu_ms_per_server = (contender CPU - loop CPU) / servers: "
         "the loop makes the same fake calls, so the difference is the "
