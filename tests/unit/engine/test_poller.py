@@ -744,11 +744,10 @@ def test_a_queued_migration_does_not_make_the_poller_spin(stub, make_poller):
     assert len(stub.listed) <= 6
 
 
-def test_a_host_whose_migrations_are_foreseen_is_polled_at_their_end(
-    stub, make_poller
-):
-    # Nova's clock and ours agree: the running migration was created at
-    # 00:59, migrations take 3 s, so it ends at 01:02 (Nova's time).
+def foreseeing(stub, make_poller):
+    """A poller whose clocks agree with Nova's, at the time migration 1
+    (running, created at 00:59) was created; migrations take 3 s, so it
+    ends at 01:02 (Nova's time)."""
     created = datetime.datetime(2026, 1, 1, 0, 0, 59, tzinfo=datetime.UTC)
     clock = ManualClock(now=created.timestamp())
     gate = Turnstile(stub, clock)
@@ -756,11 +755,17 @@ def test_a_host_whose_migrations_are_foreseen_is_polled_at_their_end(
                          poll_interval=0.25, poll_interval_min=0.01)
     poller._durations[("*", LIVE)] = 3.0
     stub.add(1, server_id="a", status="running", created_at=CREATED)
+    return gate, poller, clock.now
+
+
+def test_a_host_whose_migrations_are_foreseen_is_polled_at_their_end(
+    stub, make_poller
+):
+    gate, poller, t = foreseeing(stub, make_poller)
     stub.add(2, server_id="b", status="queued", created_at=CREATED)
     stub.add(3, server_id="c", status="accepted", created_at=CREATED)
     for server in "abcd":      # d: requested, but no record yet
         poller.watch(server, "host1", LIVE, accepted_at=ACCEPTED)
-    t = clock.now
 
     gate.poll(t + 0.25)   # first seen: one runs, the others wait behind
 
@@ -792,18 +797,11 @@ def test_a_host_with_only_queued_migrations_is_polled_at_the_interval(
 def test_a_cold_move_beside_a_foreseen_migration_is_polled_at_the_interval(
     stub, make_poller
 ):
-    created = datetime.datetime(2026, 1, 1, 0, 0, 59, tzinfo=datetime.UTC)
-    clock = ManualClock(now=created.timestamp())
-    gate = Turnstile(stub, clock)
-    poller = make_poller(gate, clock=clock, wall=lambda: clock.now,
-                         poll_interval=0.25, poll_interval_min=0.01)
-    poller._durations[("*", LIVE)] = 3.0
-    stub.add(1, server_id="a", status="running", created_at=CREATED)
+    gate, poller, t = foreseeing(stub, make_poller)
     stub.add(2, server_id="b", status="accepted", created_at=CREATED,
              migration_type="migration")
     poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
     poller.watch("b", "host1", "migration", accepted_at=ACCEPTED)
-    t = clock.now
 
     gate.poll(t + 0.25)
 
