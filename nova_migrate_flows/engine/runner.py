@@ -330,7 +330,6 @@ class _Run:
     ):
         self._runner = runner
         self._known = known
-
         self._conf = runner._conf
         self._run_id = run_id
         self._request = request
@@ -584,15 +583,12 @@ class _Run:
     def _host_engines(self, host: str, plan: dict[str, Any]) -> list[Any]:
         """The engines of one host's flows: its flow and, when resuming,
         the follow-up flows an earlier resume added, oldest first."""
-        base = names.host_flow(self._request.operation, host)
-        engines: list[Any] = []
-        name = base
-        while not engines or records_mod.flow_detail(self._book, name):
-            engines.append(self._engine(
-                name, host_flows.host_flow,
-                self._host_flow_kwargs(host, _moves(plan, host)),
-                lambda: {names.PLAN: _plan_of(plan, host)}))
-            name = f"{base}#{len(engines) + 1}"
+        moves = _moves(plan, host)
+        engines = [self._host_engine(host, 1, moves, plan)]
+        while records_mod.flow_detail(
+                self._book, self._host_flow_name(host, len(engines) + 1)):
+            engines.append(self._host_engine(host, len(engines) + 1, moves,
+                                             plan))
         return engines
 
     def _follow_up(self, host: str, plan: dict[str, Any],
@@ -606,10 +602,21 @@ class _Run:
             return None
         LOG.info("Resuming %d server(s) of %s that an interruption kept "
                  "from moving", len(left), host)
-        name = (f"{names.host_flow(self._request.operation, host)}#"
-                f"{len(engines) + 1}")
-        return self._engine(name, host_flows.host_flow,
-                            self._host_flow_kwargs(host, left),
+        return self._host_engine(host, len(engines) + 1, left, plan)
+
+    def _host_flow_name(self, host: str, number: int) -> str:
+        """The name of ``host``'s flow ``number``: the first is the host's
+        flow, the next ones (``#2``, ...) are follow-ups of resumes."""
+        name = names.host_flow(self._request.operation, host)
+        return name if number == 1 else f"{name}#{number}"
+
+    def _host_engine(self, host: str, number: int,
+                     moves: list[tuple[str, str]],
+                     plan: dict[str, Any]) -> Any:
+        """The engine of ``host``'s flow ``number``, moving ``moves``."""
+        return self._engine(self._host_flow_name(host, number),
+                            host_flows.host_flow,
+                            self._host_flow_kwargs(host, moves),
                             lambda: {names.PLAN: _plan_of(plan, host)})
 
     def _run_hosts(self, engines: dict[str, list[Any]]) -> None:

@@ -180,10 +180,12 @@ class ConfirmMove(base.BaseTask):
         migration = result.migration_record
 
         def confirmed() -> models.Migration | None:
+            if migration is None:
+                return None
             return next((
                 record for record in runtime.compute.list_migrations(
                     server_id=server_id)
-                if migration is not None and record.id == migration.id
+                if record.id == migration.id
                 and record.status in CONFIRMED_STATUSES
             ), None)
 
