@@ -75,8 +75,11 @@ nova_opts: list[cfg.Opt] = [
     ),
     cfg.StrOpt(
         "clouds_yaml",
-        help="Path of the clouds.yaml file that holds ``cloud``. Unset: "
-        "openstacksdk's usual search.",
+        help="Path of the clouds.yaml file that holds ``cloud``. When set, "
+        "it is the only file read (with a ``secure.yaml`` beside it, if "
+        "any): OS_CLIENT_CONFIG_FILE, OS_CLIENT_SECURE_FILE, OS_CLOUD and "
+        "the other OS_* variables of the environment are ignored. Unset: "
+        "openstacksdk's usual search, environment included.",
     ),
     cfg.IntOpt(
         "read_retries",

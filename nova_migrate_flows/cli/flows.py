@@ -86,6 +86,10 @@ def flows_show(conf: cfg.ConfigOpts, args: Any) -> int:
         return 0
     print(f"Run {view['run_id']}: {view['name']} — {view['state']} "
           f"(started {view['started_at']})")
+    cloud = view.get("cloud") or {}
+    if cloud:
+        print(f"Cloud: {cloud.get('cloud') or '-'}, compute endpoint "
+              f"{cloud.get('compute_endpoint') or '-'}")
     output.table(("Flow", "State"),
                  [(f["name"], f["state"]) for f in view["flows"]])
     output.table(

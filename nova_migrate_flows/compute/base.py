@@ -17,7 +17,7 @@ FakeCompute` implements it in memory for unit tests and benchmarks.
 """
 
 import dataclasses
-from typing import Protocol
+from typing import Any, Protocol
 
 from nova_migrate_flows.compute import models
 
@@ -38,6 +38,11 @@ class Compute(Protocol):
 
     def close(self) -> None:
         """Release the connection to the cloud."""
+
+    def target(self) -> dict[str, Any]:
+        """Which cloud this acts on (``cloud``, its configuration file or
+        auth URL, ``compute_endpoint``), for the log and the run's record.
+        Nothing secret."""
 
     def get_server(self, server_id: str) -> models.Server:
         """The server with this id; NotFound when there is none."""

@@ -13,6 +13,7 @@
 keystoneauth options in ``[nova]`` the way OpenStack services do it."""
 
 import os
+from typing import Any
 
 import openstack
 import openstack.config
@@ -37,6 +38,10 @@ def connect(conf: cfg.ConfigOpts) -> openstack.connection.Connection:
     group = conf[opts.NOVA_GROUP]
     if group.cloud:
         return _connect_cloud(group.cloud, group.clouds_yaml, group.timeout)
+    return _connect_options(conf)
+
+
+def _connect_options(conf: cfg.ConfigOpts) -> openstack.connection.Connection:
     try:
         auth = ks_loading.load_auth_from_conf_options(conf, opts.NOVA_GROUP)
     except ks_exc.MissingRequiredOptions as exc:
@@ -73,9 +78,9 @@ def _connect_cloud(
         )
     try:
         loader = openstack.config.OpenStackConfig(
-            config_files=[clouds_yaml] if clouds_yaml else None,
             app_name=APP_NAME,
             app_version=nova_migrate_flows.__version__,
+            **_config_files(clouds_yaml),
         )
         region = loader.get_one(cloud=cloud)
     except openstack.exceptions.ConfigException as exc:
@@ -92,11 +97,42 @@ def _connect_cloud(
     return openstack.connection.Connection(config=region)
 
 
+def _config_files(clouds_yaml: str | None) -> dict[str, Any]:
+    """Where openstacksdk may read clouds from.
+
+    An explicit ``[nova] clouds_yaml`` is the only place: openstacksdk would
+    otherwise put ``OS_CLIENT_CONFIG_FILE`` and ``OS_CLIENT_SECURE_FILE``
+    first and read only the first file it finds, so a cloud of the same name
+    in the operator's shell environment would be the one acted on. The
+    environment is not read at all then (no ``OS_CLOUD``, no ``OS_*``
+    cloud); secrets may sit in a ``secure.yaml`` beside the file. Unset: the
+    usual openstacksdk search, environment included.
+    """
+    if not clouds_yaml:
+        return {}
+    secure = os.path.join(os.path.dirname(os.path.abspath(clouds_yaml)),
+                          "secure.yaml")
+    return {"config_files": [clouds_yaml], "secure_files": [secure],
+            "load_envvars": False}
+
+
+def describe_target(conf: cfg.ConfigOpts) -> dict[str, Any]:
+    """Which cloud ``conf`` points at, as the log and a run's record name
+    it: the clouds.yaml entry and its file, or the keystoneauth options'
+    auth URL. Nothing secret."""
+    group = conf[opts.NOVA_GROUP]
+    if group.cloud:
+        return {"cloud": group.cloud,
+                "clouds_yaml": group.clouds_yaml or "openstacksdk's search"}
+    return {"cloud": None, "auth_url": getattr(group, "auth_url", None)}
+
+
 def compute_from_conf(conf: cfg.ConfigOpts) -> nova.NovaCompute:
     """The compute interface over a connection made from ``conf``."""
     group = conf[opts.NOVA_GROUP]
     return nova.NovaCompute(
         connect(conf),
+        target=describe_target(conf),
         read_retries=group.read_retries,
         retry_backoff=group.retry_backoff,
         retry_backoff_max=group.retry_backoff_max,

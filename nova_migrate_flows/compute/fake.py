@@ -123,6 +123,10 @@ class FakeCompute:
     def close(self) -> None:
         """Nothing to close: the cloud lives in memory."""
 
+    def target(self) -> dict[str, Any]:
+        """The in-memory cloud."""
+        return {"cloud": "in-memory", "compute_endpoint": None}
+
     # -- building the cloud ------------------------------------------------
 
     def add_server(

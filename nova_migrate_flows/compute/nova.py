@@ -67,8 +67,10 @@ class NovaCompute:
         retry_backoff: float = 0.5,
         retry_backoff_max: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        target: dict[str, Any] | None = None,
     ):
         self._conn = connection
+        self._target = dict(target or {})
         self._read_retries = read_retries
         self._backoff = retry_backoff
         self._backoff_max = retry_backoff_max
@@ -80,6 +82,15 @@ class NovaCompute:
     def close(self) -> None:
         """Close the SDK connection (its HTTP sessions)."""
         self._conn.close()
+
+    def target(self) -> dict[str, Any]:
+        """The cloud as configured, and the compute endpoint the requests
+        go to (known without a request once one was sent)."""
+        try:
+            endpoint = self._conn.compute.get_endpoint()
+        except ks_exc.ClientException as exc:
+            endpoint = f"unknown ({_first_line(exc)})"
+        return {**self._target, "compute_endpoint": endpoint}
 
     # -- transport ---------------------------------------------------------
 

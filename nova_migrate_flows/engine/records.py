@@ -49,10 +49,13 @@ class Records:
         with contextlib.closing(self.backend.get_connection()) as conn:
             yield conn
 
-    def create(self, run_id: str, request: dict[str, Any]) -> Any:
+    def create(self, run_id: str, request: dict[str, Any],
+               cloud: dict[str, Any] | None = None) -> Any:
+        """Record a new run; ``cloud`` names the cloud it acts on."""
         book = tf_models.LogBook(_title(request), uuid=run_id)
         book.meta = {
             "request": request,
+            "cloud": cloud,
             "state": RUNNING,
             "started_at": _now(),
             "owner": owner(),
@@ -141,6 +144,7 @@ def describe(book: Any) -> dict[str, Any]:
         "state": book.meta.get("state"),
         "started_at": book.meta.get("started_at"),
         "request": book.meta.get("request"),
+        "cloud": book.meta.get("cloud"),
         "summary": book.meta.get("summary"),
         "flows": flows,
         "servers": servers,

@@ -175,7 +175,8 @@ class Runner:
         services, request, known = self._prepare(request)
         book = None
         if self._records is not None and not request.dry_run:
-            book = self._records.create(run_id, request.to_dict())
+            book = self._records.create(run_id, request.to_dict(),
+                                        cloud=self._compute.target())
         return self._execute(run_id, request, book, resuming=False,
                              known=known, services=services)
 
@@ -206,7 +207,8 @@ class Runner:
         services, request, known = self._prepare(request)
         book = None
         if not request.dry_run:
-            book = self._records.create(run_id, request.to_dict())
+            book = self._records.create(run_id, request.to_dict(),
+                                        cloud=self._compute.target())
         runtime = runtime_mod.Runtime(self._conf, self._compute, request,
                                       services=services)
         try:

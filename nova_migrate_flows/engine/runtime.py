@@ -147,6 +147,7 @@ class Runtime:
             progress_interval=progress_every,
             on_progress=self._progress if live_progress else None,
         )
+        self._target_named = threading.Event()
         self._stopping = threading.Event()
         self.stop_reason: str | None = None
         self._failures = 0
@@ -156,6 +157,13 @@ class Runtime:
         )
 
     # -- life cycle --------------------------------------------------------
+
+    def before_write(self) -> None:
+        """Name in the log, once, the cloud that this run changes (before
+        its first write: a refused or dry run changes nothing)."""
+        if not self._target_named.is_set():
+            self._target_named.set()
+            LOG.info("Acting on %s", _named_target(self.compute.target()))
 
     def start(self) -> None:
         self.poller.start()
@@ -211,3 +219,13 @@ class Runtime:
     def record_outcome(self, outcome: dict[str, Any]) -> None:
         self.outcomes[outcome["server"]] = outcome
         self.events.emit("server.done", outcome=outcome)
+
+
+def _named_target(target: dict[str, Any]) -> str:
+    """The cloud acted on, in words for the log."""
+    name = (f"cloud {target['cloud']}" if target.get("cloud")
+            else "the cloud of the [nova] options")
+    where = target.get("clouds_yaml") or target.get("auth_url")
+    if where:
+        name += f" ({where})"
+    return f"{name}, compute endpoint {target.get('compute_endpoint')}"

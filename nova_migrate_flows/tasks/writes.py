@@ -62,6 +62,7 @@ def send_once(
     :raises ComputeError: Nova refused the write otherwise (after a lost
         answer, only if Nova does not show the write's effect either)
     """
+    runtime.before_write()
     timeout = runtime.conf.nova.conflict_timeout
     deadline = time.monotonic() + timeout
     ambiguous = 0

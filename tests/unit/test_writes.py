@@ -110,6 +110,8 @@ def runtime_for(conf: Any, compute: Any,
                 operation: str = "host-evacuate-live") -> runtime_mod.Runtime:
     request = request_mod.build_request(
         conf.conf, request_mod.Operation(operation), hosts=["host1"])
+    if compute is None:
+        compute = fake.FakeCompute()
     return runtime_mod.Runtime(conf.conf, compute, request)
 
 

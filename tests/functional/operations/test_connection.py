@@ -37,6 +37,36 @@ def test_a_cloud_found_through_os_client_config_file(nmf, sandbox,
     assert "migrations" in ran.json
 
 
+def test_an_explicit_clouds_yaml_wins_over_the_environment(
+        nmf, sandbox, boot_servers, sdk, tmp_path, monkeypatch):
+    """The operator's shell names another file that defines a cloud of the
+    same name, at an endpoint nobody serves: the configured file wins, and
+    the run says which cloud and endpoint it acted on."""
+    elsewhere = sandbox_cloud(sandbox, "sandbox")
+    elsewhere["auth"] = dict(elsewhere["auth"],
+                             auth_url="http://127.0.0.1:9/identity/v3")
+    other = tmp_path / "other-clouds.yaml"
+    other.write_text(yaml.safe_dump({"clouds": {"sandbox": elsewhere}}))
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(other))
+    monkeypatch.setenv("OS_CLIENT_SECURE_FILE", str(other))
+    (server,) = boot_servers("host1", name_prefix="explicit-cloud")
+    log_file = tmp_path / "nmf.log"
+
+    ran = nmf("--log-file", str(log_file), "live-migrate", server["id"],
+              "host2", "--format", "json")
+
+    assert ran.code == 0, ran.err
+    assert ran.result_of(server["id"])["status"] == "migrated"
+    assert sdk.compute.get_server(server["id"]).compute_host == "host2"
+    endpoint = sdk.compute.get_endpoint()
+    assert f"cloud sandbox ({sandbox.clouds_yaml}), compute endpoint " \
+        f"{endpoint}" in log_file.read_text()
+    shown = nmf("flows", "show", ran.json["run_id"], "--format", "json")
+    assert shown.json["cloud"] == {"cloud": "sandbox",
+                                   "clouds_yaml": sandbox.clouds_yaml,
+                                   "compute_endpoint": endpoint}
+
+
 @pytest.mark.parametrize("cloud", ["sandbox", "sandbox-appcred"],
                          ids=["password", "application-credential"])
 def test_keystoneauth_options_in_the_nova_group(nmf, sandbox, cloud):
