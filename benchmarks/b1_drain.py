@@ -301,7 +301,7 @@ def _captured_polls() -> Iterator[list[tuple[float, str]]]:
             if record.getMessage().startswith("Polled"):
                 polls.append((time.monotonic(), record.getMessage()))
 
-    logger = logging.getLogger("nova_migrate_flows.engine.poller")
+    logger = logging.getLogger("nova_migrate_flows.execution.poller")
     handler = Capture(logging.DEBUG)
     level, propagate = logger.level, logger.propagate
     logger.setLevel(logging.DEBUG)

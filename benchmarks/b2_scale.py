@@ -47,14 +47,13 @@ from oslo_config import cfg
 from taskflow import flow as flow_mod
 from taskflow.patterns import unordered_flow
 
-from nova_migrate_flows import opts
+from nova_migrate_flows import constants, opts
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import fake, models
 from nova_migrate_flows.engine import persistence
 from nova_migrate_flows.engine import runner as runner_mod
-from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.flows import host as host_flows
-from nova_migrate_flows.flows import names
 
 GOAL_CPU_MS = 2.0
 GOAL_PEAK_MB = 300.0
@@ -159,7 +158,7 @@ def _run_single_flow(conf: Any, cloud: Any,
              + request.max_concurrent_cold + 1)
     workers = max(conf.engine.executor_workers,
                   len(request.hosts) * lanes + 4)
-    common_store = {names.REQUEST: request.to_dict(),
+    common_store = {constants.REQUEST: request.to_dict(),
                     "run_id": str(uuid.uuid4())}
     try:
         with concurrent.futures.ThreadPoolExecutor(workers) as executor:
@@ -168,19 +167,19 @@ def _run_single_flow(conf: Any, cloud: Any,
             preflight = taskflow.engines.load(
                 host_flows.preflight_flow(request.operation,
                                           conf.migration.preflight_tasks),
-                store=dict(common_store, **{names.SERVERS: servers}),
+                store=dict(common_store, **{constants.SERVERS: servers}),
                 engine="parallel", executor=executor)
-            preflight.storage.inject({names.RUNTIME: runtime},
+            preflight.storage.inject({constants.RUNTIME: runtime},
                                      transient=True)
             preflight.run()
-            plan = preflight.storage.fetch(names.PLAN)
+            plan = preflight.storage.fetch(constants.PLAN)
             flow = unordered_flow.Flow("all-hosts")
             flow.add(*[
                 host_flows.host_flow(
                     request.operation, host,
                     [[sid, e["action"]] for sid, e in plan.items()
                      if e["server"].get("host") == host
-                     and e["action"] != request_mod.SKIP],
+                     and e["action"] != constants.SKIP],
                     conf.migration.verify_tasks, request.targets,
                     {"live": request.max_concurrent
                      + request.pipeline_depth,
@@ -189,14 +188,14 @@ def _run_single_flow(conf: Any, cloud: Any,
                 for host in request.hosts
             ])
             engine = taskflow.engines.load(
-                flow, store=dict(common_store, **{names.PLAN: plan}),
+                flow, store=dict(common_store, **{constants.PLAN: plan}),
                 engine="parallel", executor=executor)
-            engine.storage.inject({names.RUNTIME: runtime}, transient=True)
+            engine.storage.inject({constants.RUNTIME: runtime}, transient=True)
             engine.run()
     finally:
         runtime.close()
     left = sum(1 for host in request.hosts
-               if engine.storage.fetch(names.host_key("result", host))
+               if engine.storage.fetch(constants.host_key("result", host))
                .get("empty") is False)
     return {"migrated": sum(1 for o in runtime.outcomes.values()
                             if o["status"] == "migrated"),

@@ -29,7 +29,7 @@ JSON output)::
 Services that run their own TaskFlow engines use the flow factories
 instead (:mod:`nova_migrate_flows.flows.single` and
 :mod:`nova_migrate_flows.flows.host`) and inject a
-:class:`~nova_migrate_flows.engine.runtime.Runtime` as the transient
+:class:`~nova_migrate_flows.execution.runtime.Runtime` as the transient
 ``runtime`` store value.
 """
 

@@ -16,6 +16,7 @@ maps it to an exit code in one place (:mod:`nova_migrate_flows.cli.main`).
 """
 
 import enum
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -43,6 +44,17 @@ class InvalidInput(NovaMigrateFlowsError):
     """The caller asked for something that cannot be done; nothing changed."""
 
     exit_code = ExitCode.BAD_INPUT
+
+
+class PreflightFailed(InvalidInput):
+    """A preflight check refused the operation; nothing was changed.
+
+    ``plan`` is the plan with every verdict, as ``--dry-run`` shows it.
+    """
+
+    def __init__(self, message: str, plan: dict[str, Any]):
+        super().__init__(message)
+        self.plan = plan
 
 
 class ConfigurationError(InvalidInput):

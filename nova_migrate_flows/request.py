@@ -43,14 +43,6 @@ class Operation(enum.StrEnum):
         )
 
 
-#: What each server of a plan undergoes.
-LIVE = "live-migrate"
-COLD = "cold-migrate"
-RESIZE = "resize"
-EVACUATE = "evacuate"
-SKIP = "skip"
-
-
 @dataclasses.dataclass(frozen=True)
 class MoveRequest:
     """One operation with all its settings."""

@@ -28,11 +28,11 @@ from oslo_log import log as logging
 from taskflow import states
 from taskflow.conductors.backends import impl_nonblocking
 
+from nova_migrate_flows import constants
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.engine import jobboard, listeners, records
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.flows import names
+from nova_migrate_flows.execution import runtime as runtime_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Conductor(impl_nonblocking.NonBlockingConductor):
     def _dispatch_job(self, job: Any) -> bool:
         detail = self._flow_detail_from_job(job)
         store = dict(detail.meta.get("store") or {})
-        request = request_mod.MoveRequest.from_dict(store[names.REQUEST])
+        request = request_mod.MoveRequest.from_dict(store[constants.REQUEST])
         resuming = any(atom.state != states.PENDING for atom in detail)
         LOG.info("Conductor %s runs job %s (%s)%s", self.conductor.name,
                  job.uuid, job.name, " as a resume" if resuming else "")
@@ -95,7 +95,7 @@ class Conductor(impl_nonblocking.NonBlockingConductor):
         engine = super()._engine_from_job(job)
         with self._lock:
             runtime = self._runtimes[job.uuid]
-        engine.storage.inject({names.RUNTIME: runtime}, transient=True)
+        engine.storage.inject({constants.RUNTIME: runtime}, transient=True)
         return engine
 
     def _listeners_from_job(self, job: Any, engine: Any) -> list[Any]:
@@ -117,10 +117,10 @@ class Conductor(impl_nonblocking.NonBlockingConductor):
             detail.state in (states.SUCCESS, states.REVERTED)
             for detail in book
         )
-        if done and book.meta.get("state") == records.POSTED:
+        if done and book.meta.get("state") == constants.RunState.POSTED:
             view = records.describe(book)
             summary = {status: sum(1 for s in view["servers"]
                                    if s["status"] == status)
                        for status in ("migrated", "failed", "skipped")}
-            self._records.update(book, state=records.FINISHED,
+            self._records.update(book, state=constants.RunState.FINISHED,
                                  summary=summary)

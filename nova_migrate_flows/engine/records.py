@@ -27,15 +27,7 @@ from typing import Any
 from taskflow import exceptions as tf_exc
 from taskflow.persistence import models as tf_models
 
-from nova_migrate_flows import exceptions
-
-RUNNING = "running"
-FINISHED = "finished"
-FAILED = "failed"
-INTERRUPTED = "interrupted"
-REFUSED = "refused"
-DRY_RUN = "dry-run"
-POSTED = "posted"
+from nova_migrate_flows import constants, exceptions
 
 
 class Records:
@@ -56,7 +48,7 @@ class Records:
         book.meta = {
             "request": request,
             "cloud": cloud,
-            "state": RUNNING,
+            "state": constants.RunState.RUNNING,
             "started_at": _now(),
             "owner": owner(),
         }
@@ -89,7 +81,7 @@ class Records:
         """Make this process the owner of a run it resumes."""
         holder = book.meta.get("owner") or {}
         if (
-            book.meta.get("state") == RUNNING
+            book.meta.get("state") == constants.RunState.RUNNING
             and holder.get("host") == socket.gethostname()
             and holder.get("pid") != os.getpid()
             and _alive(holder.get("pid"))
@@ -98,7 +90,8 @@ class Records:
                 f"run {book.uuid} is still running (pid {holder['pid']}); "
                 "stop it first"
             )
-        self.update(book, state=RUNNING, owner=owner(), resumed_at=_now())
+        self.update(book, state=constants.RunState.RUNNING, owner=owner(),
+                    resumed_at=_now())
 
 
 def flow_detail(book: Any, name: str) -> Any | None:

@@ -36,14 +36,14 @@ from taskflow import exceptions as tf_exc
 from taskflow import states
 from taskflow.utils import persistence_utils as p_utils
 
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.engine import listeners
 from nova_migrate_flows.engine import records as records_mod
-from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.flows import host as host_flows
-from nova_migrate_flows.flows import names, single
+from nova_migrate_flows.flows import single
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import outcome as outcome_mod
 
@@ -81,7 +81,7 @@ class RunResult:
             )
             return (exceptions.ExitCode.BAD_INPUT if refused
                     else exceptions.ExitCode.OK)
-        if self.count(outcome_mod.FAILED):
+        if self.count(constants.ServerStatus.FAILED):
             return exceptions.ExitCode.SERVERS_FAILED
         if any(not h.get("empty", True) for h in self.hosts):
             return exceptions.ExitCode.SERVERS_FAILED
@@ -90,8 +90,8 @@ class RunResult:
     def summary(self) -> dict[str, int]:
         return {
             status: self.count(status) for status in (
-                outcome_mod.MIGRATED, outcome_mod.FAILED,
-                outcome_mod.SKIPPED,
+                constants.ServerStatus.MIGRATED, constants.ServerStatus.FAILED,
+                constants.ServerStatus.SKIPPED,
             )
         }
 
@@ -221,10 +221,11 @@ class Runner:
                 result, jobs = run.post(board)
         except exceptions.InvalidInput:
             if book is not None:
-                self._records.update(book, state=records_mod.REFUSED)
+                self._records.update(book, state=constants.RunState.REFUSED)
             raise
         if book is not None:
-            self._records.update(book, state=records_mod.POSTED, jobs=jobs)
+            self._records.update(book, state=constants.RunState.POSTED,
+                                 jobs=jobs)
         result.jobs = jobs
         return result
 
@@ -236,7 +237,8 @@ class Runner:
             )
         book = self._records.get(run_id)
         state = book.meta.get("state")
-        if state not in (records_mod.RUNNING, records_mod.INTERRUPTED):
+        if state not in (constants.RunState.RUNNING,
+                         constants.RunState.INTERRUPTED):
             raise exceptions.InvalidInput(
                 f"run {run_id} is {state}: there is nothing to resume"
             )
@@ -273,7 +275,7 @@ class Runner:
         with self._lock:
             self._runtime = runtime
         runtime.start()
-        state = records_mod.FAILED
+        state = constants.RunState.FAILED
         result: RunResult | None = None
         try:
             with concurrent.futures.ThreadPoolExecutor(
@@ -285,11 +287,11 @@ class Runner:
                 result = (run.hosts() if request.op.is_host_operation
                           else run.single())
             result.interrupted = runtime.interrupted
-            state = (records_mod.INTERRUPTED if result.interrupted
-                     else records_mod.DRY_RUN if result.dry_run
-                     else records_mod.FINISHED)
+            state = (constants.RunState.INTERRUPTED if result.interrupted
+                     else constants.RunState.DRY_RUN if result.dry_run
+                     else constants.RunState.FINISHED)
         except exceptions.InvalidInput:
-            state = records_mod.REFUSED
+            state = constants.RunState.REFUSED
             raise
         finally:
             runtime.close()
@@ -360,14 +362,17 @@ class _Run:
             engine = taskflow.engines.load_from_factory(
                 factory,
                 factory_kwargs=factory_kwargs(),
-                store=dict(store(), **{names.REQUEST: self._request.to_dict(),
-                                       "run_id": self._run_id}),
+                store=dict(store(), **{
+                    constants.REQUEST: self._request.to_dict(),
+                    "run_id": self._run_id,
+                }),
                 book=self._book,
                 backend=backend,
                 engine=ENGINE,
                 executor=self._executor,
             )
-        engine.storage.inject({names.RUNTIME: self._runtime}, transient=True)
+        engine.storage.inject({constants.RUNTIME: self._runtime},
+                              transient=True)
         return engine
 
     def _post(
@@ -387,7 +392,7 @@ class _Run:
             detail, factory, [], factory_kwargs, backend=backend
         )
         detail.meta["store"] = dict(
-            store, **{names.REQUEST: self._request.to_dict(),
+            store, **{constants.REQUEST: self._request.to_dict(),
                       "run_id": self._run_id}
         )
         with contextlib.closing(backend.get_connection()) as conn:
@@ -405,7 +410,7 @@ class _Run:
             factory, kwargs = self._single_factory(server_id)
             name = f"{request.operation}[{server_id}]"
             job = self._post(board, name, factory, kwargs,
-                             {names.SERVERS: self._known})
+                             {constants.SERVERS: self._known})
             return RunResult(run_id=self._run_id,
                              operation=request.operation,
                              outcomes=[]), [job]
@@ -417,10 +422,10 @@ class _Run:
             return result, []
         self._disable_sources()
         jobs = [
-            self._post(board, names.host_flow(request.operation, host),
+            self._post(board, constants.host_flow(request.operation, host),
                        host_flows.host_flow,
                        self._host_flow_kwargs(host, _moves(plan, host))(),
-                       {names.PLAN: _plan_of(plan, host)})
+                       {constants.PLAN: _plan_of(plan, host)})
             for host in request.hosts
         ]
         return result, jobs
@@ -444,14 +449,14 @@ class _Run:
             for engine in reversed(engines):  # a follow-up flow knows best
                 try:
                     outcome = engine.storage.fetch(
-                        names.server_key("outcome", server_id)
+                        constants.server_key("outcome", server_id)
                     )
                     break
                 except tf_exc.NotFound:
                     continue
             if outcome is None:
                 outcome = outcome_mod.new_outcome(entry)
-                if entry["action"] != request_mod.SKIP:
+                if entry["action"] != constants.SKIP:
                     outcome["reason"] = (
                         self._runtime.why_not_start() or "not started"
                     )
@@ -490,10 +495,10 @@ class _Run:
             f"{request.operation}[{server_id}]",
             factory,
             lambda: kwargs,
-            lambda: {names.SERVERS: self._known},
+            lambda: {constants.SERVERS: self._known},
         )
         self._run_engine(engine)
-        plan = engine.storage.fetch(names.PLAN)
+        plan = engine.storage.fetch(constants.PLAN)
         return RunResult(
             run_id=self._run_id,
             operation=request.operation,
@@ -525,16 +530,16 @@ class _Run:
         (default: every server of the source hosts)."""
         request = self._request
         preflight = self._engine(
-            names.preflight_flow(request.operation),
+            constants.preflight_flow(request.operation),
             host_flows.preflight_flow,
             lambda: {
                 "operation": request.operation,
                 "preflight_tasks": list(self._conf.migration.preflight_tasks),
             },
-            lambda: {names.SERVERS: (servers or self._servers)()},
+            lambda: {constants.SERVERS: (servers or self._servers)()},
         )
         self._run_engine(preflight)
-        plan: dict[str, Any] = preflight.storage.fetch(names.PLAN)
+        plan: dict[str, Any] = preflight.storage.fetch(constants.PLAN)
         return plan
 
     def hosts(self) -> RunResult:
@@ -575,7 +580,7 @@ class _Run:
         if request.op is Operation.HOST_EVACUATE:
             return
         self._run_engine(self._engine(
-            names.disable_flow(request.operation),
+            constants.disable_flow(request.operation),
             host_flows.disable_flow,
             lambda: {"operation": request.operation,
                      "hosts": list(request.hosts)},
@@ -609,7 +614,7 @@ class _Run:
     def _host_flow_name(self, host: str, number: int) -> str:
         """The name of ``host``'s flow ``number``: the first is the host's
         flow, the next ones (``#2``, ...) are follow-ups of resumes."""
-        name = names.host_flow(self._request.operation, host)
+        name = constants.host_flow(self._request.operation, host)
         return name if number == 1 else f"{name}#{number}"
 
     def _host_engine(self, host: str, number: int,
@@ -619,7 +624,7 @@ class _Run:
         return self._engine(self._host_flow_name(host, number),
                             host_flows.host_flow,
                             self._host_flow_kwargs(host, moves),
-                            lambda: {names.PLAN: _plan_of(plan, host)})
+                            lambda: {constants.PLAN: _plan_of(plan, host)})
 
     def _run_hosts(self, engines: dict[str, list[Any]]) -> None:
         """Run each host's engines in order, hosts in parallel; raise the
@@ -696,15 +701,18 @@ def _moves(plan: dict[str, Any], host: str) -> list[tuple[str, str]]:
         (server_id, entry["action"])
         for server_id, entry in plan.items()
         if entry["server"].get("host") == host
-        and entry["action"] != request_mod.SKIP
+        and entry["action"] != constants.SKIP
     ]
 
 
 def _not_started(outcome: dict[str, Any] | None) -> bool:
     """Whether a server was kept from moving by an interruption."""
-    return outcome is not None and outcome["status"] == outcome_mod.SKIPPED \
-        and outcome["reason"].startswith((outcome_mod.NOT_STARTED,
-                                          outcome_mod.INTERRUPTED))
+    return (
+        outcome is not None
+        and outcome["status"] == constants.ServerStatus.SKIPPED
+        and outcome["reason"].startswith((constants.NOT_STARTED,
+                                          constants.INTERRUPTED))
+    )
 
 
 def _check_flavor(runtime: runtime_mod.Runtime, flavor: str | None) -> None:
@@ -722,7 +730,7 @@ def _check_flavor(runtime: runtime_mod.Runtime, flavor: str | None) -> None:
 def _host_result(engine: Any, host: str) -> dict[str, Any]:
     state = engine.storage.get_flow_state()
     try:
-        result = engine.storage.fetch(names.host_key("result", host))
+        result = engine.storage.fetch(constants.host_key("result", host))
     except tf_exc.NotFound:
         result = None
     if not isinstance(result, dict):  # not reached, or failed

@@ -21,8 +21,7 @@ from collections.abc import Sequence
 
 from taskflow.patterns import linear_flow, unordered_flow
 
-from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.flows import names
+from nova_migrate_flows import constants
 from nova_migrate_flows.tasks import (
     base,
     cold,
@@ -38,16 +37,16 @@ PREFLIGHT_OPTION = "[migration] preflight_tasks"
 VERIFY_OPTION = "[migration] verify_tasks"
 
 _START = {
-    request_mod.LIVE: live.LiveMigrateServer,
-    request_mod.COLD: cold.ColdMigrateServer,
-    request_mod.RESIZE: cold.ResizeServer,
-    request_mod.EVACUATE: evacuate.EvacuateServer,
+    constants.LIVE: live.LiveMigrateServer,
+    constants.COLD: cold.ColdMigrateServer,
+    constants.RESIZE: cold.ResizeServer,
+    constants.EVACUATE: evacuate.EvacuateServer,
 }
 _WAIT = {
-    request_mod.LIVE: live.WaitForLiveMigration,
-    request_mod.COLD: cold.WaitForColdMigration,
-    request_mod.RESIZE: cold.WaitForResize,
-    request_mod.EVACUATE: evacuate.WaitForEvacuation,
+    constants.LIVE: live.WaitForLiveMigration,
+    constants.COLD: cold.WaitForColdMigration,
+    constants.RESIZE: cold.WaitForResize,
+    constants.EVACUATE: evacuate.WaitForEvacuation,
 }
 
 
@@ -90,21 +89,21 @@ def server_move(
     :mod:`nova_migrate_flows.tasks.retry`).
     """
     flow = linear_flow.Flow(
-        names.server_flow(server_id),
+        constants.server_flow(server_id),
         retry=retry.TargetHostRetry(server_id, list(candidates)),
     )
     flow.add(_START[action](server_id), _WAIT[action](server_id))
-    moved_key = names.server_key("moved", server_id)
-    if action == request_mod.EVACUATE:
+    moved_key = constants.server_key("moved", server_id)
+    if action == constants.EVACUATE:
         flow.add(evacuate.RestartServer(server_id))
-        moved_key = names.server_key("final", server_id)
+        moved_key = constants.server_key("final", server_id)
     flow.add(*[
         plugin(plugin_name=name, server_id=server_id, moved_key=moved_key)
         for name, plugin in verifications
     ])
-    if action in (request_mod.COLD, request_mod.RESIZE):
+    if action in (constants.COLD, constants.RESIZE):
         flow.add(cold.ConfirmMove(server_id))
-        moved_key = names.server_key("final", server_id)
+        moved_key = constants.server_key("final", server_id)
     flow.add(outcome.ServerOutcome(server_id, moved_key))
     return flow
 
@@ -128,14 +127,14 @@ def lanes(
     """
     by_kind: dict[str, list[tuple[str, str]]] = {}
     for server_id, action in moves:
-        kind = "live" if action == request_mod.LIVE else "cold"
+        kind = "live" if action == constants.LIVE else "cold"
         by_kind.setdefault(kind, []).append((server_id, action))
-    group = unordered_flow.Flow(names.host_key("servers", host))
+    group = unordered_flow.Flow(constants.host_key("servers", host))
     for kind, servers in sorted(by_kind.items()):
         count = max(1, min(lane_count[kind] + 1, len(servers)))
         for index in range(count):
             lane = linear_flow.Flow(
-                names.host_key(f"{kind}-lane-{index + 1}", host)
+                constants.host_key(f"{kind}-lane-{index + 1}", host)
             )
             lane.add(*[
                 server_move(server_id, action, verifications, candidates)

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 from taskflow.patterns import graph_flow, linear_flow
 
-from nova_migrate_flows.flows import building, names
+from nova_migrate_flows import constants
+from nova_migrate_flows.flows import building
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import service
 
@@ -33,7 +34,7 @@ def preflight_flow(
     Store: ``runtime`` (transient), ``request`` and ``servers``; provides
     ``plan``.
     """
-    flow = graph_flow.Flow(names.preflight_flow(operation))
+    flow = graph_flow.Flow(constants.preflight_flow(operation))
     flow.add(*building.preflight_atoms(
         building.load_preflight(preflight_tasks)
     ))
@@ -49,7 +50,7 @@ def disable_flow(operation: str, hosts: Sequence[str]) -> graph_flow.Flow:
     reason names it) and takes over undoing it. Store: ``runtime``
     (transient), ``request`` and ``run_id``.
     """
-    flow = graph_flow.Flow(names.disable_flow(operation))
+    flow = graph_flow.Flow(constants.disable_flow(operation))
     flow.add(*[service.DisableService(host) for host in hosts])
     return flow
 
@@ -71,7 +72,7 @@ def host_flow(
     ``plan`` and optionally ``run_id``.
     """
     op = Operation(operation)
-    flow = linear_flow.Flow(names.host_flow(operation, host))
+    flow = linear_flow.Flow(constants.host_flow(operation, host))
     if op is Operation.HOST_EVACUATE:
         flow.add(service.ForceDownService(host))
     flow.add(service.DisableService(host))

@@ -22,7 +22,7 @@ from typing import Any
 
 from taskflow.patterns import graph_flow
 
-from nova_migrate_flows import request as request_mod
+from nova_migrate_flows import constants
 from nova_migrate_flows.flows import building
 from nova_migrate_flows.request import Operation
 
@@ -30,7 +30,7 @@ from nova_migrate_flows.request import Operation
 def _planned_to_move(server_id: str, history: dict[str, Any]) -> bool:
     """Decider: move the server only when the plan does not skip it."""
     plan = history[building.BUILD_PLAN]
-    return bool(plan[server_id]["action"] != request_mod.SKIP)
+    return bool(plan[server_id]["action"] != constants.SKIP)
 
 
 def _single_server_flow(
@@ -68,7 +68,7 @@ def live_migration_flow(
     as read before the run) and optionally ``run_id``.
     """
     return _single_server_flow(
-        Operation.LIVE_MIGRATE, server_id, request_mod.LIVE,
+        Operation.LIVE_MIGRATE, server_id, constants.LIVE,
         preflight_tasks, verify_tasks, candidates,
     )
 
@@ -81,6 +81,6 @@ def resize_flow(
     """Resize one server: preflight, resize, wait for VERIFY_RESIZE,
     verify, confirm (or revert the resize when a step fails)."""
     return _single_server_flow(
-        Operation.RESIZE, server_id, request_mod.RESIZE,
+        Operation.RESIZE, server_id, constants.RESIZE,
         preflight_tasks, verify_tasks, (None,),
     )

@@ -54,10 +54,9 @@ from mistral_lib import actions
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from nova_migrate_flows import api, exceptions, opts
+from nova_migrate_flows import api, constants, exceptions, opts
 from nova_migrate_flows.exceptions import ExitCode
 from nova_migrate_flows.request import Operation
-from nova_migrate_flows.tasks import outcome as outcome_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -371,7 +370,7 @@ def _failure(result: api.RunResult) -> str:
         return "the run was interrupted"
     if result.dry_run:
         return "the preflight refused some servers; nothing was changed"
-    reason = (f"{result.count(outcome_mod.FAILED)} of "
+    reason = (f"{result.count(constants.ServerStatus.FAILED)} of "
               f"{len(result.outcomes)} server(s) failed")
     left = [h["host"] for h in result.hosts if not h.get("empty", True)]
     if left:

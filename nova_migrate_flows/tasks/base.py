@@ -23,11 +23,10 @@ from typing import Any, ClassVar
 
 from taskflow import task
 
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.flows import names
+from nova_migrate_flows.execution import runtime as runtime_mod
 
 PASS = "pass"  # noqa: S105 - a verdict, not a password
 WARN = "warn"
@@ -96,7 +95,7 @@ class PreflightCheck(BaseTask):
     def __init__(self, plugin_name: str, **kwargs: Any):
         super().__init__(
             name=f"preflight-{plugin_name}",
-            provides=names.preflight_key(plugin_name),
+            provides=constants.preflight_key(plugin_name),
             **kwargs,
         )
         self.plugin_name = plugin_name
@@ -189,10 +188,10 @@ class VerifyTask(BaseTask):
         **kwargs: Any,
     ):
         super().__init__(
-            name=names.server_key(f"verify-{plugin_name}", server_id),
-            provides=names.server_key(f"verify-{plugin_name}", server_id),
+            name=constants.server_key(f"verify-{plugin_name}", server_id),
+            provides=constants.server_key(f"verify-{plugin_name}", server_id),
             rebind={
-                "moved": moved_key or names.server_key("moved", server_id)
+                "moved": moved_key or constants.server_key("moved", server_id)
             },
             **kwargs,
         )

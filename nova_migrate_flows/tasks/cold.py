@@ -16,14 +16,13 @@ from typing import Any
 from oslo_log import log as logging
 from taskflow.types import failure as ft
 
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.engine import throttle
-from nova_migrate_flows.flows import names
-from nova_migrate_flows.tasks import base, moves, writes
+from nova_migrate_flows.execution import runtime as runtime_mod
+from nova_migrate_flows.execution import throttle, writes
+from nova_migrate_flows.tasks import base, moves
 
 LOG = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ class ColdMigrateServer(_ColdMove):
     """
 
     migration_type = "migration"
-    action = request_mod.COLD
+    action = constants.COLD
 
     def send(
         self,
@@ -114,7 +113,7 @@ class ResizeServer(_ColdMove):
     """
 
     migration_type = "resize"
-    action = request_mod.RESIZE
+    action = constants.RESIZE
 
     def send(
         self,
@@ -133,7 +132,7 @@ class WaitForColdMigration(moves.WaitForMove):
     """
 
     migration_type = "migration"
-    action = request_mod.COLD
+    action = constants.COLD
 
 
 class WaitForResize(moves.WaitForMove):
@@ -143,7 +142,7 @@ class WaitForResize(moves.WaitForMove):
     """
 
     migration_type = "resize"
-    action = request_mod.RESIZE
+    action = constants.RESIZE
 
 
 class ConfirmMove(base.BaseTask):
@@ -156,9 +155,9 @@ class ConfirmMove(base.BaseTask):
 
     def __init__(self, server_id: str, **kwargs: Any):
         super().__init__(
-            name=names.server_key("confirm", server_id),
-            provides=names.server_key("final", server_id),
-            rebind={"moved": names.server_key("moved", server_id)},
+            name=constants.server_key("confirm", server_id),
+            provides=constants.server_key("final", server_id),
+            rebind={"moved": constants.server_key("moved", server_id)},
             **kwargs,
         )
 

@@ -16,12 +16,11 @@ from typing import Any
 from oslo_log import log as logging
 from taskflow.types import failure as ft
 
-from nova_migrate_flows import request as request_mod
+from nova_migrate_flows import constants
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.engine import throttle
-from nova_migrate_flows.flows import names
+from nova_migrate_flows.execution import runtime as runtime_mod
+from nova_migrate_flows.execution import throttle
 from nova_migrate_flows.tasks import base, cold, moves
 
 LOG = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ class EvacuateServer(moves.StartMove):
 
     throttle_kind = throttle.COLD
     migration_type = "evacuation"
-    action = request_mod.EVACUATE
+    action = constants.EVACUATE
 
     def send(
         self,
@@ -68,7 +67,7 @@ class WaitForEvacuation(moves.WaitForMove):
     """
 
     migration_type = "evacuation"
-    action = request_mod.EVACUATE
+    action = constants.EVACUATE
 
 
 class RestartServer(base.BaseTask):
@@ -81,9 +80,9 @@ class RestartServer(base.BaseTask):
 
     def __init__(self, server_id: str, **kwargs: Any):
         super().__init__(
-            name=names.server_key("restart", server_id),
-            provides=names.server_key("final", server_id),
-            rebind={"moved": names.server_key("moved", server_id)},
+            name=constants.server_key("restart", server_id),
+            provides=constants.server_key("final", server_id),
+            rebind={"moved": constants.server_key("moved", server_id)},
             **kwargs,
         )
 

@@ -17,14 +17,12 @@ from typing import Any
 from oslo_log import log as logging
 from taskflow.types import failure as ft
 
-from nova_migrate_flows import exceptions
-from nova_migrate_flows import request as request_mod
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import poller as poller_mod
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.engine import throttle
-from nova_migrate_flows.tasks import moves, writes
+from nova_migrate_flows.execution import runtime as runtime_mod
+from nova_migrate_flows.execution import throttle, writes
+from nova_migrate_flows.tasks import moves
 
 LOG = logging.getLogger(__name__)
 
@@ -45,8 +43,8 @@ class LiveMigrateServer(moves.StartMove):
     """
 
     throttle_kind = throttle.LIVE
-    migration_type = poller_mod.LIVE_MIGRATION
-    action = request_mod.LIVE
+    migration_type = constants.LIVE_MIGRATION
+    action = constants.LIVE
 
     def send(
         self,
@@ -106,8 +104,8 @@ class WaitForLiveMigration(moves.WaitForMove):
     Reversion strategy: N/A (the start task aborts the migration).
     """
 
-    migration_type = poller_mod.LIVE_MIGRATION
-    action = request_mod.LIVE
+    migration_type = constants.LIVE_MIGRATION
+    action = constants.LIVE
 
 
 def _abort_taken(

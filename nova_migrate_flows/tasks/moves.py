@@ -26,13 +26,13 @@ from typing import Any, ClassVar
 from oslo_log import log as logging
 from taskflow.types import failure as ft
 
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import poller as poller_mod
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.flows import names
-from nova_migrate_flows.tasks import base, writes
+from nova_migrate_flows.execution import poller as poller_mod
+from nova_migrate_flows.execution import runtime as runtime_mod
+from nova_migrate_flows.execution import writes
+from nova_migrate_flows.tasks import base
 
 LOG = logging.getLogger(__name__)
 
@@ -56,9 +56,9 @@ class StartMove(base.BaseTask):
 
     def __init__(self, server_id: str, **kwargs: Any):
         super().__init__(
-            name=names.server_key(self.action, server_id),
-            provides=names.server_key("started", server_id),
-            rebind={"target": names.server_key("target", server_id)},
+            name=constants.server_key(self.action, server_id),
+            provides=constants.server_key("started", server_id),
+            rebind={"target": constants.server_key("target", server_id)},
             inject={"server_id": server_id},
             **kwargs,
         )
@@ -237,9 +237,9 @@ class WaitForMove(base.BaseTask):
 
     def __init__(self, server_id: str, **kwargs: Any):
         super().__init__(
-            name=names.server_key(f"wait-{self.action}", server_id),
-            provides=names.server_key("moved", server_id),
-            rebind={"started": names.server_key("started", server_id)},
+            name=constants.server_key(f"wait-{self.action}", server_id),
+            provides=constants.server_key("moved", server_id),
+            rebind={"started": constants.server_key("started", server_id)},
             inject={"server_id": server_id},
             **kwargs,
         )
@@ -367,7 +367,7 @@ def timeouts_for(
 ) -> poller_mod.Timeouts:
     """The limits of one move: live migrations scale with their size."""
     migration = runtime.conf.migration
-    if migration_type != poller_mod.LIVE_MIGRATION:
+    if migration_type != constants.LIVE_MIGRATION:
         return poller_mod.Timeouts(
             completion=float(migration.operation_timeout), action="fail"
         )

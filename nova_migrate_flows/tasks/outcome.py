@@ -16,21 +16,11 @@ from typing import Any
 
 from oslo_log import log as logging
 
-from nova_migrate_flows import exceptions
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.flows import names
+from nova_migrate_flows import constants, exceptions
+from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.tasks import base
 
 LOG = logging.getLogger(__name__)
-
-MIGRATED = "migrated"
-FAILED = "failed"
-SKIPPED = "skipped"
-#: How the reason of a server that an interruption kept from moving
-#: starts: ``resume`` moves these.
-NOT_STARTED = runtime_mod.NOT_STARTED
-INTERRUPTED = "interrupted"
-
 
 class ServerOutcome(base.BaseTask):
     """Reports what happened to the server, and where it is now.
@@ -43,8 +33,8 @@ class ServerOutcome(base.BaseTask):
 
     def __init__(self, server_id: str, moved_key: str, **kwargs: Any):
         super().__init__(
-            name=names.server_key("outcome", server_id),
-            provides=names.server_key("outcome", server_id),
+            name=constants.server_key("outcome", server_id),
+            provides=constants.server_key("outcome", server_id),
             rebind={"moved": moved_key},
             inject={"server_id": server_id},
             **kwargs,
@@ -69,23 +59,23 @@ class ServerOutcome(base.BaseTask):
                 # it did not move, and is safe where it was.
                 outcome["destination"] = self._where(runtime, server_id)
                 outcome["reason"] = (
-                    f"{INTERRUPTED}: its migration was aborted ({stop}); it "
-                    f"is on {outcome['destination']}"
+                    f"{constants.INTERRUPTED}: its migration was aborted "
+                    f"({stop}); it is on {outcome['destination']}"
                 )
             elif result.failed:
-                outcome["status"] = FAILED
+                outcome["status"] = constants.ServerStatus.FAILED
                 outcome["destination"] = self._where(runtime, server_id)
                 LOG.error("Server %s (%s) FAILED: %s; it is now on %s",
                           outcome["name"], server_id, result.not_moved,
                           outcome["destination"])
                 runtime.server_failed()
             else:
-                outcome["status"] = SKIPPED
+                outcome["status"] = constants.ServerStatus.SKIPPED
         else:
             after = result.after_server
             migration = result.migration_record
             outcome.update(
-                status=MIGRATED,
+                status=constants.ServerStatus.MIGRATED,
                 destination=after.host if after else None,
                 migration_id=migration.id if migration else None,
                 duration_s=round(time.time() - result.started_at, 1)
@@ -116,7 +106,7 @@ def new_outcome(entry: dict[str, Any]) -> dict[str, Any]:
         "source": server.get("host"),
         "destination": None,
         "action": entry.get("action"),
-        "status": SKIPPED,
+        "status": constants.ServerStatus.SKIPPED,
         "reason": entry.get("skip_reason") or "",
         "duration_s": None,
         "migration_id": None,

@@ -13,37 +13,29 @@
 
 from typing import Any
 
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.flows import names
+from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.tasks import base, preflight
-
-
-class PreflightFailed(exceptions.InvalidInput):
-    """A preflight check refused the operation; nothing was changed."""
-
-    def __init__(self, message: str, plan: dict[str, Any]):
-        super().__init__(message)
-        self.plan = plan
 
 
 class BuildPlan(base.BaseTask):
     """Merges every preflight verdict into the plan: what happens to each
     server, and why.
 
-    Raises :class:`PreflightFailed` when any check failed (unless this is a
-    dry run, whose plan shows the failures instead).
+    Raises :class:`~nova_migrate_flows.exceptions.PreflightFailed` when
+    any check failed (unless this is a dry run, whose plan shows the
+    failures instead).
 
     Reversion strategy: N/A (nothing was changed yet).
     """
 
-    default_provides = names.PLAN
+    default_provides = constants.PLAN
 
     def __init__(self, checks: list[str], **kwargs: Any):
         super().__init__(
-            requires=[names.preflight_key(c) for c in checks], **kwargs
+            requires=[constants.preflight_key(c) for c in checks], **kwargs
         )
         self._checks = list(checks)
 
@@ -68,7 +60,7 @@ class BuildPlan(base.BaseTask):
         if refused and not move.dry_run:
             more = f" (and {len(refused) - 1} more; see --dry-run)" \
                 if len(refused) > 1 else ""
-            raise PreflightFailed(
+            raise exceptions.PreflightFailed(
                 f"preflight refused the {move.operation}: {refused[0]}"
                 f"{more}; nothing was changed",
                 plan,
@@ -88,7 +80,7 @@ class BuildPlan(base.BaseTask):
         skipped: list[str] = []
         refused: list[str] = []
         for check in self._checks:
-            verdict = verdicts[names.preflight_key(check)].get(server_id)
+            verdict = verdicts[constants.preflight_key(check)].get(server_id)
             if verdict is None:
                 continue
             checks[check] = {
@@ -110,7 +102,7 @@ class BuildPlan(base.BaseTask):
         if not action:
             skipped.append(why_not)
         if skipped or refused:
-            action = request_mod.SKIP
+            action = constants.SKIP
         return {
             "server": server,
             "action": action,

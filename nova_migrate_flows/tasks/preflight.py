@@ -20,9 +20,10 @@ nothing is changed in the cloud). Operators choose and order them with
 
 from typing import Any
 
+from nova_migrate_flows import constants
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import base
 
@@ -42,24 +43,24 @@ def planned_action(
         if status in LIVE_STATUSES or (
             status == "MIGRATING" and server.task_state == "migrating"
         ):
-            return request_mod.LIVE, ""
+            return constants.LIVE, ""
         if op is Operation.HOST_EVACUATE_LIVE and status == "SHUTOFF":
             if request.stopped_servers == "cold-migrate":
-                return request_mod.COLD, "SHUTOFF: cold-migrated"
+                return constants.COLD, "SHUTOFF: cold-migrated"
             return None, "SHUTOFF: cannot move live (stopped_servers = skip)"
         return None, f"{status}: only ACTIVE or PAUSED servers move live"
     if op in (Operation.HOST_SERVERS_MIGRATE, Operation.RESIZE):
         if status in COLD_STATUSES:
             action = (
-                request_mod.RESIZE if op is Operation.RESIZE
-                else request_mod.COLD
+                constants.RESIZE if op is Operation.RESIZE
+                else constants.COLD
             )
             return action, ""
         return None, f"{status}: only ACTIVE or SHUTOFF servers can be " + (
             "resized" if op is Operation.RESIZE else "cold-migrated"
         )
     if status in EVACUATE_STATUSES:
-        return request_mod.EVACUATE, ""
+        return constants.EVACUATE, ""
     return None, f"{status}: Nova cannot evacuate a server in this state"
 
 
@@ -86,7 +87,7 @@ class ServerStateCheck(base.PreflightCheck):
         if server.task_state:
             if (
                 server.task_state == "migrating"
-                and action == request_mod.LIVE
+                and action == constants.LIVE
             ):
                 return base.passed(
                     "a live migration is in progress: it is adopted and "

@@ -25,8 +25,7 @@ from typing import Any
 
 from taskflow import retry
 
-from nova_migrate_flows import exceptions
-from nova_migrate_flows.flows import names
+from nova_migrate_flows import constants, exceptions
 
 #: Failures that no other server would escape either.
 FATAL = (exceptions.NovaUnavailable, exceptions.Interrupted)
@@ -37,8 +36,8 @@ class TargetHostRetry(retry.Retry):
 
     def __init__(self, server_id: str, candidates: list[str | None]):
         super().__init__(
-            name=names.server_key("targets", server_id),
-            provides=names.server_key("target", server_id),
+            name=constants.server_key("targets", server_id),
+            provides=constants.server_key("target", server_id),
         )
         self._candidates = list(candidates) or [None]
 

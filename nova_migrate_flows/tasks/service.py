@@ -22,12 +22,12 @@ from typing import Any
 from oslo_log import log as logging
 from taskflow.types import failure as ft
 
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.flows import names
-from nova_migrate_flows.tasks import base, writes
+from nova_migrate_flows.execution import runtime as runtime_mod
+from nova_migrate_flows.execution import writes
+from nova_migrate_flows.tasks import base
 
 LOG = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def update_service(
 class _HostTask(base.BaseTask):
     def __init__(self, what: str, host: str, **kwargs: Any):
         super().__init__(
-            name=names.host_key(what, host),
+            name=constants.host_key(what, host),
             inject={"host": host},
             **kwargs,
         )
@@ -114,7 +114,8 @@ class ForceDownService(_HostTask):
 
     def __init__(self, host: str, **kwargs: Any):
         super().__init__(
-            "force-down", host, provides=names.host_key("forced-down", host),
+            "force-down", host,
+            provides=constants.host_key("forced-down", host),
             **kwargs,
         )
 
@@ -149,7 +150,7 @@ class DisableService(_HostTask):
 
     def __init__(self, host: str, **kwargs: Any):
         super().__init__(
-            "disable", host, provides=names.host_key("service", host),
+            "disable", host, provides=constants.host_key("service", host),
             **kwargs,
         )
 
@@ -196,8 +197,8 @@ class VerifyHostEmpty(_HostTask):
 
     def __init__(self, host: str, server_ids: list[str], **kwargs: Any):
         super().__init__(
-            "verify-empty", host, provides=names.host_key("left", host),
-            requires=[names.server_key("outcome", s) for s in server_ids],
+            "verify-empty", host, provides=constants.host_key("left", host),
+            requires=[constants.server_key("outcome", s) for s in server_ids],
             **kwargs,
         )
 
@@ -228,9 +229,9 @@ class FinalizeService(_HostTask):
 
     def __init__(self, host: str, **kwargs: Any):
         super().__init__(
-            "finalize", host, provides=names.host_key("result", host),
-            rebind={"service": names.host_key("service", host),
-                    "left": names.host_key("left", host)},
+            "finalize", host, provides=constants.host_key("result", host),
+            rebind={"service": constants.host_key("service", host),
+                    "left": constants.host_key("left", host)},
             **kwargs,
         )
 

@@ -17,10 +17,10 @@ parties add their own through the ``nova_migrate_flows.tasks`` entry points
 the server as the move left it (fetched once for all of them).
 """
 
+from nova_migrate_flows import constants
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import poller
-from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import base
 
@@ -40,8 +40,8 @@ class MigrationCompleted(base.VerifyTask):
         migration = moved.migration_record
         if migration is None:
             return base.fail("no migration record")
-        kind = migration.migration_type or poller.LIVE_MIGRATION
-        good = poller.SUCCESS_STATUSES.get(kind, frozenset())
+        kind = migration.migration_type or constants.LIVE_MIGRATION
+        good = constants.SUCCESS_STATUSES.get(kind, frozenset())
         if migration.status not in good:
             return base.fail(
                 f"migration {migration.id} is {migration.status}, not "
@@ -96,11 +96,11 @@ class ServerStateRestored(base.VerifyTask):
         if after.task_state:
             return base.fail(f"the server is still busy (task_state "
                              f"{after.task_state})")
-        if moved.action in (request_mod.COLD, request_mod.RESIZE):
+        if moved.action in (constants.COLD, constants.RESIZE):
             if after.status != "VERIFY_RESIZE":
                 return base.fail(f"status {after.status}, expected "
                                  "VERIFY_RESIZE")
-        elif moved.action == request_mod.EVACUATE:
+        elif moved.action == constants.EVACUATE:
             wanted = {"ACTIVE", "SHUTOFF"} if before.status == "ERROR" \
                 else {before.status}
             if after.status not in wanted:

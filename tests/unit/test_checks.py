@@ -17,7 +17,7 @@ import pytest
 
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import fake, models
-from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.tasks import base, preflight, verify
 
 

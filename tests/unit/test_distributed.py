@@ -20,6 +20,7 @@ import urllib.parse
 
 import pytest
 
+from nova_migrate_flows import constants
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.engine import conductor as conductor_mod
 from nova_migrate_flows.engine import jobboard, persistence, records
@@ -73,7 +74,7 @@ def test_submitted_jobs_are_run_by_a_conductor(conf, cloud, distributed):
 
     assert {cloud.servers[i].host for i in ids} <= {"host3", "host4"}
     book = records.Records(distributed).get(result.run_id)
-    assert book.meta["state"] == records.FINISHED
+    assert book.meta["state"] == constants.RunState.FINISHED
     assert book.meta["summary"] == {"migrated": 4, "failed": 0,
                                     "skipped": 0}
     assert cloud.services["host1"].status == "disabled"

@@ -14,11 +14,11 @@
 from taskflow import engines
 from taskflow.listeners import capturing
 
-from nova_migrate_flows import opts
+from nova_migrate_flows import constants, opts
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import fake
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.flows import building, names, single
+from nova_migrate_flows.execution import runtime as runtime_mod
+from nova_migrate_flows.flows import building, single
 from nova_migrate_flows.flows import host as host_flows
 
 VERIFY = opts.DEFAULT_VERIFY_TASKS
@@ -39,14 +39,14 @@ def name_of(details):
     return details.get("task_name") or details.get("retry_name")
 
 
-def moves(count, action=request_mod.LIVE):
+def moves(count, action=constants.LIVE):
     return [[f"server-{i}", action] for i in range(count)]
 
 
 def test_atom_names_and_provides_are_unique_in_a_host_flow():
     flow = host_flows.host_flow(
         "host-evacuate-live", "host1",
-        moves(5) + [["cold-1", request_mod.COLD]], VERIFY,
+        moves(5) + [["cold-1", constants.COLD]], VERIFY,
         lane_count={"live": 2, "cold": 1},
     )
     every = list(atoms(flow))
@@ -55,27 +55,28 @@ def test_atom_names_and_provides_are_unique_in_a_host_flow():
 
     assert len(names_seen) == len(set(names_seen))
     assert len(provided) == len(set(provided))
-    assert names.server_key("outcome", "cold-1") in provided
+    assert constants.server_key("outcome", "cold-1") in provided
 
 
 def test_a_host_flow_needs_only_the_run_values():
     flow = host_flows.host_flow("host-evacuate-live", "host1", moves(3),
                                 VERIFY)
 
-    assert set(flow.requires) == {names.RUNTIME, names.REQUEST, names.PLAN}
+    assert set(flow.requires) == {constants.RUNTIME, constants.REQUEST,
+                                  constants.PLAN}
 
 
 def test_the_live_migration_flow_needs_only_the_run_values():
     flow = single.live_migration_flow("s1", PREFLIGHT, VERIFY)
 
-    assert set(flow.requires) == {names.RUNTIME, names.REQUEST,
-                                  names.SERVERS}
-    assert names.PLAN in flow.provides
-    assert names.server_key("outcome", "s1") in flow.provides
+    assert set(flow.requires) == {constants.RUNTIME, constants.REQUEST,
+                                  constants.SERVERS}
+    assert constants.PLAN in flow.provides
+    assert constants.server_key("outcome", "s1") in flow.provides
 
 
 def test_lanes_spread_servers_round_robin():
-    group = building.lanes("host1", [(f"s{i}", request_mod.LIVE)
+    group = building.lanes("host1", [(f"s{i}", constants.LIVE)
                                      for i in range(5)],
                            {"live": 2, "cold": 1},
                            building.load_verify(VERIFY), [None])
@@ -94,8 +95,8 @@ def test_the_engine_validates_a_host_flow(conf):
     flow = host_flows.host_flow("host-evacuate-live", "host1", moves(2),
                                 VERIFY)
     engine = engines.load(flow, store={
-        names.REQUEST: {}, names.PLAN: {}, "run_id": "r",
-        names.RUNTIME: None,
+        constants.REQUEST: {}, constants.PLAN: {}, "run_id": "r",
+        constants.RUNTIME: None,
     })
 
     engine.compile()
@@ -113,10 +114,10 @@ def test_a_live_migration_runs_its_steps_in_order(conf):
     flow = single.live_migration_flow(server.id, ["server-state"],
                                       ["host-changed"])
     engine = engines.load(flow, store={
-        names.REQUEST: request.to_dict(),
-        names.SERVERS: {server.id: server.to_dict()},
+        constants.REQUEST: request.to_dict(),
+        constants.SERVERS: {server.id: server.to_dict()},
     })
-    engine.storage.inject({names.RUNTIME: runtime}, transient=True)
+    engine.storage.inject({constants.RUNTIME: runtime}, transient=True)
     with capturing.CaptureListener(engine, capture_flow=False) as capture:
         engine.run()
     runtime.close()
@@ -144,10 +145,10 @@ def test_a_skipped_server_runs_no_move(conf):
     flow = single.live_migration_flow(server.id, ["storage"],
                                       ["host-changed"])
     engine = engines.load(flow, store={
-        names.REQUEST: request.to_dict(),
-        names.SERVERS: {server.id: server.to_dict()},
+        constants.REQUEST: request.to_dict(),
+        constants.SERVERS: {server.id: server.to_dict()},
     })
-    engine.storage.inject({names.RUNTIME: runtime}, transient=True)
+    engine.storage.inject({constants.RUNTIME: runtime}, transient=True)
     with capturing.CaptureListener(engine, capture_flow=False) as capture:
         engine.run()
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.engine import persistence, records
 from nova_migrate_flows.engine import runner as runner_mod
@@ -71,7 +71,7 @@ def test_a_run_is_recorded_with_its_request_and_outcomes(conf, cloud,
     result = runner.run(request(conf, "host-evacuate-live", hosts=["host1"]))
 
     book = records.Records(backend).get(result.run_id)
-    assert book.meta["state"] == records.FINISHED
+    assert book.meta["state"] == constants.RunState.FINISHED
     assert book.meta["request"]["hosts"] == ["host1"]
     view = records.describe(book)
     assert [(s["server"], s["status"]) for s in view["servers"]] == [
@@ -86,7 +86,7 @@ def test_a_refused_run_is_recorded_as_refused(conf, cloud, backend):
         runner.run(request(conf, "live-migrate", servers=[server.id]))
 
     (book,) = records.Records(backend).list()
-    assert book.meta["state"] == records.REFUSED
+    assert book.meta["state"] == constants.RunState.REFUSED
 
 
 def test_resume_finishes_a_run_whose_process_stopped(conf, cloud, backend):

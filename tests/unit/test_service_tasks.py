@@ -13,7 +13,7 @@
 
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import fake
-from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.tasks import service
 
 

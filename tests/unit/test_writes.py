@@ -29,8 +29,9 @@ from nova_migrate_flows import exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import fake, models, nova
 from nova_migrate_flows.engine import runner as runner_mod
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.tasks import cold, live, moves, service, writes
+from nova_migrate_flows.execution import runtime as runtime_mod
+from nova_migrate_flows.execution import writes
+from nova_migrate_flows.tasks import cold, live, moves, service
 from tests.unit.compute.conftest import FakeConnection, ok
 
 BEFORE = "before"

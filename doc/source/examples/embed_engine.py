@@ -24,11 +24,11 @@ import sys
 import taskflow.engines
 from oslo_config import cfg
 
-from nova_migrate_flows import opts
+from nova_migrate_flows import constants, opts
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import connection
-from nova_migrate_flows.engine import runtime as runtime_mod
-from nova_migrate_flows.flows import names, single
+from nova_migrate_flows.execution import runtime as runtime_mod
+from nova_migrate_flows.flows import single
 from nova_migrate_flows.request import Operation
 
 
@@ -56,17 +56,17 @@ def main(argv: list[str]) -> int:
             engine = taskflow.engines.load(
                 flow,
                 store={
-                    names.REQUEST: request.to_dict(),
-                    names.SERVERS: {server.id: server.to_dict()},
+                    constants.REQUEST: request.to_dict(),
+                    constants.SERVERS: {server.id: server.to_dict()},
                 },
                 engine="parallel",
                 executor=executor,
             )
             # Never persisted: connections, threads, credentials.
-            engine.storage.inject({names.RUNTIME: runtime}, transient=True)
+            engine.storage.inject({constants.RUNTIME: runtime}, transient=True)
             engine.run()
             outcome = engine.storage.fetch(
-                names.server_key("outcome", server.id)
+                constants.server_key("outcome", server.id)
             )
     finally:
         runtime.close()

@@ -15,7 +15,7 @@ from oslo_log import log as logging
 
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.tasks import base
 
 LOG = logging.getLogger(__name__)

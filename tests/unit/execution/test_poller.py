@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows.compute import fake, models
-from nova_migrate_flows.engine import poller as poller_mod
-from nova_migrate_flows.engine import throttle as throttle_mod
-from tests.unit.engine.conftest import (
+from nova_migrate_flows.execution import poller as poller_mod
+from nova_migrate_flows.execution import throttle as throttle_mod
+from tests.unit.execution.conftest import (
     ManualClock,
     StubCompute,
     Turnstile,
@@ -34,7 +34,7 @@ from tests.unit.engine.conftest import (
     wait_until,
 )
 
-LIVE = poller_mod.LIVE_MIGRATION
+LIVE = constants.LIVE_MIGRATION
 #: Nova's Date header of a request, and a migration created one second
 #: before it (Nova's clocks have second resolution).
 ACCEPTED = "Thu, 01 Jan 2026 00:01:00 GMT"

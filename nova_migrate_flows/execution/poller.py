@@ -30,29 +30,15 @@ from collections.abc import Callable
 
 from oslo_log import log as logging
 
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows.compute import base, models
 
 LOG = logging.getLogger(__name__)
 
-LIVE_MIGRATION = "live-migration"
-#: Statuses after which a waiting task may go on, and those that mean the
-#: move failed, per migration type.
-SUCCESS_STATUSES = {
-    LIVE_MIGRATION: frozenset({"completed"}),
-    "migration": frozenset({"finished", "confirmed"}),
-    "resize": frozenset({"finished", "confirmed"}),
-    "evacuation": frozenset({"done", "completed"}),
-}
-FAILURE_STATUSES = frozenset({"error", "failed", "cancelled", "reverted"})
-RUNNING_STATUSES = frozenset({"preparing", "running", "post-migrating",
-                              "pre-migrating", "migrating"})
 #: Seconds after its expected end that a host's last migration is polled,
 #: and that one with others queued behind it is.
 END_MARGIN = 0.05
 END_MARGIN_QUEUED = 0.3
-#: Statuses of a migration that has not started yet.
-WAITING_STATUSES = frozenset({"accepted", "queued"})
 #: How many poll intervals the poller may go without looking at a host
 #: whose migrations it can foresee (queued, or running with a known end).
 QUIET_FACTOR = 5
@@ -226,7 +212,7 @@ class MigrationPoller:
         with self._cond:
             watches = [w for ws in self._watches.values() for w in ws]
         for watch in watches:
-            if watch.kind == LIVE_MIGRATION and not watch.resolved:
+            if watch.kind == constants.LIVE_MIGRATION and not watch.resolved:
                 watch.aborting = reason
                 if watch.migration is not None:
                     self._abort(watch)
@@ -337,10 +323,10 @@ class MigrationPoller:
         requested (no record seen yet, or Nova's conductor on it) or in
         the compute's queue, so it starts when that one ends (live
         migrations only: Nova runs cold moves without a queue)."""
-        if watch.aborting or watch.kind != LIVE_MIGRATION:
+        if watch.aborting or watch.kind != constants.LIVE_MIGRATION:
             return False
         return (watch.migration is None
-                or watch.migration.status in WAITING_STATUSES)
+                or watch.migration.status in constants.WAITING_STATUSES)
 
     def _moments(self, watch: Watch, now: float,
                  margin: float = 0.05) -> list[float]:
@@ -394,7 +380,7 @@ class MigrationPoller:
 
     def _wants_progress(self, watch: Watch) -> bool:
         return (
-            watch.kind == LIVE_MIGRATION
+            watch.kind == constants.LIVE_MIGRATION
             and watch.migration is not None
             and watch.migration.status == "running"
             and (
@@ -489,20 +475,21 @@ class MigrationPoller:
         if previous is not None and previous.memory_total is not None:
             record = record.with_progress(previous)
         watch.migration = record
-        if record.status in RUNNING_STATUSES and watch.running_since is None:
+        if (record.status in constants.RUNNING_STATUSES
+                and watch.running_since is None):
             watch.running_since = now
             # A display wants progress at once; a progress timeout only
             # needs it now and then.
             watch.next_progress_at = now if self._on_progress else (
                 now + (self._progress_interval or self._interval))
-        if record.status in SUCCESS_STATUSES.get(watch.kind, ()):
+        if record.status in constants.SUCCESS_STATUSES.get(watch.kind, ()):
             self._learn(watch, record)
             if watch.timed_out and not watch.force_completed:
                 # Its abort came too late: the server moved all the same.
                 watch.force_completed = True
                 watch.timed_out += " (it completed while being aborted)"
             self._resolve(watch, None)
-        elif record.status in FAILURE_STATUSES:
+        elif record.status in constants.FAILURE_STATUSES:
             if watch.timed_out:
                 error: exceptions.NovaMigrateFlowsError = (
                     self._timeout_error(watch)

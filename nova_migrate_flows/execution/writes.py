@@ -29,7 +29,7 @@ from typing import TypeVar
 from oslo_log import log as logging
 
 from nova_migrate_flows import exceptions
-from nova_migrate_flows.engine import runtime as runtime_mod
+from nova_migrate_flows.execution import runtime as runtime_mod
 
 LOG = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import threading
 
 import pytest
 
-from nova_migrate_flows.engine import throttle as throttle_mod
-from tests.unit.engine.conftest import wait_until
+from nova_migrate_flows.execution import throttle as throttle_mod
+from tests.unit.execution.conftest import wait_until
 
 LIVE, COLD = throttle_mod.LIVE, throttle_mod.COLD
 

@@ -26,18 +26,15 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from nova_migrate_flows import constants
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base, models
-from nova_migrate_flows.engine import poller as poller_mod
-from nova_migrate_flows.engine import throttle as throttle_mod
+from nova_migrate_flows.execution import poller as poller_mod
+from nova_migrate_flows.execution import throttle as throttle_mod
 
 LOG = logging.getLogger(__name__)
 
 Listener = Callable[[str, dict[str, Any]], None]
-
-#: How the reason of a server that a stop kept from starting begins.
-NOT_STARTED = "not started"
-
 
 class Events:
     """A tiny publish/subscribe bus for progress and outcomes."""
@@ -198,7 +195,7 @@ class Runtime:
     def why_not_start(self) -> str | None:
         """Why a migration that has not started must not start, or None."""
         if self._stopping.is_set():
-            return f"{NOT_STARTED}: {self.stop_reason}"
+            return f"{constants.NOT_STARTED}: {self.stop_reason}"
         return None
 
     def server_failed(self) -> None:

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
+from nova_migrate_flows import constants
 from nova_migrate_flows.compute import models
-from nova_migrate_flows.engine import poller as poller_mod
+from nova_migrate_flows.execution import poller as poller_mod
 
 #: How long a test waits for the poller thread before it calls it stuck.
 PATIENCE = 5.0
@@ -88,7 +89,7 @@ class StubCompute:
             id=migration_id, server_id=server_id,
             status=fields.pop("status", "accepted"),
             migration_type=fields.pop("migration_type",
-                                      poller_mod.LIVE_MIGRATION),
+                                      constants.LIVE_MIGRATION),
             source_compute=fields.pop("source_compute", "host1"),
             dest_compute=fields.pop("dest_compute", "host2"),
             created_at=fields.pop("created_at", "2026-01-01T00:00:10"),
