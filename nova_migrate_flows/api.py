@@ -103,6 +103,14 @@ def live_migrate(conf: cfg.ConfigOpts, server: str,
                target_host=target_host, **options)
 
 
+def move(conf: cfg.ConfigOpts, server: str, kind: str,
+         target_host: str | None = None, **options: Any) -> RunResult:
+    """Move one server (name or id) with the kind of move called ``kind``
+    (an entry point of ``nova_migrate_flows.moves``)."""
+    return run(conf, Operation.MOVE, servers=[server], kind=kind,
+               target_host=target_host, **options)
+
+
 def host_evacuate_live(conf: cfg.ConfigOpts, hosts: Sequence[str],
                        **options: Any) -> RunResult:
     """Live-migrate every server off each host."""

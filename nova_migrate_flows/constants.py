@@ -45,8 +45,23 @@ def host_key(what: str, host: str) -> str:
     return f"{what}@{host}"
 
 
+def start_atom(kind: str, server_id: str) -> str:
+    """The task that starts a server's move of ``kind``."""
+    return server_key(kind, server_id)
+
+
+def wait_atom(kind: str, server_id: str) -> str:
+    """The task that waits for a server's move of ``kind``."""
+    return server_key(f"wait-{kind}", server_id)
+
+
 def server_flow(server_id: str) -> str:
     return f"server[{server_id}]"
+
+
+def single_flow(operation: str, server_id: str) -> str:
+    """The flow of an operation on one server."""
+    return f"{operation}[{server_id}]"
 
 
 def host_flow(operation: str, host: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from oslo_config import cfg
 
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import constants, exceptions
 
 
 class Operation(enum.StrEnum):
@@ -33,6 +33,8 @@ class Operation(enum.StrEnum):
     HOST_SERVERS_MIGRATE = "host-servers-migrate"
     RESIZE = "resize"
     HOST_EVACUATE = "host-evacuate"
+    #: One server, with the kind of move the request names.
+    MOVE = "move"
 
     @property
     def is_host_operation(self) -> bool:
@@ -65,6 +67,9 @@ class MoveRequest:
     stop_on_failure: bool = False
     force_down: bool = False
     dry_run: bool = False
+    #: The kind of move of a ``move`` request (a ``nova_migrate_flows.moves``
+    #: entry point's name).
+    kind: str | None = None
 
     @property
     def op(self) -> Operation:
@@ -129,6 +134,16 @@ def build_request(
         raise exceptions.InvalidInput(
             f"--target-host {target}: it is one of the hosts being emptied; "
             "choose another host"
+        )
+    if operation is Operation.MOVE and not values.get("kind"):
+        raise exceptions.InvalidInput(
+            "--kind: name the kind of move (see 'nova-migrate-flow "
+            "list-tasks')"
+        )
+    if operation is Operation.MOVE and values["kind"] == constants.RESIZE:
+        raise exceptions.InvalidInput(
+            "--kind resize: a resize needs the new flavor; use "
+            "'nova-migrate-flow resize SERVER FLAVOR'"
         )
     if len(set(values["hosts"])) != len(values["hosts"]):
         raise exceptions.InvalidInput(

@@ -20,38 +20,62 @@ import sys
 import pytest
 from stevedore import extension
 
-PLUGIN_SOURCE = pathlib.Path(__file__).parent / "plugins" / "nmf-example-tasks"
+from nova_migrate_flows.flows import building
+from nova_migrate_flows.moves import registry
+
+ROOT = pathlib.Path(__file__).parent.parent
+PLUGIN_SOURCE = ROOT / "tests" / "plugins" / "nmf-example-tasks"
+#: The out-of-tree kind of move of the documentation's guide.
+MOVE_KIND_SOURCE = ROOT / "doc" / "source" / "examples" / "nmf-acme-moves"
 
 
-@pytest.fixture(scope="session")
-def example_plugin(tmp_path_factory):
-    """The example third-party plugin package, installed for these tests.
+def _forget_entry_points() -> None:
+    """stevedore caches each namespace's entry points for the process, and
+    the project caches the kinds of move it loaded."""
+    extension.ExtensionManager.ENTRY_POINT_CACHE.clear()
+    registry.installed.cache_clear()
+    building.kind_tasks.cache_clear()
 
-    It is installed with pip into a directory of its own, which is put on
-    ``sys.path`` (and PYTHONPATH, for commands the tests run), as an
-    operator would install a plugin package next to the tool.
-    """
+
+def _installed(source: pathlib.Path,
+               tmp_path_factory: pytest.TempPathFactory):
+    """Install a plugin package with pip into a directory of its own, put
+    on ``sys.path`` (and PYTHONPATH, for commands the tests run), as an
+    operator would install a plugin package next to the tool."""
     target = tmp_path_factory.mktemp("plugin-site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--target", str(target),
-         str(PLUGIN_SOURCE)],
+         "--target", str(target), str(source)],
         check=True,
     )
     sys.path.insert(0, str(target))
-    # stevedore caches each namespace's entry points for the process.
-    extension.ExtensionManager.ENTRY_POINT_CACHE.clear()
+    _forget_entry_points()
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(target)] + ([old] if old else [])
     )
     yield target
     sys.path.remove(str(target))
-    extension.ExtensionManager.ENTRY_POINT_CACHE.clear()
+    _forget_entry_points()
     if old is None:
         del os.environ["PYTHONPATH"]
     else:
         os.environ["PYTHONPATH"] = old
+
+
+@pytest.fixture(scope="session")
+def example_plugin(tmp_path_factory):
+    """The example third-party task plugin package, installed for these
+    tests."""
+    yield from _installed(PLUGIN_SOURCE, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def example_move_kind(tmp_path_factory):
+    """The documentation's example package ``nmf-acme-moves`` (a kind of
+    move: shelve-offload, then unshelve onto another host), installed for
+    these tests."""
+    yield from _installed(MOVE_KIND_SOURCE, tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,9 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The commands that move servers: live-migrate, resize, and the host
-operations host-evacuate-live, host-servers-migrate and host-evacuate."""
+"""The commands that move servers: live-migrate, resize, move (any kind of
+move), and the host operations host-evacuate-live, host-servers-migrate and
+host-evacuate."""
 
 import argparse
 import logging as std_logging
@@ -104,6 +105,27 @@ def add_operation_parsers(subparsers: Any, handler: Handler) -> None:
     _handled_by(parser, handler, resize)
 
     parser = subparsers.add_parser(
+        "move",
+        help="Move one server with a kind of move chosen by name (one of "
+        "this project's, or one a plugin adds), checked before and verified "
+        "after.",
+    )
+    parser.add_argument(
+        "--kind", required=True, metavar="KIND",
+        help="The kind of move: live-migrate, cold-migrate, evacuate, or "
+        "one a plugin adds ('list-tasks' lists the installed kinds).",
+    )
+    parser.add_argument("server", metavar="SERVER",
+                        help="Name or id of the server.")
+    parser.add_argument("target", metavar="HOST", nargs="?",
+                        help="Target host (default: Nova's scheduler "
+                        "chooses).")
+    _add_no_confirm(parser)
+    _add_dry_run(parser)
+    output.add_format_argument(parser)
+    _handled_by(parser, handler, move)
+
+    parser = subparsers.add_parser(
         "host-evacuate",
         help="Rebuild every server of a failed host elsewhere, restart the "
         "ones that ran, and verify them.",
@@ -186,6 +208,17 @@ def resize(conf: cfg.ConfigOpts, args: Any) -> request_mod.MoveRequest:
         conf, Operation.RESIZE,
         servers=[args.server],
         flavor=args.flavor,
+        confirm=not args.no_confirm,
+        dry_run=args.dry_run,
+    )
+
+
+def move(conf: cfg.ConfigOpts, args: Any) -> request_mod.MoveRequest:
+    return request_mod.build_request(
+        conf, Operation.MOVE,
+        servers=[args.server],
+        target_host=args.target,
+        kind=args.kind,
         confirm=not args.no_confirm,
         dry_run=args.dry_run,
     )

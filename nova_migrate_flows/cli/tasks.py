@@ -9,20 +9,22 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""``list-tasks``: the installed task plugins."""
+"""``list-tasks``: the installed task plugins and kinds of move."""
 
 from typing import Any
 
 from oslo_config import cfg
 
 from nova_migrate_flows.cli import output
+from nova_migrate_flows.moves import registry
 from nova_migrate_flows.tasks import loader
 
 
 def add_parsers(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "list-tasks",
-        help="List the installed task plugins with what each does.",
+        help="List the installed task plugins and kinds of move with what "
+        "each does.",
     )
     output.add_format_argument(parser)
     parser.set_defaults(func=list_tasks)
@@ -47,12 +49,27 @@ def list_tasks(conf: cfg.ConfigOpts, args: Any) -> int:
     }
     for row in rows:
         row["configured"] = row["name"] in configured.get(row["kind"], ())
+    moves: list[dict[str, Any]] = [{
+        "name": name,
+        "throttle_pool": kind.throttle_pool,
+        "migration_type": kind.migration_type,
+        "tasks": [task for task in (kind.start_task, kind.wait_task,
+                                    kind.settle_task, kind.finish_task)
+                  if task],
+        "description": kind.summary,
+    } for name, kind in registry.installed().items()]
     if args.format == "json":
-        output.print_json({"tasks": rows, "configured": configured})
+        output.print_json({"tasks": rows, "configured": configured,
+                           "moves": moves})
         return 0
     output.table(
         ("Name", "Kind", "Configured", "Description"),
         [(r["name"], r["kind"], "yes" if r["configured"] else "",
           r["description"]) for r in rows],
+    )
+    output.table(
+        ("Move kind", "Pool", "Nova records", "Tasks", "Description"),
+        [(m["name"], m["throttle_pool"], m["migration_type"] or "nothing",
+          ", ".join(m["tasks"]), m["description"]) for m in moves],
     )
     return 0

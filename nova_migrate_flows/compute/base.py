@@ -102,6 +102,17 @@ class Compute(Protocol):
     def stop_server(self, server_id: str) -> ActionResult:
         """Power a server off."""
 
+    def shelve(self, server_id: str) -> ActionResult:
+        """Shelve the server (Nova offloads it at once or later, as
+        ``shelved_offload_time`` says)."""
+
+    def shelve_offload(self, server_id: str) -> ActionResult:
+        """Offload a SHELVED server: it leaves its host."""
+
+    def unshelve(self, server_id: str, host: str | None) -> ActionResult:
+        """Unshelve the server, onto ``host`` if given (microversion
+        2.91), else where the scheduler chooses."""
+
     def list_migrations(
         self,
         *,

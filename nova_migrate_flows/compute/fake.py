@@ -357,13 +357,7 @@ class FakeCompute:
         if host == migration.record.dest_compute and migration.new_flavor:
             flavor = migration.new_flavor
         if host:
-            self.capacity[host] = dataclasses.replace(
-                self.capacity[host],
-                vcpus=self.capacity[host].vcpus + flavor.vcpus,
-                ram_mb=self.capacity[host].ram_mb + flavor.ram_mb,
-                disk_gb=self.capacity[host].disk_gb + flavor.disk_gb
-                + flavor.ephemeral_gb + (flavor.swap_mb + 1023) // 1024,
-            )
+            self.capacity[host] = self.capacity[host].plus(flavor)
 
     def _run_through(self, migration: _Migration) -> None:
         """Advance ``migration`` until it ends or waits in Nova's queue."""
@@ -740,6 +734,76 @@ class FakeCompute:
                 return result
             self._update_server(server_id, task_state="rebuilding")
             self._start(server, "evacuation", dest, behaviour.cold)
+            return result
+
+    # -- the Compute interface: shelving -----------------------------------
+
+    def shelve(self, server_id: str) -> base.ActionResult:
+        """Nova's default ``shelved_offload_time = 0``: shelved and
+        offloaded at once (no migration record)."""
+        with self._lock:
+            self._write("shelve", server_id)
+            server = self._server(server_id)
+            if server.task_state or server.status not in (
+                    "ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED"):
+                raise exceptions.Conflict(
+                    f"Cannot 'shelve' instance {server_id} while it is in "
+                    f"vm_state {server.vm_state}", 409
+                )
+            self._offload(server)
+            return self._record_action(server_id, "shelve")
+
+    def shelve_offload(self, server_id: str) -> base.ActionResult:
+        with self._lock:
+            self._write("shelve_offload", server_id)
+            server = self._server(server_id)
+            if server.status != "SHELVED":
+                raise exceptions.Conflict(
+                    f"Cannot 'shelveOffload' instance {server_id} while it "
+                    f"is in vm_state {server.vm_state}", 409
+                )
+            self._offload(server)
+            return self._record_action(server_id, "shelveOffload")
+
+    def _offload(self, server: models.Server) -> None:
+        if server.host:
+            self.capacity[server.host] = self.capacity[server.host].plus(
+                server.flavor_info)
+        self._update_server(
+            server.id, status="SHELVED_OFFLOADED",
+            vm_state="shelved_offloaded", host=None,
+            power_state=models.POWER_STATE_SHUTDOWN,
+        )
+
+    def unshelve(
+        self, server_id: str, host: str | None
+    ) -> base.ActionResult:
+        """Back to ACTIVE on ``host`` (or the scheduler's choice); when the
+        scheduler finds no host the server stays SHELVED_OFFLOADED and the
+        instance action says why."""
+        with self._lock:
+            self._write("unshelve", server_id)
+            server = self._server(server_id)
+            if server.status != "SHELVED_OFFLOADED":
+                raise exceptions.Conflict(
+                    f"Cannot 'unshelve' instance {server_id} while it is "
+                    f"in vm_state {server.vm_state}", 409
+                )
+            if host and host not in self.services:
+                raise exceptions.BadRequest(
+                    f"Compute host {host} not found", 400)
+            result = self._record_action(server_id, "unshelve")
+            try:
+                dest = self._pick_host(server, host, server.flavor_info)
+            except exceptions.NoValidHost as exc:
+                self._fail_action(server_id, str(exc))
+                return result
+            self.capacity[dest] = self.capacity[dest].minus(
+                server.flavor_info)
+            self._update_server(
+                server_id, status="ACTIVE", vm_state="active", host=dest,
+                power_state=models.POWER_STATE_RUNNING,
+            )
             return result
 
     # -- the Compute interface: migrations ---------------------------------

@@ -295,6 +295,14 @@ class HostCapacity(_Record):
             disk_gb=self.disk_gb - _flavor_disk_gb(flavor),
         )
 
+    def plus(self, flavor: Flavor) -> "HostCapacity":
+        return dataclasses.replace(
+            self,
+            vcpus=self.vcpus + flavor.vcpus,
+            ram_mb=self.ram_mb + flavor.ram_mb,
+            disk_gb=self.disk_gb + _flavor_disk_gb(flavor),
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class ActionEvent(_Record):

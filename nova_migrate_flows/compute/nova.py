@@ -50,6 +50,7 @@ MV_FORCE_COMPLETE = "2.22"
 MV_ACTIONS = "2.84"
 MV_FLAVORS = "2.61"
 MV_HYPERVISORS = "2.53"
+MV_UNSHELVE_TO_HOST = "2.91"
 PLACEMENT_MV = "1.14"
 
 _RETRIABLE_STATUS = frozenset({500, 502, 503, 504})
@@ -418,6 +419,20 @@ class NovaCompute:
     ) -> base.ActionResult:
         body = {"host": host} if host else {}
         return self._action(server_id, {"evacuate": body}, MV_EVACUATE)
+
+    def shelve(self, server_id: str) -> base.ActionResult:
+        return self._action(server_id, {"shelve": None}, MV_SERVERS)
+
+    def shelve_offload(self, server_id: str) -> base.ActionResult:
+        return self._action(server_id, {"shelveOffload": None}, MV_SERVERS)
+
+    def unshelve(
+        self, server_id: str, host: str | None
+    ) -> base.ActionResult:
+        if host:
+            return self._action(server_id, {"unshelve": {"host": host}},
+                                MV_UNSHELVE_TO_HOST)
+        return self._action(server_id, {"unshelve": None}, MV_SERVERS)
 
     # -- migrations --------------------------------------------------------
 

@@ -150,10 +150,10 @@ def _progress(atoms: dict[str, Any], server_id: str,
     if entry["action"] == "skip":
         return "skipped"
     steps = [
-        (f"confirm[{server_id}]", "confirming"),
-        (f"restart[{server_id}]", "restarting"),
-        (f"wait-{entry['action']}[{server_id}]", "moving"),
-        (f"{entry['action']}[{server_id}]", "starting"),
+        (constants.server_key("confirm", server_id), "confirming"),
+        (constants.server_key("restart", server_id), "restarting"),
+        (constants.wait_atom(entry["action"], server_id), "moving"),
+        (constants.start_atom(entry["action"], server_id), "starting"),
     ]
     for name, label in steps:
         atom = atoms.get(name)

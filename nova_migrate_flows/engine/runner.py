@@ -408,7 +408,7 @@ class _Run:
         if not request.op.is_host_operation:
             server_id = request.servers[0]
             factory, kwargs = self._single_factory(server_id)
-            name = f"{request.operation}[{server_id}]"
+            name = constants.single_flow(request.operation, server_id)
             job = self._post(board, name, factory, kwargs,
                              {constants.SERVERS: self._known})
             return RunResult(run_id=self._run_id,
@@ -478,6 +478,9 @@ class _Run:
             _check_flavor(self._runtime, request.flavor)
             return single.resize_flow, kwargs
         kwargs["candidates"] = request.targets
+        if request.op is Operation.MOVE:
+            kwargs["kind"] = request.kind
+            return single.move_flow, kwargs
         return single.live_migration_flow, kwargs
 
     def single(self) -> RunResult:
@@ -492,7 +495,7 @@ class _Run:
                              dry_run=True)
         factory, kwargs = self._single_factory(server_id)
         engine = self._engine(
-            f"{request.operation}[{server_id}]",
+            constants.single_flow(request.operation, server_id),
             factory,
             lambda: kwargs,
             lambda: {constants.SERVERS: self._known},

@@ -17,16 +17,15 @@ beside this one; here are the pieces they are made of: the preflight
 sub-flow, one server's move sub-flow, and the lanes a host drains through.
 """
 
+import functools
 from collections.abc import Sequence
 
 from taskflow.patterns import linear_flow, unordered_flow
 
 from nova_migrate_flows import constants
+from nova_migrate_flows.moves import registry
 from nova_migrate_flows.tasks import (
     base,
-    cold,
-    evacuate,
-    live,
     loader,
     outcome,
     plan,
@@ -35,19 +34,6 @@ from nova_migrate_flows.tasks import (
 
 PREFLIGHT_OPTION = "[migration] preflight_tasks"
 VERIFY_OPTION = "[migration] verify_tasks"
-
-_START = {
-    constants.LIVE: live.LiveMigrateServer,
-    constants.COLD: cold.ColdMigrateServer,
-    constants.RESIZE: cold.ResizeServer,
-    constants.EVACUATE: evacuate.EvacuateServer,
-}
-_WAIT = {
-    constants.LIVE: live.WaitForLiveMigration,
-    constants.COLD: cold.WaitForColdMigration,
-    constants.RESIZE: cold.WaitForResize,
-    constants.EVACUATE: evacuate.WaitForEvacuation,
-}
 
 
 Plugins = list[tuple[str, type[base.BaseTask]]]
@@ -82,30 +68,57 @@ def server_move(
     verifications: Plugins,
     candidates: Sequence[str | None],
 ) -> linear_flow.Flow:
-    """One server's move: start, wait, verify, finish, report.
+    """One server's move of kind ``action``: start, wait, settle, verify,
+    finish, report (see :class:`~nova_migrate_flows.moves.base.MoveKind`).
 
     A retry controller tries the candidate hosts in turn and, when they are
     used up, gives up on this server only (see
     :mod:`nova_migrate_flows.tasks.retry`).
     """
+    kind = registry.get(action)
+    start, wait, settle, finish = kind_tasks(kind.name)
     flow = linear_flow.Flow(
         constants.server_flow(server_id),
         retry=retry.TargetHostRetry(server_id, list(candidates)),
     )
-    flow.add(_START[action](server_id), _WAIT[action](server_id))
-    moved_key = constants.server_key("moved", server_id)
-    if action == constants.EVACUATE:
-        flow.add(evacuate.RestartServer(server_id))
-        moved_key = constants.server_key("final", server_id)
+    flow.add(start(server_id, kind=kind.name),
+             wait(server_id, kind=kind.name))
+    if settle is not None:
+        flow.add(settle(server_id, kind=kind.name))
     flow.add(*[
-        plugin(plugin_name=name, server_id=server_id, moved_key=moved_key)
+        plugin(plugin_name=name, server_id=server_id,
+               moved_key=kind.verified_key(server_id))
         for name, plugin in verifications
     ])
-    if action in (constants.COLD, constants.RESIZE):
-        flow.add(cold.ConfirmMove(server_id))
-        moved_key = constants.server_key("final", server_id)
-    flow.add(outcome.ServerOutcome(server_id, moved_key))
+    if finish is not None:
+        flow.add(finish(server_id, kind=kind.name))
+    flow.add(outcome.ServerOutcome(server_id, kind.outcome_key(server_id)))
     return flow
+
+
+MoveTasks = tuple[type[base.BaseTask], type[base.BaseTask],
+                  type[base.BaseTask] | None, type[base.BaseTask] | None]
+
+
+@functools.cache
+def kind_tasks(name: str) -> MoveTasks:
+    """The task plugins of a kind of move: start, wait, settle, finish."""
+    kind = registry.get(name)
+    wanted = [kind.start_task, kind.wait_task, kind.settle_task,
+              kind.finish_task]
+    loaded = dict(loader.load([n for n in wanted if n], base.CORE,
+                              f"move kind {kind.name!r}"))
+
+    def optional(task: str | None) -> type[base.BaseTask] | None:
+        return loaded[task] if task else None
+
+    return (loaded[kind.start_task], loaded[kind.wait_task],
+            optional(kind.settle_task), optional(kind.finish_task))
+
+
+def pool_of(action: str) -> str:
+    """The throttle pool of a kind of move."""
+    return registry.get(action).throttle_pool
 
 
 def lanes(
@@ -127,8 +140,7 @@ def lanes(
     """
     by_kind: dict[str, list[tuple[str, str]]] = {}
     for server_id, action in moves:
-        kind = "live" if action == constants.LIVE else "cold"
-        by_kind.setdefault(kind, []).append((server_id, action))
+        by_kind.setdefault(pool_of(action), []).append((server_id, action))
     group = unordered_flow.Flow(constants.host_key("servers", host))
     for kind, servers in sorted(by_kind.items()):
         count = max(1, min(lane_count[kind] + 1, len(servers)))

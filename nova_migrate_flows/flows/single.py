@@ -9,7 +9,8 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Flows that move one server: live migration and resize.
+"""Flows that move one server: any kind of move, and the live migration
+and resize that the ``live-migrate`` and ``resize`` commands run.
 
 Each is one graph flow: the preflight checks, the plan, then (unless the
 plan skips the server) the server's move with its verifications, rolled
@@ -33,21 +34,28 @@ def _planned_to_move(server_id: str, history: dict[str, Any]) -> bool:
     return bool(plan[server_id]["action"] != constants.SKIP)
 
 
-def _single_server_flow(
-    operation: Operation,
+def move_flow(
     server_id: str,
-    action: str,
+    kind: str,
     preflight_tasks: Sequence[str],
     verify_tasks: Sequence[str],
-    candidates: Sequence[str | None],
+    candidates: Sequence[str | None] = (None,),
+    operation: str = Operation.MOVE.value,
 ) -> graph_flow.Flow:
+    """Move one server with the kind of move called ``kind``: preflight,
+    start, wait, verify, finish (or undo what the move did when a step
+    fails).
+
+    Store: ``runtime`` (transient), ``request``, ``servers`` (the server,
+    as read before the run) and optionally ``run_id``.
+    """
     atoms = building.preflight_atoms(
         building.load_preflight(preflight_tasks)
     )
     move = building.server_move(
-        server_id, action, building.load_verify(verify_tasks), candidates
+        server_id, kind, building.load_verify(verify_tasks), candidates
     )
-    flow = graph_flow.Flow(f"{operation.value}[{server_id}]")
+    flow = graph_flow.Flow(constants.single_flow(operation, server_id))
     flow.add(*atoms, move)
     flow.link(
         atoms[-1], move,
@@ -67,10 +75,8 @@ def live_migration_flow(
     Store: ``runtime`` (transient), ``request``, ``servers`` (the server,
     as read before the run) and optionally ``run_id``.
     """
-    return _single_server_flow(
-        Operation.LIVE_MIGRATE, server_id, constants.LIVE,
-        preflight_tasks, verify_tasks, candidates,
-    )
+    return move_flow(server_id, constants.LIVE, preflight_tasks,
+                     verify_tasks, candidates, Operation.LIVE_MIGRATE.value)
 
 
 def resize_flow(
@@ -80,7 +86,5 @@ def resize_flow(
 ) -> graph_flow.Flow:
     """Resize one server: preflight, resize, wait for VERIFY_RESIZE,
     verify, confirm (or revert the resize when a step fails)."""
-    return _single_server_flow(
-        Operation.RESIZE, server_id, constants.RESIZE,
-        preflight_tasks, verify_tasks, (None,),
-    )
+    return move_flow(server_id, constants.RESIZE, preflight_tasks,
+                     verify_tasks, (None,), Operation.RESIZE.value)

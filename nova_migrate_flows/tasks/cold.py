@@ -21,31 +21,17 @@ from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import runtime as runtime_mod
-from nova_migrate_flows.execution import throttle, writes
+from nova_migrate_flows.execution import writes
+from nova_migrate_flows.moves import builtin
 from nova_migrate_flows.tasks import base, moves
 
 LOG = logging.getLogger(__name__)
 
-RESIZE_TASK_STATES = frozenset({
-    "resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
-})
 #: The statuses of a migration whose confirmation Nova took.
 CONFIRMED_STATUSES = frozenset({"confirming", "confirmed"})
 
 
-def _resizing(server: models.Server) -> bool:
-    return (
-        server.task_state in RESIZE_TASK_STATES
-        or server.status == "VERIFY_RESIZE"
-    )
-
-
 class _ColdMove(moves.StartMove):
-    throttle_kind = throttle.COLD
-
-    def is_busy(self, server: models.Server) -> bool:
-        return _resizing(server)
-
     def undo(
         self,
         runtime: runtime_mod.Runtime,
@@ -55,7 +41,7 @@ class _ColdMove(moves.StartMove):
     ) -> None:
         server = moves.wait_for_server(
             runtime, server_id, lambda s: s.task_state not in
-            RESIZE_TASK_STATES, float(runtime.conf.migration.
+            builtin.RESIZE_TASK_STATES, float(runtime.conf.migration.
                                       operation_timeout),
             "out of its resize",
         )
@@ -92,8 +78,7 @@ class ColdMigrateServer(_ColdMove):
     source) once the migration reached VERIFY_RESIZE.
     """
 
-    migration_type = "migration"
-    action = constants.COLD
+    move_kind = constants.COLD
 
     def send(
         self,
@@ -112,8 +97,7 @@ class ResizeServer(_ColdMove):
     server goes back to its old flavor and host).
     """
 
-    migration_type = "resize"
-    action = constants.RESIZE
+    move_kind = constants.RESIZE
 
     def send(
         self,
@@ -131,8 +115,7 @@ class WaitForColdMigration(moves.WaitForMove):
     Reversion strategy: N/A (the start task reverts the resize).
     """
 
-    migration_type = "migration"
-    action = constants.COLD
+    move_kind = constants.COLD
 
 
 class WaitForResize(moves.WaitForMove):
@@ -141,11 +124,10 @@ class WaitForResize(moves.WaitForMove):
     Reversion strategy: N/A (the start task reverts the resize).
     """
 
-    migration_type = "resize"
-    action = constants.RESIZE
+    move_kind = constants.RESIZE
 
 
-class ConfirmMove(base.BaseTask):
+class ConfirmMove(moves.MoveTask):
     """Confirms the verified resize or cold migration and restores the
     server's power state (unless ``--no-confirm``).
 
@@ -153,8 +135,10 @@ class ConfirmMove(base.BaseTask):
     runs only after every verification passed).
     """
 
-    def __init__(self, server_id: str, **kwargs: Any):
+    def __init__(self, server_id: str, kind: str | None = None,
+                 **kwargs: Any):
         super().__init__(
+            server_id, kind,
             name=constants.server_key("confirm", server_id),
             provides=constants.server_key("final", server_id),
             rebind={"moved": constants.server_key("moved", server_id)},

@@ -20,7 +20,6 @@ from nova_migrate_flows import constants
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import runtime as runtime_mod
-from nova_migrate_flows.execution import throttle
 from nova_migrate_flows.tasks import base, cold, moves
 
 LOG = logging.getLogger(__name__)
@@ -34,9 +33,7 @@ class EvacuateServer(moves.StartMove):
     a failure is reported with where the server is.
     """
 
-    throttle_kind = throttle.COLD
-    migration_type = "evacuation"
-    action = constants.EVACUATE
+    move_kind = constants.EVACUATE
 
     def send(
         self,
@@ -46,9 +43,6 @@ class EvacuateServer(moves.StartMove):
         host: str | None,
     ) -> compute_base.ActionResult:
         return runtime.compute.evacuate(server.id, host)
-
-    def is_busy(self, server: models.Server) -> bool:
-        return (server.task_state or "").startswith("rebuild")
 
     def undo(
         self,
@@ -66,11 +60,10 @@ class WaitForEvacuation(moves.WaitForMove):
     Reversion strategy: N/A (waiting changes nothing).
     """
 
-    migration_type = "evacuation"
-    action = constants.EVACUATE
+    move_kind = constants.EVACUATE
 
 
-class RestartServer(base.BaseTask):
+class RestartServer(moves.MoveTask):
     """Starts an evacuated server that was running before (Nova 2.95 and
     later leave evacuated servers SHUTOFF).
 
@@ -78,8 +71,12 @@ class RestartServer(base.BaseTask):
     operator wants even if a later step fails).
     """
 
-    def __init__(self, server_id: str, **kwargs: Any):
+    move_kind = constants.EVACUATE
+
+    def __init__(self, server_id: str, kind: str | None = None,
+                 **kwargs: Any):
         super().__init__(
+            server_id, kind,
             name=constants.server_key("restart", server_id),
             provides=constants.server_key("final", server_id),
             rebind={"moved": constants.server_key("moved", server_id)},

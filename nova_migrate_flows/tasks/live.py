@@ -21,7 +21,7 @@ from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import runtime as runtime_mod
-from nova_migrate_flows.execution import throttle, writes
+from nova_migrate_flows.execution import writes
 from nova_migrate_flows.tasks import moves
 
 LOG = logging.getLogger(__name__)
@@ -42,9 +42,7 @@ class LiveMigrateServer(moves.StartMove):
     live migration is not undone.
     """
 
-    throttle_kind = throttle.LIVE
-    migration_type = constants.LIVE_MIGRATION
-    action = constants.LIVE
+    move_kind = constants.LIVE
 
     def send(
         self,
@@ -57,9 +55,6 @@ class LiveMigrateServer(moves.StartMove):
         return runtime.compute.live_migrate(
             server.id, host, entry["block_migration"], force=force
         )
-
-    def is_busy(self, server: models.Server) -> bool:
-        return server.task_state == "migrating"
 
     def undo(
         self,
@@ -104,8 +99,7 @@ class WaitForLiveMigration(moves.WaitForMove):
     Reversion strategy: N/A (the start task aborts the migration).
     """
 
-    migration_type = constants.LIVE_MIGRATION
-    action = constants.LIVE
+    move_kind = constants.LIVE
 
 
 def _abort_taken(

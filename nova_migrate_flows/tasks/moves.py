@@ -32,6 +32,7 @@ from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import poller as poller_mod
 from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.execution import writes
+from nova_migrate_flows.moves import registry
 from nova_migrate_flows.tasks import base
 
 LOG = logging.getLogger(__name__)
@@ -44,19 +45,49 @@ SETTLE_TIMEOUT = 30.0
 RECORD_WAIT = 30.0
 
 
-class StartMove(base.BaseTask):
+class MoveTask(base.BaseTask):
+    """Base of the tasks of a kind of move.
+
+    The flows build each of a kind's tasks with the server's id and the
+    kind's name (see :class:`~nova_migrate_flows.moves.base.MoveKind`); a
+    built-in task knows its kind when none is given.
+    """
+
+    #: The kind a task belongs to when it is built without one.
+    move_kind: ClassVar[str | None] = None
+
+    def __init__(self, server_id: str, kind: str | None = None,
+                 **kwargs: Any):
+        name = kind or self.move_kind
+        if name is None:
+            raise ValueError(f"{type(self).__name__} needs the kind of move")
+        self.move = registry.get(name)
+        super().__init__(**kwargs)
+
+    @property
+    def action(self) -> str:
+        """The kind's name, as the plan and the reports say it."""
+        return self.move.name
+
+    @property
+    def migration_type(self) -> str:
+        """Nova's migration_type of the record this kind of move makes."""
+        if self.move.migration_type is None:
+            raise TypeError(f"{type(self).__name__} watches migration "
+                            f"records; Nova records none for a "
+                            f"{self.move.name}")
+        return self.move.migration_type
+
+
+class StartMove(MoveTask):
     """Base of the tasks that ask Nova to move one server."""
 
-    #: The throttle pool: ``live`` or ``cold``.
-    throttle_kind: ClassVar[str]
-    #: Nova's migration_type of the move.
-    migration_type: ClassVar[str]
-    #: The plan's action, as reported.
-    action: ClassVar[str]
-
-    def __init__(self, server_id: str, **kwargs: Any):
+    def __init__(self, server_id: str, kind: str | None = None,
+                 **kwargs: Any):
         super().__init__(
-            name=constants.server_key(self.action, server_id),
+            server_id, kind,
+            name=constants.start_atom(kind or str(self.move_kind),
+                                      server_id),
             provides=constants.server_key("started", server_id),
             rebind={"target": constants.server_key("target", server_id)},
             inject={"server_id": server_id},
@@ -82,12 +113,12 @@ class StartMove(base.BaseTask):
             LOG.info("Adopting %s %s of server %s (%s)", self.action,
                      existing.id, server.name, server_id)
             runtime.throttle.claim(server_id, server.host or "",
-                                   self.throttle_kind)
+                                   self.move.throttle_pool)
             return self._watched(runtime, server, entry,
                                  self._started(server, None, existing, True))
         reason = runtime.why_not_start()
         if reason is None and not runtime.throttle.acquire(
-            server_id, server.host or "", self.throttle_kind,
+            server_id, server.host or "", self.move.throttle_pool,
             should_stop=lambda: runtime.stopping,
         ):
             reason = runtime.why_not_start()
@@ -176,7 +207,7 @@ class StartMove(base.BaseTask):
         """
         current = runtime.compute.get_server(server.id)
         moved = current.host != server.host
-        if not moved and not self.is_busy(current):
+        if not moved and not self.move.busy(current):
             return None
         started = models.parse_time(entry.get("planned_at"))
         deadline = time.monotonic() + RECORD_WAIT
@@ -197,10 +228,6 @@ class StartMove(base.BaseTask):
                 return None
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
-
-    def is_busy(self, server: models.Server) -> bool:
-        """Whether Nova is moving ``server`` this way right now."""
-        raise NotImplementedError
 
     def revert(
         self,
@@ -229,15 +256,14 @@ class StartMove(base.BaseTask):
         raise NotImplementedError
 
 
-class WaitForMove(base.BaseTask):
-    """Base of the tasks that wait for a move to end."""
+class WaitForMove(MoveTask):
+    """Base of the tasks that wait for a move Nova records to end."""
 
-    migration_type: ClassVar[str]
-    action: ClassVar[str]
-
-    def __init__(self, server_id: str, **kwargs: Any):
+    def __init__(self, server_id: str, kind: str | None = None,
+                 **kwargs: Any):
         super().__init__(
-            name=constants.server_key(f"wait-{self.action}", server_id),
+            server_id, kind,
+            name=constants.wait_atom(kind or str(self.move_kind), server_id),
             provides=constants.server_key("moved", server_id),
             rebind={"started": constants.server_key("started", server_id)},
             inject={"server_id": server_id},

@@ -17,7 +17,8 @@ from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import runtime as runtime_mod
-from nova_migrate_flows.tasks import base, preflight
+from nova_migrate_flows.moves import planning
+from nova_migrate_flows.tasks import base
 
 
 class BuildPlan(base.BaseTask):
@@ -95,7 +96,7 @@ class BuildPlan(base.BaseTask):
                 skipped.append(message)
             elif verdict["status"] == base.FAIL:
                 refused.append(message)
-        action, why_not = preflight.planned_action(
+        action, why_not = planning.planned_action(
             models.Server.from_dict(server), request
         )
         action = data.get("action") or action

@@ -20,48 +20,12 @@ nothing is changed in the cloud). Operators choose and order them with
 
 from typing import Any
 
-from nova_migrate_flows import constants
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import runtime as runtime_mod
+from nova_migrate_flows.moves import planning, registry
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import base
-
-#: Statuses each operation can move, and what it does with them.
-LIVE_STATUSES = ("ACTIVE", "PAUSED")
-COLD_STATUSES = ("ACTIVE", "SHUTOFF")
-EVACUATE_STATUSES = ("ACTIVE", "SHUTOFF", "ERROR", "PAUSED")
-
-
-def planned_action(
-    server: models.Server, request: request_mod.MoveRequest
-) -> tuple[str | None, str]:
-    """What ``request`` does with ``server``, or None and why not."""
-    op = request.op
-    status = server.status
-    if op in (Operation.LIVE_MIGRATE, Operation.HOST_EVACUATE_LIVE):
-        if status in LIVE_STATUSES or (
-            status == "MIGRATING" and server.task_state == "migrating"
-        ):
-            return constants.LIVE, ""
-        if op is Operation.HOST_EVACUATE_LIVE and status == "SHUTOFF":
-            if request.stopped_servers == "cold-migrate":
-                return constants.COLD, "SHUTOFF: cold-migrated"
-            return None, "SHUTOFF: cannot move live (stopped_servers = skip)"
-        return None, f"{status}: only ACTIVE or PAUSED servers move live"
-    if op in (Operation.HOST_SERVERS_MIGRATE, Operation.RESIZE):
-        if status in COLD_STATUSES:
-            action = (
-                constants.RESIZE if op is Operation.RESIZE
-                else constants.COLD
-            )
-            return action, ""
-        return None, f"{status}: only ACTIVE or SHUTOFF servers can be " + (
-            "resized" if op is Operation.RESIZE else "cold-migrated"
-        )
-    if status in EVACUATE_STATUSES:
-        return constants.EVACUATE, ""
-    return None, f"{status}: Nova cannot evacuate a server in this state"
 
 
 class ServerStateCheck(base.PreflightCheck):
@@ -81,14 +45,11 @@ class ServerStateCheck(base.PreflightCheck):
         request: request_mod.MoveRequest,
     ) -> base.CheckResult:
         single = not request.op.is_host_operation
-        action, why = planned_action(server, request)
+        action, why = planning.planned_action(server, request)
         if action is None:
             return base.fail(why) if single else base.skip(why)
         if server.task_state:
-            if (
-                server.task_state == "migrating"
-                and action == constants.LIVE
-            ):
+            if registry.get(action).adopts(server):
                 return base.passed(
                     "a live migration is in progress: it is adopted and "
                     "watched, not started again",
@@ -128,7 +89,8 @@ class SourceServiceCheck(base.PreflightCheck):
             return base.fail(
                 f"no nova-compute service on the server's host {server.host}"
             )
-        if request.op is Operation.HOST_EVACUATE:
+        kind = registry.get(planning.kind_name(request))
+        if kind.source_must_be_down:
             if service.up and not service.forced_down:
                 if request.force_down:
                     return base.passed(
@@ -211,9 +173,7 @@ class StorageCheck(base.PreflightCheck):
         server: models.Server,
         request: request_mod.MoveRequest,
     ) -> base.CheckResult:
-        if request.op not in (
-            Operation.LIVE_MIGRATE, Operation.HOST_EVACUATE_LIVE
-        ):
+        if not planning.moves_live(request):
             return base.passed()
         mode = request.block_migration_value
         notes = []
@@ -247,9 +207,7 @@ class ConfigDriveCheck(base.PreflightCheck):
         server: models.Server,
         request: request_mod.MoveRequest,
     ) -> base.CheckResult:
-        if not server.config_drive or request.op not in (
-            Operation.LIVE_MIGRATE, Operation.HOST_EVACUATE_LIVE
-        ):
+        if not server.config_drive or not planning.moves_live(request):
             return base.passed()
         migration = runtime.conf.migration
         if migration.config_drive_format != "iso9660":
@@ -282,9 +240,7 @@ class FlavorDisksCheck(base.PreflightCheck):
         server: models.Server,
         request: request_mod.MoveRequest,
     ) -> base.CheckResult:
-        if request.op not in (
-            Operation.LIVE_MIGRATE, Operation.HOST_EVACUATE_LIVE
-        ):
+        if not planning.moves_live(request):
             return base.passed()
         flavor = server.flavor_info
         disks = []
@@ -338,7 +294,8 @@ class CapacityCheck(base.PreflightCheck):
         free = {host: capacities[host] for host in pool if host in capacities}
         verdicts: dict[str, dict[str, Any]] = {}
         movable = [
-            s for s in parsed if planned_action(s, move)[0] is not None
+            s for s in parsed
+            if planning.planned_action(s, move)[0] is not None
         ]
         for server in parsed:
             if server not in movable:

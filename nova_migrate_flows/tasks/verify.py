@@ -19,8 +19,8 @@ the server as the move left it (fetched once for all of them).
 
 from nova_migrate_flows import constants
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import runtime as runtime_mod
+from nova_migrate_flows.moves import registry
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import base
 
@@ -37,11 +37,14 @@ class MigrationCompleted(base.VerifyTask):
         moved: base.Moved,
         request: request_mod.MoveRequest,
     ) -> base.CheckResult:
+        kind = registry.get(moved.action)
+        if not kind.records_migration:
+            return base.passed(f"Nova records no migration of a {kind.name}")
         migration = moved.migration_record
         if migration is None:
             return base.fail("no migration record")
-        kind = migration.migration_type or constants.LIVE_MIGRATION
-        good = constants.SUCCESS_STATUSES.get(kind, frozenset())
+        good = constants.SUCCESS_STATUSES.get(
+            migration.migration_type or str(kind.migration_type), frozenset())
         if migration.status not in good:
             return base.fail(
                 f"migration {migration.id} is {migration.status}, not "
@@ -76,7 +79,8 @@ class HostChanged(base.VerifyTask):
 
 
 class ServerStateRestored(base.VerifyTask):
-    """The server is in the state it was in before, with no task_state.
+    """The server is in the state its kind of move leaves it in (the state
+    it was in before, or VERIFY_RESIZE for a cold move), with no task_state.
 
     Reversion strategy: N/A (a verification changes nothing).
     """
@@ -96,38 +100,10 @@ class ServerStateRestored(base.VerifyTask):
         if after.task_state:
             return base.fail(f"the server is still busy (task_state "
                              f"{after.task_state})")
-        if moved.action in (constants.COLD, constants.RESIZE):
-            if after.status != "VERIFY_RESIZE":
-                return base.fail(f"status {after.status}, expected "
-                                 "VERIFY_RESIZE")
-        elif moved.action == constants.EVACUATE:
-            wanted = {"ACTIVE", "SHUTOFF"} if before.status == "ERROR" \
-                else {before.status}
-            if after.status not in wanted:
-                return base.fail(f"status {after.status}, was "
-                                 f"{before.status}")
-            return base.passed(after.status)
-        elif after.status != _status_before_move(before):
-            return base.fail(f"status {after.status}, was "
-                             f"{_status_before_move(before)}")
-        if (
-            before.power_state is not None
-            and after.power_state != before.power_state
-        ):
-            return base.fail(
-                f"power state {after.power_state}, was {before.power_state}"
-            )
+        error = registry.get(moved.action).end_state_error(before, after)
+        if error:
+            return base.fail(error)
         return base.passed(after.status)
-
-
-def _status_before_move(before: models.Server) -> str:
-    """The status a server had before its live migration, also for one
-    read while a migration (then adopted) was running."""
-    if before.status != "MIGRATING":
-        return before.status
-    if before.power_state == models.POWER_STATE_PAUSED:
-        return "PAUSED"
-    return "ACTIVE"
 
 
 class FlavorApplied(base.VerifyTask):
