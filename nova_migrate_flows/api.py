@@ -12,7 +12,7 @@
 """The Python API for services that embed nova-migrate-flows.
 
 A service registers the options on its own ConfigOpts, then runs an
-operation and gets a :class:`~nova_migrate_flows.engine.runner.RunResult`
+operation and gets a :class:`~nova_migrate_flows.engine.result.RunResult`
 back, with one outcome per server (the same fields as the command line's
 JSON output)::
 
@@ -43,10 +43,11 @@ from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import connection
 from nova_migrate_flows.engine import persistence
+from nova_migrate_flows.engine import result as result_mod
 from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows.request import Operation
 
-RunResult = runner_mod.RunResult
+RunResult = result_mod.RunResult
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

@@ -29,6 +29,9 @@ REQUEST = "request"
 SERVERS = "servers"
 PLAN = "plan"
 
+#: The task that turns the preflight's verdicts into the plan.
+BUILD_PLAN = "build-plan"
+
 
 def preflight_key(plugin: str) -> str:
     """Where a preflight check puts its verdicts."""

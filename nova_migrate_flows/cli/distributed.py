@@ -24,7 +24,7 @@ from oslo_log import log as logging
 from taskflow.jobs import base as jobs_base
 
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.cli import moves, output
+from nova_migrate_flows.cli import moves, output, report
 from nova_migrate_flows.compute import connection
 from nova_migrate_flows.engine import conductor as conductor_mod
 from nova_migrate_flows.engine import jobboard, persistence, records
@@ -74,7 +74,7 @@ def submit(conf: cfg.ConfigOpts, args: Any,
     if args.format == "json":
         output.print_json(result.to_json())
     elif result.dry_run:
-        moves.print_result(result, args.format)
+        report.print_result(result, args.format)
     else:
         output.table(("Job", "Flow"),
                      [(j["job_id"], j["name"]) for j in result.jobs])

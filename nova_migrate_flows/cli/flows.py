@@ -16,7 +16,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nova_migrate_flows.cli import moves, output, signals
+from nova_migrate_flows.cli import moves, output, report, signals
 from nova_migrate_flows.cli import progress as progress_mod
 from nova_migrate_flows.compute import connection
 from nova_migrate_flows.engine import persistence, records
@@ -93,7 +93,7 @@ def flows_show(conf: cfg.ConfigOpts, args: Any) -> int:
     output.table(("Flow", "State"),
                  [(f["name"], f["state"]) for f in view["flows"]])
     output.table(
-        moves.SUMMARY_HEADERS[:5] + ("Reason",),
+        report.SUMMARY_HEADERS[:5] + ("Reason",),
         [(s["server"], s["name"], s["source"], s["destination"],
           s["status"], s["reason"]) for s in view["servers"]],
     )
@@ -118,5 +118,5 @@ def resume(conf: cfg.ConfigOpts, args: Any) -> int:
     finally:
         if display is not None:
             display.close()
-    moves.print_result(result, args.format)
+    report.print_result(result, args.format)
     return int(result.exit_code)

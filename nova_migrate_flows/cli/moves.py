@@ -22,18 +22,12 @@ from typing import Any
 from oslo_config import cfg
 
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.cli import output, signals
+from nova_migrate_flows.cli import output, report, signals
 from nova_migrate_flows.cli import progress as progress_mod
 from nova_migrate_flows.compute import connection
 from nova_migrate_flows.engine import persistence
 from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows.request import Operation
-
-SUMMARY_HEADERS = ("Server", "Name", "From", "To", "Result", "Duration",
-                   "Reason")
-PLAN_HEADERS = ("Server", "Name", "Host", "Flavor", "State", "Action",
-                "Target", "Preflight")
-
 
 #: What runs a parsed operation: the direct commands run it here, ``submit``
 #: posts it to the jobboard.
@@ -283,7 +277,7 @@ def run_here(conf: cfg.ConfigOpts, args: Any,
     finally:
         if display is not None:
             display.close()
-    print_result(result, args.format)
+    report.print_result(result, args.format)
     return int(result.exit_code)
 
 
@@ -296,58 +290,3 @@ def quiet_console_logs(conf: cfg.ConfigOpts) -> None:
         if isinstance(handler, std_logging.StreamHandler) and getattr(
                 handler, "stream", None) in (sys.stderr, sys.stdout):
             handler.setLevel(std_logging.WARNING)
-
-
-def print_result(result: runner_mod.RunResult, fmt: str) -> None:
-    if fmt == "json":
-        output.print_json(result.to_json())
-        return
-    if result.dry_run:
-        _print_plan(result)
-        return
-    output.table(SUMMARY_HEADERS, [
-        (o["server"], o["name"], o["source"], o["destination"],
-         o["status"], o["duration_s"], o["reason"])
-        for o in result.outcomes
-    ])
-    if result.hosts:
-        output.table(("Host", "Empty", "Service", "Left", "Reason"), [
-            (h["host"], "yes" if h.get("empty") else "NO",
-             h.get("service"), [s["name"] for s in h.get("left", [])],
-             h.get("reason"))
-            for h in result.hosts
-        ])
-    summary = (
-        f"{result.count('migrated')} migrated, {result.count('failed')} "
-        f"failed, {result.count('skipped')} skipped in "
-        f"{result.elapsed_s:.1f} s"
-    )
-    if result.requests is not None:
-        summary += f"; {result.requests} Nova API requests"
-    if result.interrupted:
-        summary += "; INTERRUPTED"
-    print(summary + f" (run {result.run_id})")
-
-
-def _print_plan(result: runner_mod.RunResult) -> None:
-    rows = []
-    for row in (runner_mod.plan_row(e) for e in (result.plan or {}).values()):
-        checks = [
-            f"{name}: {check['status']}"
-            + (f" ({check['message']})"
-               if check["status"] != "pass" and check["message"] else "")
-            for name, check in row["checks"].items()
-            if check["status"] != "pass"
-        ] or ["all passed"]
-        rows.append((row["server"], row["name"], row["host"], row["flavor"],
-                     row["state"], row["action"], row["target"],
-                     "; ".join(checks)))
-    output.table(PLAN_HEADERS, rows)
-    entries = list((result.plan or {}).values())
-    refused = sum(1 for e in entries if e["refused"])
-    moving = sum(1 for e in entries if e["action"] != "skip")
-    skipped = len(entries) - moving - refused
-    print(f"Dry run: {moving} server(s) would move, {skipped} skipped"
-          + (f"; preflight REFUSES {refused} (the operation would be "
-             "refused)" if refused else "")
-          + "; nothing was changed.")

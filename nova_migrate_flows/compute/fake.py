@@ -136,14 +136,16 @@ class FakeCompute:
         name: str | None = None,
         flavor: str = "m1.small",
         status: str = "ACTIVE",
+        server_id: str | None = None,
         **fields: Any,
     ) -> models.Server:
-        """Put a server on ``host`` and take its room there."""
+        """Put a server on ``host`` and take its room there (with a new id
+        unless ``server_id`` is given)."""
         with self._lock:
             if host not in self.services:
                 raise ValueError(f"no host {host}")
             flavor_info = self.flavors[flavor]
-            server_id = str(uuid.uuid4())
+            server_id = server_id or str(uuid.uuid4())
             power = {
                 "ACTIVE": models.POWER_STATE_RUNNING,
                 "PAUSED": models.POWER_STATE_PAUSED,

@@ -27,7 +27,13 @@ from typing import Any
 from taskflow import exceptions as tf_exc
 from taskflow.persistence import models as tf_models
 
+import nova_migrate_flows
 from nova_migrate_flows import constants, exceptions
+
+#: The layout of the records this version writes. 2: server outcomes say
+#: with ``stopped`` whether the run's stop kept a server from moving (layout
+#: 1 said so only in the reason's words), kinds of move are plugins.
+LAYOUT = 2
 
 
 class Records:
@@ -46,6 +52,8 @@ class Records:
         """Record a new run; ``cloud`` names the cloud it acts on."""
         book = tf_models.LogBook(_title(request), uuid=run_id)
         book.meta = {
+            "layout": LAYOUT,
+            "version": nova_migrate_flows.__version__,
             "request": request,
             "cloud": cloud,
             "state": constants.RunState.RUNNING,
@@ -76,6 +84,23 @@ class Records:
         book.meta.update(meta)
         with self._connection() as conn:
             conn.save_logbook(book)
+
+    def check_layout(self, book: Any) -> None:
+        """Refuse a run that another layout of the records describes: a
+        resume would read it wrong."""
+        layout = book.meta.get("layout", 1)
+        if layout == LAYOUT:
+            return
+        version = book.meta.get("version")
+        recorded_by = (f"nova-migrate-flows {version}" if version else
+                       "a nova-migrate-flows older than record layouts")
+        raise exceptions.InvalidInput(
+            f"run {book.uuid} was recorded by {recorded_by} (record layout "
+            f"{layout}); this version "
+            f"({nova_migrate_flows.__version__}, layout {LAYOUT}) cannot "
+            "resume it: finish it with the version that recorded it, or "
+            "start the operation again"
+        )
 
     def claim(self, book: Any) -> None:
         """Make this process the owner of a run it resumes."""
@@ -112,12 +137,12 @@ def describe(book: Any) -> dict[str, Any]:
         flows.append({"name": detail.name, "state": detail.state})
         for atom in detail:
             atoms[atom.name] = atom
-    plan_atom = atoms.get("build-plan")
+    plan_atom = atoms.get(constants.BUILD_PLAN)
     plan = plan_atom.results if plan_atom is not None and \
         plan_atom.state == "SUCCESS" else {}
     servers = []
     for server_id, entry in (plan or {}).items():
-        outcome_atom = atoms.get(f"outcome[{server_id}]")
+        outcome_atom = atoms.get(constants.server_key("outcome", server_id))
         if outcome_atom is not None and outcome_atom.state == "SUCCESS":
             row = dict(outcome_atom.results)
         else:

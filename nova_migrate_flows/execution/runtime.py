@@ -147,6 +147,7 @@ class Runtime:
         self._target_named = threading.Event()
         self._stopping = threading.Event()
         self.stop_reason: str | None = None
+        self._interruption = False
         self._failures = 0
         self.started = time.time()
         self.outcomes: collections.OrderedDict[str, dict[str, Any]] = (
@@ -170,10 +171,17 @@ class Runtime:
 
     # -- stopping ----------------------------------------------------------
 
-    def stop(self, reason: str, abort_in_flight: bool) -> None:
-        """Start no new migration; abort those in flight if asked."""
+    def stop(self, reason: str, abort_in_flight: bool, *,
+             interruption: bool = True) -> None:
+        """Start no new migration; abort those in flight if asked.
+
+        An interruption (a signal, a caller's stop) ends the run
+        "interrupted"; a stop of the run's own (``--stop-on-failure``)
+        does not.
+        """
         if not self._stopping.is_set():
             self.stop_reason = reason
+            self._interruption = interruption
             self._stopping.set()
             LOG.warning("Stopping: %s; no new migration will start", reason)
         self.throttle.wake()
@@ -189,8 +197,7 @@ class Runtime:
     @property
     def interrupted(self) -> bool:
         """Whether a signal (not --stop-on-failure) stopped the run."""
-        return self.stopping and (self.stop_reason or "").startswith(
-            "interrupted")
+        return self.stopping and self._interruption
 
     def why_not_start(self) -> str | None:
         """Why a migration that has not started must not start, or None."""
@@ -201,7 +208,8 @@ class Runtime:
     def server_failed(self) -> None:
         self._failures += 1
         if self.request.stop_on_failure and not self.stopping:
-            self.stop("a server failed and --stop-on-failure is set", False)
+            self.stop("a server failed and --stop-on-failure is set", False,
+                      interruption=False)
 
     # -- reporting ---------------------------------------------------------
 

@@ -38,8 +38,6 @@ VERIFY_OPTION = "[migration] verify_tasks"
 
 Plugins = list[tuple[str, type[base.BaseTask]]]
 
-#: The name of the task that turns verdicts into the plan.
-BUILD_PLAN = "build-plan"
 
 
 def load_preflight(check_names: Sequence[str]) -> Plugins:
@@ -58,7 +56,8 @@ def preflight_atoms(checks: Plugins) -> list[base.BaseTask]:
     """
     return [
         *[plugin(plugin_name=name) for name, plugin in checks],
-        plan.BuildPlan([name for name, _ in checks], name=BUILD_PLAN),
+        plan.BuildPlan([name for name, _ in checks],
+                       name=constants.BUILD_PLAN),
     ]
 
 

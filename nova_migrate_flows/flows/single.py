@@ -30,7 +30,7 @@ from nova_migrate_flows.request import Operation
 
 def _planned_to_move(server_id: str, history: dict[str, Any]) -> bool:
     """Decider: move the server only when the plan does not skip it."""
-    plan = history[building.BUILD_PLAN]
+    plan = history[constants.BUILD_PLAN]
     return bool(plan[server_id]["action"] != constants.SKIP)
 
 

@@ -32,7 +32,7 @@ global one), and records the run like the command line does, so that
             failed: <% task().result.results.where($.status = 'failed') %>
 
 The result of a successful run is the command line's JSON output
-(:meth:`~nova_migrate_flows.engine.runner.RunResult.to_json`: ``run_id``,
+(:meth:`~nova_migrate_flows.engine.result.RunResult.to_json`: ``run_id``,
 ``operation``, ``results`` with one entry per server, ``summary``, ...).
 Whenever the command line would exit non-zero (a server failed, a host was
 not emptied, a dry run's preflight refused a server, the run was

@@ -142,6 +142,9 @@ class Moved:
     not_moved: str | None = None
     #: True when the server was not moved because its attempts failed.
     failed: bool = False
+    #: True when the run's stop kept the server from moving (its move did
+    #: not start, or an interruption aborted it): ``resume`` moves it.
+    stopped: bool = False
 
     @property
     def before_server(self) -> models.Server:

@@ -123,7 +123,7 @@ class StartMove(MoveTask):
         ):
             reason = runtime.why_not_start()
         if reason is not None:
-            return {"not_moved": reason, "failed": False}
+            return {"not_moved": reason, "failed": False, "stopped": True}
         try:
             answer = self._send_once(runtime, server, entry, target["host"])
         except BaseException:
@@ -286,6 +286,7 @@ class WaitForMove(MoveTask):
                 before=entry["server"],
                 not_moved=started["not_moved"],
                 failed=bool(started.get("failed")),
+                stopped=bool(started.get("stopped")),
             ).to_dict()
         server = models.Server.from_dict(entry["server"])
         watch = runtime.poller.take(server_id)

@@ -52,12 +52,14 @@ class ServerOutcome(base.BaseTask):
         outcome = new_outcome(entry)
         if result.not_moved:
             outcome["reason"] = result.not_moved
+            outcome["stopped"] = result.stopped
             stop = runtime.stop_reason
             if result.failed and runtime.interrupted and stop and \
                     stop in result.not_moved:
                 # Its migration was aborted because of the interruption:
                 # it did not move, and is safe where it was.
                 outcome["destination"] = self._where(runtime, server_id)
+                outcome["stopped"] = True
                 outcome["reason"] = (
                     f"{constants.INTERRUPTED}: its migration was aborted "
                     f"({stop}); it is on {outcome['destination']}"
@@ -110,4 +112,5 @@ def new_outcome(entry: dict[str, Any]) -> dict[str, Any]:
         "reason": entry.get("skip_reason") or "",
         "duration_s": None,
         "migration_id": None,
+        "stopped": False,
     }

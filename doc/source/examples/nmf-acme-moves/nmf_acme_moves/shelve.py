@@ -90,7 +90,7 @@ class ShelveAndUnshelveServer(move_tasks.MoveTask):
                 should_stop=lambda: runtime.stopping):
             reason = runtime.why_not_start()
         if reason is not None:
-            return {"not_moved": reason, "failed": False}
+            return {"not_moved": reason, "failed": False, "stopped": True}
         try:
             request_id = self._move(runtime, server, target["host"])
         except BaseException:
@@ -196,6 +196,7 @@ class WaitForUnshelve(move_tasks.MoveTask):
                 source=entry["server"].get("host"), before=entry["server"],
                 not_moved=started["not_moved"],
                 failed=bool(started.get("failed")),
+                stopped=bool(started.get("stopped")),
             ).to_dict()
         try:
             after = move_tasks.wait_for_server(
