@@ -25,6 +25,8 @@ import pytest
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows.compute import fake, models
 from nova_migrate_flows.execution import poller as poller_mod
+from nova_migrate_flows.execution import records as records_mod
+from nova_migrate_flows.execution import schedule as schedule_mod
 from nova_migrate_flows.execution import throttle as throttle_mod
 from tests.unit.execution.conftest import (
     ManualClock,
@@ -291,11 +293,11 @@ def test_a_request_nova_never_recorded_fails_in_the_end(stub, make_poller):
         clock.set(moment)
         wait_until(lambda: len(stub.listed) > polls, f"a poll at {moment}")
 
-    poll_at(start + poller_mod.RECORD_TIMEOUT - 1)
-    poll_at(start + poller_mod.RECORD_TIMEOUT)
+    poll_at(start + records_mod.RECORD_TIMEOUT - 1)
+    poll_at(start + records_mod.RECORD_TIMEOUT)
     # The first of these polls is over: it did not give up yet.
     assert not watch.done.is_set()
-    clock.set(start + poller_mod.RECORD_TIMEOUT + 1)
+    clock.set(start + records_mod.RECORD_TIMEOUT + 1)
 
     with pytest.raises(exceptions.MigrationFailed,
                        match="recorded no migration"):
@@ -658,7 +660,8 @@ def test_durations_are_learnt_per_host_and_kind(stub, make_poller):
 
 def test_a_migration_is_polled_when_it_should_end(stub, make_poller):
     poller = make_poller(stub, poll_interval=30.0, poll_interval_min=0.001)
-    poller._durations[("*", LIVE)] = 0.5   # learnt from earlier migrations
+    # Learnt from earlier migrations:
+    poller._durations.average[("*", LIVE)] = 0.5
     stub.add(1, server_id="a", status="completed", created_at=CREATED)
     started = time.monotonic()
 
@@ -732,7 +735,8 @@ def test_watch_times_come_from_the_clock_given(stub, make_poller):
 
 def test_a_queued_migration_does_not_make_the_poller_spin(stub, make_poller):
     poller = make_poller(stub, poll_interval=0.5, poll_interval_min=0.01)
-    poller._durations[("*", LIVE)] = 0.05   # learnt: migrations are quick
+    # Learnt: migrations are quick.
+    poller._durations.average[("*", LIVE)] = 0.05
     stub.add(1, server_id="a", status="queued", created_at=CREATED)
     watch = poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
 
@@ -753,7 +757,7 @@ def foreseeing(stub, make_poller):
     gate = Turnstile(stub, clock)
     poller = make_poller(gate, clock=clock, wall=lambda: clock.now,
                          poll_interval=0.25, poll_interval_min=0.01)
-    poller._durations[("*", LIVE)] = 3.0
+    poller._durations.average[("*", LIVE)] = 3.0
     stub.add(1, server_id="a", status="running", created_at=CREATED)
     return gate, poller, clock.now
 
@@ -773,7 +777,7 @@ def test_a_host_whose_migrations_are_foreseen_is_polled_at_their_end(
     # (nor at the interval times the quiet factor: 1.25 s later)...
     assert not gate.arrive(t + 1.4, patience=0.3)
     # ... and one when it comes (with the margin of a queue behind it).
-    gate.poll(t + 3.0 + poller_mod.END_MARGIN_QUEUED)
+    gate.poll(t + 3.0 + schedule_mod.END_MARGIN_QUEUED)
 
 
 def test_a_host_with_only_queued_migrations_is_polled_at_the_interval(
@@ -783,7 +787,7 @@ def test_a_host_with_only_queued_migrations_is_polled_at_the_interval(
     gate = Turnstile(stub, clock)
     poller = make_poller(gate, clock=clock, poll_interval=0.25,
                          poll_interval_min=0.01)
-    poller._durations[("*", LIVE)] = 3.0
+    poller._durations.average[("*", LIVE)] = 3.0
     stub.add(1, server_id="a", status="queued", created_at=CREATED)
     poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
     t = clock.now
