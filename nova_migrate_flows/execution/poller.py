@@ -18,13 +18,15 @@ source host per poll, whatever the number of migrations in flight there.
 :class:`~nova_migrate_flows.execution.schedule.Schedule` says, brings the
 host's watches up to date with
 :class:`~nova_migrate_flows.execution.records.Records`, checks them against
-their :class:`Timeouts` and takes the timeout action, aborts in-flight
-migrations on request, and gives throttle slots back the moment it sees a
-migration end.
+their :class:`Timeouts` and takes the timeout action, has in-flight
+migrations aborted on request (on the
+:class:`~nova_migrate_flows.execution.aborts.AbortLanes`, never on its own
+thread), and gives throttle slots back the moment it sees a migration end.
 """
 
 import datetime
 import email.utils
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +35,7 @@ from oslo_log import log as logging
 
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows.compute import base, models
-from nova_migrate_flows.execution import records, schedule
+from nova_migrate_flows.execution import aborts, records, schedule, writes
 from nova_migrate_flows.execution import timeouts as timeouts_mod
 from nova_migrate_flows.execution.timeouts import Timeouts
 from nova_migrate_flows.execution.watch import Watch
@@ -46,12 +48,17 @@ POLL_FAILURE_TIMEOUT = 300.0
 
 
 class MigrationPoller:
-    """Watches migrations, one batched poll per source host."""
+    """Watches migrations, one batched poll per source host.
+
+    :param writer: the run that sends the aborts (its options and its
+        hook before each write)
+    """
 
     def __init__(
         self,
         compute: base.Compute,
         *,
+        writer: writes.Writer,
         poll_interval: float = 2.0,
         poll_interval_min: float = 0.2,
         progress_interval: float | None = None,
@@ -60,6 +67,7 @@ class MigrationPoller:
         wall: Callable[[], float] = time.time,
     ):
         self._compute = compute
+        self._writer = writer
         self._clock = clock
         self._durations = records.Durations()
         self._schedule = schedule.Schedule(
@@ -76,6 +84,7 @@ class MigrationPoller:
             progress_every=progress_interval or poll_interval,
             on_progress=on_progress,
         )
+        self._aborts = aborts.AbortLanes()
         self._cond = threading.Condition()
         self._watches: dict[str, list[Watch]] = {}
         self._next_poll: dict[str, float] = {}
@@ -101,12 +110,14 @@ class MigrationPoller:
             self._thread.start()
 
     def stop(self) -> None:
+        """Stop polling, once the aborts asked for are sent."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
             thread, self._thread = self._thread, None
         if thread is not None:
             thread.join()
+        self._aborts.shutdown()
 
     # -- what tasks call ---------------------------------------------------
 
@@ -284,6 +295,10 @@ class MigrationPoller:
                 and now >= watch.next_progress_at):
             self._records.sample_progress(watch, now)
         if watch.timed_out:
+            if watch.abort_refused and not watch.done.is_set():
+                # Nova refused the timeout's abort: the task hears of the
+                # timeout now, the slot comes back at the end.
+                watch.resolve(watch.timeout_error(), keep=True)
             return
         reason = watch.timeouts.exceeded(
             watch.running_since,
@@ -302,10 +317,12 @@ class MigrationPoller:
             timeouts_mod.DOING[action],
         )
         if action == timeouts_mod.ABORT:
+            # The task hears of the timeout when the migration ends, or
+            # when Nova refuses the abort.
             watch.aborting = reason
-            if self._abort(watch):
-                return
-        elif action == timeouts_mod.FORCE_COMPLETE:
+            self._abort(watch)
+            return
+        if action == timeouts_mod.FORCE_COMPLETE:
             try:
                 self._compute.force_complete_migration(
                     watch.server_id, watch.migration_id or 0
@@ -319,19 +336,28 @@ class MigrationPoller:
         # task hears of the timeout now, the slot comes back at the end.
         watch.resolve(watch.timeout_error(), keep=True)
 
-    def _abort(self, watch: Watch) -> bool:
-        """Ask Nova to abort; whether it took the request (when the answer
-        was lost, the task's revert looks at Nova and aborts again)."""
+    # -- aborts ------------------------------------------------------------
+
+    def _abort(self, watch: Watch) -> None:
+        """Have the migration of ``watch`` aborted, off the poller thread."""
+        watch.abort_refused = False
+        self._aborts.submit(watch.host, functools.partial(
+            self._send_abort, watch, watch.migration_id or 0))
+
+    def _send_abort(self, watch: Watch, migration_id: int) -> None:
+        """Abort (on an abort lane); tell the poller if Nova refused."""
         try:
-            self._compute.abort_migration(
-                watch.server_id, watch.migration_id or 0
-            )
-        except (exceptions.BadRequest, exceptions.Conflict,
-                exceptions.NotFound, exceptions.AmbiguousWrite) as exc:
+            aborts.abort_live_migration(
+                self._writer, self._compute, watch.server_id, migration_id)
+            return
+        except exceptions.NovaMigrateFlowsError as exc:
             LOG.info("Migration %s of %s could not be aborted (it may be "
-                     "ending): %s", watch.migration_id, watch.server_id, exc)
-            return False
-        return True
+                     "ending): %s", migration_id, watch.server_id, exc)
+        watch.abort_refused = True
+        with self._cond:
+            if watch.host in self._watches:
+                self._next_poll[watch.host] = self._clock()
+                self._cond.notify_all()
 
 
 def _http_date(value: str | None) -> datetime.datetime | None:

@@ -48,6 +48,8 @@ class Watch:
     next_progress_at: float = 0.0
     timed_out: str | None = None
     aborting: str | None = None
+    #: Set (by the thread that sent it) when Nova refused an abort.
+    abort_refused: bool = False
     force_completed: bool = False
     overdue_polls: int = 0
     error: exceptions.NovaMigrateFlowsError | None = None
