@@ -137,14 +137,15 @@ class Runtime:
             progress_every = max(
                 migration.poll_interval, migration.progress_timeout / 5
             )
+        self._target_named = threading.Event()
         self.poller = poller_mod.MigrationPoller(
             compute,
+            writer=self,
             poll_interval=migration.poll_interval,
             poll_interval_min=migration.poll_interval_min,
             progress_interval=progress_every,
             on_progress=self._progress if live_progress else None,
         )
-        self._target_named = threading.Event()
         self._stopping = threading.Event()
         self.stop_reason: str | None = None
         self._interruption = False

@@ -19,17 +19,19 @@ refuses one for now (HTTP 409, "instance is in task_state ...") it raises
 a task does then: it looks at what Nova shows, takes the write as done when
 Nova shows its effect, and sends it again only when Nova shows it did not
 happen: after a few lost answers at most, and for ``[nova]
-conflict_timeout`` seconds at most after 409s.
+conflict_timeout`` seconds at most after 409s. It needs of the run only
+what :class:`Writer` says (a
+:class:`~nova_migrate_flows.execution.runtime.Runtime` is one).
 """
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
+from oslo_config import cfg
 from oslo_log import log as logging
 
 from nova_migrate_flows import exceptions
-from nova_migrate_flows.execution import runtime as runtime_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -43,8 +45,18 @@ Sent = TypeVar("Sent")
 Seen = TypeVar("Seen")
 
 
+class Writer(Protocol):
+    """What a write needs of the run that sends it."""
+
+    #: The run's options (``[nova] conflict_timeout``).
+    conf: cfg.ConfigOpts
+
+    def before_write(self) -> None:
+        """Called before every write the run sends."""
+
+
 def send_once(
-    runtime: runtime_mod.Runtime,
+    runtime: Writer,
     what: str,
     send: Callable[[], Sent],
     done: Callable[[], Seen | None],

@@ -11,7 +11,6 @@
 # under the License.
 """Live migration of one server: ``os-migrateLive``, then the poller."""
 
-import functools
 from typing import Any
 
 from oslo_log import log as logging
@@ -20,14 +19,11 @@ from taskflow.types import failure as ft
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
+from nova_migrate_flows.execution import aborts
 from nova_migrate_flows.execution import runtime as runtime_mod
-from nova_migrate_flows.execution import writes
 from nova_migrate_flows.tasks import moves
 
 LOG = logging.getLogger(__name__)
-
-#: Nova's instance action of an abort request.
-ABORT_ACTION = "live_migration_cancel"
 
 
 class LiveMigrateServer(moves.StartMove):
@@ -73,15 +69,8 @@ class LiveMigrateServer(moves.StartMove):
             LOG.warning("Aborting live migration %s of server %s",
                         migration.id, server_id)
             try:
-                writes.send_once(
-                    runtime,
-                    f"the abort of live migration {migration.id} of "
-                    f"{server_id}",
-                    functools.partial(runtime.compute.abort_migration,
-                                      server_id, migration.id),
-                    functools.partial(_abort_taken, runtime, server_id,
-                                      migration.id),
-                )
+                aborts.abort_live_migration(runtime, runtime.compute,
+                                            server_id, migration.id)
             except (exceptions.BadRequest, exceptions.Conflict,
                     exceptions.NotFound) as exc:
                 LOG.warning("Live migration %s of %s could not be aborted: "
@@ -100,20 +89,3 @@ class WaitForLiveMigration(moves.WaitForMove):
     """
 
     move_kind = constants.LIVE
-
-
-def _abort_taken(
-    runtime: runtime_mod.Runtime, server_id: str, migration_id: int
-) -> bool | None:
-    """True if the live migration ended, or Nova recorded an abort of the
-    server since it began (Nova records the action as it takes the
-    request; the migration ends a little later)."""
-    if not any(m.id == migration_id
-               for m in runtime.compute.server_migrations(server_id)):
-        return True
-    for action in runtime.compute.instance_actions(server_id):
-        if action.action == ABORT_ACTION:
-            return True
-        if action.action == "live-migration":
-            return None
-    return None

@@ -175,13 +175,26 @@ class Turnstile:
         self._gate.release()
 
 
+class Run:
+    """What the poller's aborts need of a run: its options, and a hook
+    before each write (which has nothing to do here)."""
+
+    def __init__(self, conf: Any):
+        self.conf = conf
+
+    def before_write(self) -> None:
+        pass
+
+
 @pytest.fixture
-def make_poller() -> Iterator[Callable[..., poller_mod.MigrationPoller]]:
+def make_poller(conf: Any
+                ) -> Iterator[Callable[..., poller_mod.MigrationPoller]]:
     """Start pollers (fast by default) and stop them after the test."""
     started: list[tuple[poller_mod.MigrationPoller, Any]] = []
 
     def make(compute: Any, start: bool = True, **options: Any
              ) -> poller_mod.MigrationPoller:
+        options.setdefault("writer", Run(conf.conf))
         options.setdefault("poll_interval", 0.02)
         options.setdefault("poll_interval_min", 0.005)
         poller = poller_mod.MigrationPoller(compute, **options)

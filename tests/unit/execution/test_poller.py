@@ -17,16 +17,21 @@ real intervals. Those that need exact times use a :class:`ManualClock` and a
 """
 
 import datetime
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows.compute import fake, models
+from nova_migrate_flows.execution import migrations, writes
 from nova_migrate_flows.execution import poller as poller_mod
+from nova_migrate_flows.execution import schedule as schedule_mod
 from nova_migrate_flows.execution import throttle as throttle_mod
 from tests.unit.execution.conftest import (
+    PATIENCE,
     ManualClock,
     StubCompute,
     Turnstile,
@@ -291,11 +296,11 @@ def test_a_request_nova_never_recorded_fails_in_the_end(stub, make_poller):
         clock.set(moment)
         wait_until(lambda: len(stub.listed) > polls, f"a poll at {moment}")
 
-    poll_at(start + poller_mod.RECORD_TIMEOUT - 1)
-    poll_at(start + poller_mod.RECORD_TIMEOUT)
+    poll_at(start + migrations.RECORD_TIMEOUT - 1)
+    poll_at(start + migrations.RECORD_TIMEOUT)
     # The first of these polls is over: it did not give up yet.
     assert not watch.done.is_set()
-    clock.set(start + poller_mod.RECORD_TIMEOUT + 1)
+    clock.set(start + migrations.RECORD_TIMEOUT + 1)
 
     with pytest.raises(exceptions.MigrationFailed,
                        match="recorded no migration"):
@@ -549,6 +554,130 @@ def test_abort_all_skips_what_has_ended(cloud, make_poller):
     assert ("abort_migration", server.id) not in cloud.writes
 
 
+# -- one abort path --------------------------------------------------------
+
+class BusyAborts(fake.FakeCompute):
+    """The in-memory cloud, answering 409 to the aborts of the ``busy``
+    servers (as Nova does while an instance is in some task_state)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.busy: set[str] = set()
+        self.refused: list[str] = []
+
+    def abort_migration(self, server_id: str, migration_id: int) -> None:
+        if server_id in self.busy:
+            self.refused.append(server_id)
+            raise exceptions.Conflict(
+                f"Cannot 'abort' instance {server_id} while it is in "
+                "task_state migrating", 409)
+        super().abort_migration(server_id, migration_id)
+
+
+class HeldWaits:
+    """The waits of ``send_once`` between two 409s, on a clock of their
+    own: each holds until the test lets them go (or PATIENCE is over),
+    then moves that clock on by its length."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+        self.waiting = threading.Event()
+        self.go = threading.Event()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.waiting.set()
+        self.go.wait(PATIENCE)
+        self.now += seconds
+
+
+@pytest.fixture
+def held(monkeypatch, make_poller) -> Iterator[HeldWaits]:
+    """Hold the waits of the aborts (let go before the pollers stop)."""
+    waits = HeldWaits()
+    monkeypatch.setattr(writes, "time", waits)
+    yield waits
+    waits.go.set()
+
+
+def test_an_abort_waiting_out_409s_does_not_hold_up_other_hosts(
+    make_poller, held
+):
+    cloud = BusyAborts(["host1", "host2", "host3"], steps=2)
+    poller = make_poller(cloud)
+    stuck = hanging(cloud)
+    cloud.busy.add(stuck.id)
+    timed_out = live(cloud, poller, stuck, target="host3",
+                     timeouts=poller_mod.Timeouts(completion=0.05))
+    assert held.waiting.wait(PATIENCE), "the abort met no 409"
+
+    # While the abort of host1's migration waits out Nova's 409, host2's
+    # migration is seen to its end.
+    other = cloud.add_server("host2")
+    record = live(cloud, poller, other, target="host3").wait(deadline())
+
+    assert record.status == "completed"
+    assert (cloud.refused, held.waits) == ([stuck.id], [1.0])
+    assert not timed_out.done.is_set()
+    cloud.busy.clear()
+    held.go.set()
+    with pytest.raises(exceptions.MigrationTimeout) as raised:
+        timed_out.wait(deadline())
+    assert raised.value.status == "cancelled"
+
+
+def test_abort_all_does_not_wait_for_nova_to_take_the_aborts(
+    make_poller, held
+):
+    cloud = BusyAborts(["host1", "host2", "host3"], steps=2)
+    poller = make_poller(cloud)
+    stuck = hanging(cloud)
+    cloud.busy.add(stuck.id)
+    watch = live(cloud, poller, stuck, target="host3")
+    wait_until(lambda: watch.migration is not None, "its record")
+
+    assert poller.abort_all("SIGTERM") == 1
+    assert held.waiting.wait(PATIENCE), "the abort met no 409"
+    other = cloud.add_server("host2")
+    record = live(cloud, poller, other, target="host3").wait(deadline())
+
+    assert record.status == "completed"
+    assert held.waits == [1.0]
+    cloud.busy.clear()
+    held.go.set()
+    with pytest.raises(exceptions.MigrationFailed,
+                       match=r"aborted \(SIGTERM\)"):
+        watch.wait(deadline())
+
+
+class LostAbortAnswers(fake.FakeCompute):
+    """Nova takes every abort, and its answer is lost on the way back."""
+
+    def abort_migration(self, server_id: str, migration_id: int) -> None:
+        super().abort_migration(server_id, migration_id)
+        raise exceptions.AmbiguousWrite("abort_migration: HTTP 502", 502)
+
+
+def test_a_timeout_abort_whose_answer_is_lost_is_looked_up(make_poller):
+    cloud = LostAbortAnswers(["host1", "host2"], steps=2)
+    poller = make_poller(cloud)
+    server = hanging(cloud)
+
+    watch = live(cloud, poller, server,
+                 timeouts=poller_mod.Timeouts(completion=0.05))
+    with pytest.raises(exceptions.MigrationTimeout) as raised:
+        watch.wait(deadline())
+
+    # Nova shows the abort: it is not sent again, and the task hears of
+    # the timeout when the migration ends.
+    assert raised.value.status == "cancelled"
+    assert cloud.writes.count(("abort_migration", server.id)) == 1
+
+
 # -- throttle slots --------------------------------------------------------
 
 def test_the_slot_comes_back_when_the_migration_ends_unwatched(
@@ -658,7 +787,8 @@ def test_durations_are_learnt_per_host_and_kind(stub, make_poller):
 
 def test_a_migration_is_polled_when_it_should_end(stub, make_poller):
     poller = make_poller(stub, poll_interval=30.0, poll_interval_min=0.001)
-    poller._durations[("*", LIVE)] = 0.5   # learnt from earlier migrations
+    # Learnt from earlier migrations:
+    poller._durations.average[("*", LIVE)] = 0.5
     stub.add(1, server_id="a", status="completed", created_at=CREATED)
     started = time.monotonic()
 
@@ -732,7 +862,8 @@ def test_watch_times_come_from_the_clock_given(stub, make_poller):
 
 def test_a_queued_migration_does_not_make_the_poller_spin(stub, make_poller):
     poller = make_poller(stub, poll_interval=0.5, poll_interval_min=0.01)
-    poller._durations[("*", LIVE)] = 0.05   # learnt: migrations are quick
+    # Learnt: migrations are quick.
+    poller._durations.average[("*", LIVE)] = 0.05
     stub.add(1, server_id="a", status="queued", created_at=CREATED)
     watch = poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
 
@@ -753,7 +884,7 @@ def foreseeing(stub, make_poller):
     gate = Turnstile(stub, clock)
     poller = make_poller(gate, clock=clock, wall=lambda: clock.now,
                          poll_interval=0.25, poll_interval_min=0.01)
-    poller._durations[("*", LIVE)] = 3.0
+    poller._durations.average[("*", LIVE)] = 3.0
     stub.add(1, server_id="a", status="running", created_at=CREATED)
     return gate, poller, clock.now
 
@@ -773,7 +904,7 @@ def test_a_host_whose_migrations_are_foreseen_is_polled_at_their_end(
     # (nor at the interval times the quiet factor: 1.25 s later)...
     assert not gate.arrive(t + 1.4, patience=0.3)
     # ... and one when it comes (with the margin of a queue behind it).
-    gate.poll(t + 3.0 + poller_mod.END_MARGIN_QUEUED)
+    gate.poll(t + 3.0 + schedule_mod.END_MARGIN_QUEUED)
 
 
 def test_a_host_with_only_queued_migrations_is_polled_at_the_interval(
@@ -783,7 +914,7 @@ def test_a_host_with_only_queued_migrations_is_polled_at_the_interval(
     gate = Turnstile(stub, clock)
     poller = make_poller(gate, clock=clock, poll_interval=0.25,
                          poll_interval_min=0.01)
-    poller._durations[("*", LIVE)] = 3.0
+    poller._durations.average[("*", LIVE)] = 3.0
     stub.add(1, server_id="a", status="queued", created_at=CREATED)
     poller.watch("a", "host1", LIVE, accepted_at=ACCEPTED)
     t = clock.now
