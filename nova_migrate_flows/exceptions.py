@@ -149,6 +149,11 @@ class MigrationFailed(OperationFailed):
         self.status = status
 
 
+class MigrationStopped(MigrationFailed):
+    """The run's stop (an interruption) aborted a migration: the server did
+    not move, and a resume moves it."""
+
+
 class MigrationTimeout(MigrationFailed):
     """A migration exceeded its completion or progress timeout."""
 

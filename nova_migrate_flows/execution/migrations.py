@@ -224,7 +224,9 @@ class Records:
         if watch.timed_out:
             return watch.timeout_error()
         if watch.aborting:
-            return exceptions.MigrationFailed(
+            aborted = (exceptions.MigrationStopped if watch.stopped
+                       else exceptions.MigrationFailed)
+            return aborted(
                 f"migration {record.id} of {watch.server_id} was aborted"
                 f" ({watch.aborting})", watch.server_id, record.id,
                 record.status,

@@ -167,6 +167,7 @@ class MigrationPoller:
         for watch in watches:
             if watch.kind == constants.LIVE_MIGRATION and not watch.resolved:
                 watch.aborting = reason
+                watch.stopped = True
                 if watch.migration is not None:
                     self._abort(watch)
                 count += 1

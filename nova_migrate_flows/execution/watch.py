@@ -48,6 +48,8 @@ class Watch:
     next_progress_at: float = 0.0
     timed_out: str | None = None
     aborting: str | None = None
+    #: Set when the abort is the run's stop (not a timeout).
+    stopped: bool = False
     #: Set (by the thread that sent it) when Nova refused an abort.
     abort_refused: bool = False
     force_completed: bool = False

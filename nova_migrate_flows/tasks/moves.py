@@ -105,7 +105,7 @@ class StartMove(MoveTask):
         server = models.Server.from_dict(entry["server"])
         if target.get("give_up"):
             return {"not_moved": target.get("reason") or "failed",
-                    "failed": True}
+                    "failed": True, "stopped": bool(target.get("stopped"))}
         existing = None
         if runtime.resuming or entry.get("adopt"):
             existing = self.find_existing(runtime, server, entry)

@@ -53,16 +53,14 @@ class ServerOutcome(base.BaseTask):
         if result.not_moved:
             outcome["reason"] = result.not_moved
             outcome["stopped"] = result.stopped
-            stop = runtime.stop_reason
-            if result.failed and runtime.interrupted and stop and \
-                    stop in result.not_moved:
+            if result.failed and result.stopped:
                 # Its migration was aborted because of the interruption:
                 # it did not move, and is safe where it was.
                 outcome["destination"] = self._where(runtime, server_id)
-                outcome["stopped"] = True
                 outcome["reason"] = (
                     f"{constants.INTERRUPTED}: its migration was aborted "
-                    f"({stop}); it is on {outcome['destination']}"
+                    f"({runtime.stop_reason}); it is on "
+                    f"{outcome['destination']}"
                 )
             elif result.failed:
                 outcome["status"] = constants.ServerStatus.FAILED

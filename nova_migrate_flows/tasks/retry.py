@@ -55,7 +55,9 @@ class TargetHostRetry(retry.Retry):
                     "attempt": attempt + 1}
         reasons = [_reason(f) for f in failures] or ["unknown failure"]
         return {"host": None, "give_up": True, "attempt": attempt + 1,
-                "reason": "; ".join(dict.fromkeys(reasons))}
+                "reason": "; ".join(dict.fromkeys(reasons)),
+                "stopped": any(f.check(exceptions.MigrationStopped)
+                               for f in failures)}
 
     def on_failure(self, history: retry.History, *args: Any,
                    **kwargs: Any) -> retry.Decision:
