@@ -44,11 +44,7 @@ def add_operation_parsers(subparsers: Any, handler: Handler) -> None:
         "live-migrate",
         help="Live-migrate one server, checked before and verified after.",
     )
-    parser.add_argument("server", metavar="SERVER",
-                        help="Name or id of the server.")
-    parser.add_argument("target", metavar="HOST", nargs="?",
-                        help="Target host (default: Nova's scheduler "
-                        "chooses).")
+    _add_server_and_target(parser)
     _add_block_migrate(parser)
     parser.add_argument(
         "--force", action="store_true",
@@ -109,11 +105,7 @@ def add_operation_parsers(subparsers: Any, handler: Handler) -> None:
         help="The kind of move: live-migrate, cold-migrate, evacuate, or "
         "one a plugin adds ('list-tasks' lists the installed kinds).",
     )
-    parser.add_argument("server", metavar="SERVER",
-                        help="Name or id of the server.")
-    parser.add_argument("target", metavar="HOST", nargs="?",
-                        help="Target host (default: Nova's scheduler "
-                        "chooses).")
+    _add_server_and_target(parser)
     _add_no_confirm(parser)
     _add_dry_run(parser)
     output.add_format_argument(parser)
@@ -143,6 +135,14 @@ def _handled_by(
     parser.set_defaults(
         func=lambda conf, args: handler(conf, args, build(conf, args))
     )
+
+
+def _add_server_and_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("server", metavar="SERVER",
+                        help="Name or id of the server.")
+    parser.add_argument("target", metavar="HOST", nargs="?",
+                        help="Target host (default: Nova's scheduler "
+                        "chooses).")
 
 
 def _add_hosts(parser: argparse.ArgumentParser) -> None:

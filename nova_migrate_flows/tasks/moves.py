@@ -79,8 +79,10 @@ class MoveTask(base.BaseTask):
         return self.move.migration_type
 
 
-class StartMove(MoveTask):
-    """Base of the tasks that ask Nova to move one server."""
+class StartTask(MoveTask):
+    """Base of a kind's start task: it reads ``runtime``, ``server_id``,
+    ``plan`` and ``target`` (``target[SERVER]``, from the retry controller)
+    and provides ``started[SERVER]``."""
 
     def __init__(self, server_id: str, kind: str | None = None,
                  **kwargs: Any):
@@ -94,6 +96,35 @@ class StartMove(MoveTask):
             **kwargs,
         )
 
+    @staticmethod
+    def given_up(target: dict[str, Any]) -> dict[str, Any] | None:
+        """The ``started`` of a server whose targets are used up (the
+        retry controller gave up on it), or None."""
+        if not target.get("give_up"):
+            return None
+        return {"not_moved": target.get("reason") or "failed",
+                "failed": True, "stopped": bool(target.get("stopped"))}
+
+    def take_slot(self, runtime: runtime_mod.Runtime,
+                  server: models.Server) -> dict[str, Any] | None:
+        """Wait for a throttle slot of the kind's pool on the server's
+        host; None once it is held, or the ``started`` of a server that
+        the run's stop keeps from moving."""
+        reason = runtime.why_not_start()
+        if reason is None and not runtime.throttle.acquire(
+            server.id, server.host or "", self.move.throttle_pool,
+            should_stop=lambda: runtime.stopping,
+        ):
+            reason = runtime.why_not_start()
+        if reason is None:
+            return None
+        return {"not_moved": reason, "failed": False, "stopped": True}
+
+
+class StartMove(StartTask):
+    """Base of the start tasks of the moves Nova records: they adopt a
+    move already under way, and the run's poller watches its record."""
+
     def execute(
         self,
         runtime: runtime_mod.Runtime,
@@ -103,9 +134,9 @@ class StartMove(MoveTask):
     ) -> dict[str, Any]:
         entry = plan[server_id]
         server = models.Server.from_dict(entry["server"])
-        if target.get("give_up"):
-            return {"not_moved": target.get("reason") or "failed",
-                    "failed": True, "stopped": bool(target.get("stopped"))}
+        gave_up = self.given_up(target)
+        if gave_up is not None:
+            return gave_up
         existing = None
         if runtime.resuming or entry.get("adopt"):
             existing = self.find_existing(runtime, server, entry)
@@ -116,14 +147,9 @@ class StartMove(MoveTask):
                                    self.move.throttle_pool)
             return self._watched(runtime, server, entry,
                                  self._started(server, None, existing, True))
-        reason = runtime.why_not_start()
-        if reason is None and not runtime.throttle.acquire(
-            server_id, server.host or "", self.move.throttle_pool,
-            should_stop=lambda: runtime.stopping,
-        ):
-            reason = runtime.why_not_start()
-        if reason is not None:
-            return {"not_moved": reason, "failed": False, "stopped": True}
+        stopped = self.take_slot(runtime, server)
+        if stopped is not None:
+            return stopped
         try:
             answer = self._send_once(runtime, server, entry, target["host"])
         except BaseException:
@@ -256,8 +282,11 @@ class StartMove(MoveTask):
         raise NotImplementedError
 
 
-class WaitForMove(MoveTask):
-    """Base of the tasks that wait for a move Nova records to end."""
+class WaitTask(MoveTask):
+    """Base of a kind's wait task: it reads ``runtime``, ``server_id``,
+    ``plan`` and ``started`` (``started[SERVER]``) and provides
+    ``moved[SERVER]``: a :class:`~nova_migrate_flows.tasks.base.Moved` as a
+    dict."""
 
     def __init__(self, server_id: str, kind: str | None = None,
                  **kwargs: Any):
@@ -270,6 +299,29 @@ class WaitForMove(MoveTask):
             **kwargs,
         )
 
+    @staticmethod
+    def not_moved(server_id: str, entry: dict[str, Any],
+                  started: dict[str, Any]) -> dict[str, Any] | None:
+        """The ``moved`` of a server whose move did not start, or None."""
+        if not started.get("not_moved"):
+            return None
+        return base.Moved(
+            server_id=server_id,
+            action=entry["action"],
+            source=entry["server"].get("host"),
+            before=entry["server"],
+            not_moved=started["not_moved"],
+            failed=bool(started.get("failed")),
+            stopped=bool(started.get("stopped")),
+        ).to_dict()
+
+    def revert(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing to undo: waiting changed nothing."""
+
+
+class WaitForMove(WaitTask):
+    """Base of the tasks that wait for a move Nova records to end."""
+
     def execute(
         self,
         runtime: runtime_mod.Runtime,
@@ -278,16 +330,9 @@ class WaitForMove(MoveTask):
         started: dict[str, Any],
     ) -> dict[str, Any]:
         entry = plan[server_id]
-        if started.get("not_moved"):
-            return base.Moved(
-                server_id=server_id,
-                action=entry["action"],
-                source=entry["server"].get("host"),
-                before=entry["server"],
-                not_moved=started["not_moved"],
-                failed=bool(started.get("failed")),
-                stopped=bool(started.get("stopped")),
-            ).to_dict()
+        skipped = self.not_moved(server_id, entry, started)
+        if skipped is not None:
+            return skipped
         server = models.Server.from_dict(entry["server"])
         watch = runtime.poller.take(server_id)
         if watch is None:
@@ -353,8 +398,6 @@ class WaitForMove(MoveTask):
             return exceptions.NoValidHost(message)
         return type(exc)(message, server.id, exc.migration_id, exc.status)
 
-    def revert(self, *args: Any, **kwargs: Any) -> None:
-        """Nothing to undo: waiting changed nothing."""
 
 
 def watch_move(
