@@ -46,6 +46,11 @@ class InvalidInput(NovaMigrateFlowsError):
     exit_code = ExitCode.BAD_INPUT
 
 
+class Unsupported(InvalidInput):
+    """The cloud's compute API is too old for what was asked; nothing was
+    changed."""
+
+
 class PreflightFailed(InvalidInput):
     """A preflight check refused the operation; nothing was changed.
 

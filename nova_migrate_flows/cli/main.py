@@ -30,6 +30,7 @@ from oslo_log import log
 import nova_migrate_flows
 from nova_migrate_flows import exceptions, opts
 from nova_migrate_flows.cli import distributed, flows, migrations, moves, tasks
+from nova_migrate_flows.compute import microversions
 from nova_migrate_flows.exceptions import ExitCode
 from nova_migrate_flows.sandbox import cli as sandbox_cli
 
@@ -38,7 +39,8 @@ PROG = "nova-migrate-flow"
 DESCRIPTION = (
     "Move OpenStack Nova instances between compute hosts safely: checked "
     "before, throttled like Nova, watched to a verified end, rolled back on "
-    "failure."
+    f"failure. Works with {microversions.OLDEST_RELEASE} (compute API "
+    f"{microversions.OLDEST_SUPPORTED}) and later."
 )
 EPILOG = (
     "Exit codes: 0 success; 1 the operation ran but some servers failed "

@@ -39,6 +39,9 @@ class Compute(Protocol):
     def close(self) -> None:
         """Release the connection to the cloud."""
 
+    def api_versions(self) -> tuple[str, str]:
+        """The compute API's minimum and maximum microversions."""
+
     def target(self) -> dict[str, Any]:
         """Which cloud this acts on (``cloud``, its configuration file or
         auth URL, ``compute_endpoint``), for the log and the run's record.

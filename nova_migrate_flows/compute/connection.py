@@ -37,7 +37,8 @@ def connect(conf: cfg.ConfigOpts) -> openstack.connection.Connection:
     """
     group = conf[opts.NOVA_GROUP]
     if group.cloud:
-        return _connect_cloud(group.cloud, group.clouds_yaml, group.timeout)
+        return _connect_cloud(group.cloud, group.clouds_yaml, group.timeout,
+                              conf[opts.PLACEMENT_GROUP].endpoint_override)
     return _connect_options(conf)
 
 
@@ -70,7 +71,8 @@ def _connect_options(conf: cfg.ConfigOpts) -> openstack.connection.Connection:
 
 
 def _connect_cloud(
-    cloud: str, clouds_yaml: str | None, timeout: float | None
+    cloud: str, clouds_yaml: str | None, timeout: float | None,
+    placement_endpoint: str | None,
 ) -> openstack.connection.Connection:
     if clouds_yaml and not os.path.isfile(clouds_yaml):
         raise exceptions.ConfigurationError(
@@ -94,6 +96,9 @@ def _connect_cloud(
     if region.config.get("api_timeout") is None:
         # clouds.yaml's own api_timeout wins; [nova] timeout otherwise.
         region.config["api_timeout"] = timeout
+    if placement_endpoint:
+        # [placement] endpoint_override applies to a clouds.yaml entry too.
+        region.config["placement_endpoint_override"] = placement_endpoint
     return openstack.connection.Connection(config=region)
 
 

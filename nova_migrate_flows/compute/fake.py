@@ -29,7 +29,7 @@ import uuid
 from typing import Any
 
 from nova_migrate_flows import exceptions
-from nova_migrate_flows.compute import base, models
+from nova_migrate_flows.compute import base, microversions, models
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
@@ -81,6 +81,7 @@ class FakeCompute:
         disk_gb: int = 4096,
         steps: int = 2,
         max_concurrent_live_migrations: int = 1,
+        max_microversion: str = "2.96",
     ):
         names = (
             [f"host{i}" for i in range(1, hosts + 1)]
@@ -88,6 +89,9 @@ class FakeCompute:
         )
         self._lock = threading.RLock()
         self.steps = steps
+        #: The newest compute API microversion of the Nova it plays: from
+        #: 2.95 an evacuated server is left stopped.
+        self.max_microversion = max_microversion
         self.max_concurrent_live_migrations = max_concurrent_live_migrations
         self.flavors = dict(FLAVORS)
         self.servers: dict[str, models.Server] = {}
@@ -122,6 +126,10 @@ class FakeCompute:
 
     def close(self) -> None:
         """Nothing to close: the cloud lives in memory."""
+
+    def api_versions(self) -> tuple[str, str]:
+        """The range of the Nova it plays: ``max_microversion``."""
+        return ("2.1", self.max_microversion)
 
     def target(self) -> dict[str, Any]:
         """The in-memory cloud."""
@@ -444,14 +452,17 @@ class FakeCompute:
         if migration.kind == "evacuation":
             self._release(migration, record.source_compute)
             self._set(migration, status="done")
+            stopped = server.status == "SHUTOFF" or microversions.supports(
+                self.max_microversion, "2.95")
             self._update_server(
                 server.id,
                 host=record.dest_compute,
                 hypervisor_hostname=record.dest_compute,
                 task_state=None,
-                status="SHUTOFF",
-                vm_state="stopped",
-                power_state=models.POWER_STATE_SHUTDOWN,
+                status="SHUTOFF" if stopped else "ACTIVE",
+                vm_state="stopped" if stopped else "active",
+                power_state=(models.POWER_STATE_SHUTDOWN if stopped
+                             else models.POWER_STATE_RUNNING),
             )
             return
         self._set(migration, status="finished")

@@ -33,24 +33,10 @@ from oslo_log import log as logging
 
 from nova_migrate_flows import exceptions
 from nova_migrate_flows.compute import base, models
+from nova_migrate_flows.compute import microversions as mv
 
 LOG = logging.getLogger(__name__)
 
-#: The microversions this module speaks; the oldest Nova it supports is
-#: the one that has all of them (2.80, Train-era clouds and later).
-MV_SERVERS = "2.73"
-MV_SERVICES = "2.53"
-MV_MIGRATIONS = "2.80"
-MV_LIVE_MIGRATE = "2.68"
-MV_LIVE_MIGRATE_FORCE = "2.67"
-MV_COLD_MIGRATE = "2.56"
-MV_EVACUATE = "2.95"
-MV_ABORT = "2.65"
-MV_FORCE_COMPLETE = "2.22"
-MV_ACTIONS = "2.84"
-MV_FLAVORS = "2.61"
-MV_HYPERVISORS = "2.53"
-MV_UNSHELVE_TO_HOST = "2.91"
 PLACEMENT_MV = "1.14"
 
 _RETRIABLE_STATUS = frozenset({500, 502, 503, 504})
@@ -77,6 +63,7 @@ class NovaCompute:
         self._backoff_max = retry_backoff_max
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._versions: tuple[str, str] | None = None
         #: Requests sent, by ``"METHOD service"``: for summaries and tests.
         self.request_counts: collections.Counter[str] = collections.Counter()
 
@@ -92,6 +79,32 @@ class NovaCompute:
         except ks_exc.ClientException as exc:
             endpoint = f"unknown ({_first_line(exc)})"
         return {**self._target, "compute_endpoint": endpoint}
+
+    # -- microversions ------------------------------------------------------
+
+    def api_versions(self) -> tuple[str, str]:
+        """The compute API's minimum and maximum microversions, read once
+        from its version document."""
+        with self._lock:
+            known = self._versions
+        if known is None:
+            document = self._call("GET", "/", microversion=None).json()
+            version = document.get("version") or {}
+            known = (version.get("min_version") or "2.1",
+                     version.get("version") or "2.1")
+            with self._lock:
+                self._versions = known
+        return known
+
+    def _mv(self, call: mv.Call) -> str:
+        """The microversion to send ``call`` at: its newest where every
+        supported cloud has it, otherwise negotiated with the cloud."""
+        if mv.supports(mv.OLDEST_SUPPORTED, call.newest):
+            return call.newest
+        try:
+            return mv.negotiate(call, self.api_versions()[1])
+        except mv.TooOld as exc:
+            raise exceptions.Unsupported(str(exc)) from None
 
     # -- transport ---------------------------------------------------------
 
@@ -185,13 +198,13 @@ class NovaCompute:
         self,
         server_id: str,
         body: dict[str, Any],
-        microversion: str,
+        call: mv.Call,
     ) -> base.ActionResult:
         response = self._call(
             "POST",
             f"/servers/{server_id}/action",
             json=body,
-            microversion=microversion,
+            microversion=self._mv(call),
         )
         return base.ActionResult(
             request_id=response.headers.get("x-openstack-request-id"),
@@ -199,12 +212,12 @@ class NovaCompute:
         )
 
     def _pages(
-        self, url: str, key: str, params: dict[str, Any], microversion: str
+        self, url: str, key: str, params: dict[str, Any], call: mv.Call
     ) -> Iterator[dict[str, Any]]:
         params = dict(params, limit=_PAGE_LIMIT)
         while True:
             body = self._call(
-                "GET", url, params=params, microversion=microversion
+                "GET", url, params=params, microversion=self._mv(call)
             ).json()
             items = body.get(key) or []
             yield from items
@@ -222,7 +235,7 @@ class NovaCompute:
 
     def get_server(self, server_id: str) -> models.Server:
         body = self._call(
-            "GET", f"/servers/{server_id}", microversion=MV_SERVERS
+            "GET", f"/servers/{server_id}", microversion=self._mv(mv.SERVERS)
         ).json()
         return models.Server.from_api(body["server"])
 
@@ -241,7 +254,7 @@ class NovaCompute:
                 "/servers/detail",
                 "servers",
                 {"all_tenants": 1, "name": f"^{_regex_escape(ref)}$"},
-                MV_SERVERS,
+                mv.SERVERS,
             )
             if s.get("name") == ref
         ]
@@ -264,15 +277,15 @@ class NovaCompute:
                 "/servers/detail",
                 "servers",
                 {"all_tenants": 1, "host": host},
-                MV_SERVERS,
+                mv.SERVERS,
             )
         ]
 
     def start_server(self, server_id: str) -> base.ActionResult:
-        return self._action(server_id, {"os-start": None}, MV_SERVERS)
+        return self._action(server_id, {"os-start": None}, mv.SERVERS)
 
     def stop_server(self, server_id: str) -> base.ActionResult:
-        return self._action(server_id, {"os-stop": None}, MV_SERVERS)
+        return self._action(server_id, {"os-stop": None}, mv.SERVERS)
 
     # -- services and capacity ---------------------------------------------
 
@@ -281,7 +294,7 @@ class NovaCompute:
             "GET",
             "/os-services",
             params={"binary": "nova-compute"},
-            microversion=MV_SERVICES,
+            microversion=self._mv(mv.SERVICES),
         ).json()
         return [models.Service.from_api(s) for s in body["services"]]
 
@@ -304,14 +317,14 @@ class NovaCompute:
             "PUT",
             f"/os-services/{service_id}",
             json=body,
-            microversion=MV_SERVICES,
+            microversion=self._mv(mv.SERVICES),
         ).json()
         return models.Service.from_api(result["service"])
 
     def host_capacities(self) -> dict[str, models.HostCapacity]:
         capacities: dict[str, models.HostCapacity] = {}
         for hypervisor in self._pages(
-            "/os-hypervisors/detail", "hypervisors", {}, MV_HYPERVISORS
+            "/os-hypervisors/detail", "hypervisors", {}, mv.HYPERVISORS
         ):
             host = (hypervisor.get("service") or {}).get("host")
             if not host:
@@ -366,13 +379,13 @@ class NovaCompute:
     def get_flavor(self, ref: str) -> models.Flavor:
         try:
             body = self._call(
-                "GET", f"/flavors/{ref}", microversion=MV_FLAVORS
+                "GET", f"/flavors/{ref}", microversion=self._mv(mv.FLAVORS)
             ).json()
             return models.Flavor.from_flavor(body["flavor"])
         except exceptions.NotFound:
             pass
         for flavor in self._pages(
-            "/flavors/detail", "flavors", {"is_public": "None"}, MV_FLAVORS
+            "/flavors/detail", "flavors", {"is_public": "None"}, mv.FLAVORS
         ):
             if flavor.get("name") == ref:
                 return models.Flavor.from_flavor(flavor)
@@ -391,48 +404,48 @@ class NovaCompute:
             "host": host,
             "block_migration": block_migration,
         }
-        microversion = MV_LIVE_MIGRATE
+        call = mv.LIVE_MIGRATE
         if force:
             body["force"] = True
-            microversion = MV_LIVE_MIGRATE_FORCE
-        return self._action(server_id, {"os-migrateLive": body}, microversion)
+            call = mv.LIVE_MIGRATE_FORCED
+        return self._action(server_id, {"os-migrateLive": body}, call)
 
     def cold_migrate(
         self, server_id: str, host: str | None
     ) -> base.ActionResult:
         body = {"host": host} if host else None
-        return self._action(server_id, {"migrate": body}, MV_COLD_MIGRATE)
+        return self._action(server_id, {"migrate": body}, mv.COLD_MIGRATE)
 
     def resize(self, server_id: str, flavor_id: str) -> base.ActionResult:
         return self._action(
-            server_id, {"resize": {"flavorRef": flavor_id}}, MV_SERVERS
+            server_id, {"resize": {"flavorRef": flavor_id}}, mv.SERVERS
         )
 
     def confirm_resize(self, server_id: str) -> base.ActionResult:
-        return self._action(server_id, {"confirmResize": None}, MV_SERVERS)
+        return self._action(server_id, {"confirmResize": None}, mv.SERVERS)
 
     def revert_resize(self, server_id: str) -> base.ActionResult:
-        return self._action(server_id, {"revertResize": None}, MV_SERVERS)
+        return self._action(server_id, {"revertResize": None}, mv.SERVERS)
 
     def evacuate(
         self, server_id: str, host: str | None
     ) -> base.ActionResult:
         body = {"host": host} if host else {}
-        return self._action(server_id, {"evacuate": body}, MV_EVACUATE)
+        return self._action(server_id, {"evacuate": body}, mv.EVACUATE)
 
     def shelve(self, server_id: str) -> base.ActionResult:
-        return self._action(server_id, {"shelve": None}, MV_SERVERS)
+        return self._action(server_id, {"shelve": None}, mv.SERVERS)
 
     def shelve_offload(self, server_id: str) -> base.ActionResult:
-        return self._action(server_id, {"shelveOffload": None}, MV_SERVERS)
+        return self._action(server_id, {"shelveOffload": None}, mv.SERVERS)
 
     def unshelve(
         self, server_id: str, host: str | None
     ) -> base.ActionResult:
         if host:
             return self._action(server_id, {"unshelve": {"host": host}},
-                                MV_UNSHELVE_TO_HOST)
-        return self._action(server_id, {"unshelve": None}, MV_SERVERS)
+                                mv.UNSHELVE_TO_HOST)
+        return self._action(server_id, {"unshelve": None}, mv.SERVERS)
 
     # -- migrations --------------------------------------------------------
 
@@ -461,7 +474,7 @@ class NovaCompute:
         return [
             models.Migration.from_api(m)
             for m in self._pages(
-                "/os-migrations", "migrations", params, MV_MIGRATIONS
+                "/os-migrations", "migrations", params, mv.MIGRATIONS
             )
         ]
 
@@ -469,7 +482,7 @@ class NovaCompute:
         body = self._call(
             "GET",
             f"/servers/{server_id}/migrations",
-            microversion=MV_MIGRATIONS,
+            microversion=self._mv(mv.MIGRATIONS),
         ).json()
         return [
             models.Migration.from_api(m, server_id)
@@ -480,7 +493,7 @@ class NovaCompute:
         self._call(
             "DELETE",
             f"/servers/{server_id}/migrations/{migration_id}",
-            microversion=MV_ABORT,
+            microversion=self._mv(mv.ABORT),
         )
 
     def force_complete_migration(
@@ -490,7 +503,7 @@ class NovaCompute:
             "POST",
             f"/servers/{server_id}/migrations/{migration_id}/action",
             json={"force_complete": None},
-            microversion=MV_FORCE_COMPLETE,
+            microversion=self._mv(mv.FORCE_COMPLETE),
         )
 
     # -- diagnosis ---------------------------------------------------------
@@ -502,7 +515,7 @@ class NovaCompute:
             body = self._call(
                 "GET",
                 f"/servers/{server_id}/os-instance-actions/{request_id}",
-                microversion=MV_ACTIONS,
+                microversion=self._mv(mv.ACTIONS),
             ).json()
         except exceptions.NotFound:
             return None
@@ -514,7 +527,7 @@ class NovaCompute:
         body = self._call(
             "GET",
             f"/servers/{server_id}/os-instance-actions",
-            microversion=MV_ACTIONS,
+            microversion=self._mv(mv.ACTIONS),
         ).json()
         return [_action_from_api(a) for a in body["instanceActions"]]
 

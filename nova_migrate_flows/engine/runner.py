@@ -46,6 +46,7 @@ from nova_migrate_flows.engine import records as records_mod
 from nova_migrate_flows.engine import result as result_mod
 from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.flows import registry as flow_registry
+from nova_migrate_flows.moves import planning
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import outcome as outcome_mod
 
@@ -150,6 +151,10 @@ class Runner:
         first: only admins may list them, so other credentials are refused
         before anything else is read."""
         services = self._compute.list_services()
+        unsupported = planning.microversion_error(
+            request, self._compute.api_versions()[1])
+        if unsupported is not None:
+            raise exceptions.Unsupported(unsupported)
         known: dict[str, Any] = {}
         if not request.op.is_host_operation:
             server = self._compute.find_server(request.servers[0])

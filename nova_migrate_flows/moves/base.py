@@ -74,6 +74,13 @@ class MoveKind:
         """Whether Nova writes a migration record for this kind of move."""
         return self.migration_type is not None
 
+    def microversion(self, target_host: str | None) -> str | None:
+        """The compute API microversion a move of this kind (onto
+        ``target_host``, if given) needs beyond the tool's oldest supported
+        one, or None. A cloud older than that is refused before anything
+        changes."""
+        return None
+
     def refusal(self, server: models.Server) -> str | None:
         """Why this kind cannot move ``server`` (its state), or None."""
         if server.status in self.movable_statuses:

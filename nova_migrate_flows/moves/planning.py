@@ -19,7 +19,7 @@ details (busy, locked).
 
 from nova_migrate_flows import constants
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.compute import models
+from nova_migrate_flows.compute import microversions, models
 from nova_migrate_flows.moves import registry
 from nova_migrate_flows.request import Operation
 
@@ -41,6 +41,22 @@ def kind_name(request: request_mod.MoveRequest) -> str:
             raise ValueError("a move request names its kind")
         return request.kind
     return KIND_OF[request.op]
+
+
+def microversion_error(request: request_mod.MoveRequest,
+                       cloud_max: str) -> str | None:
+    """Why a cloud whose compute API goes up to ``cloud_max`` cannot do
+    ``request``, or None."""
+    too_old = microversions.oldest_supported_error(cloud_max)
+    if too_old is not None:
+        return f"{request.operation}: {too_old}"
+    kind = registry.get(kind_name(request))
+    needed = kind.microversion(request.target_host)
+    if needed is None or microversions.supports(cloud_max, needed):
+        return None
+    onto = f" onto {request.target_host}" if request.target_host else ""
+    return (f"{request.operation}: a {kind.name}{onto} needs compute API "
+            f"microversion {needed}; the cloud's maximum is {cloud_max}")
 
 
 def moves_live(request: request_mod.MoveRequest) -> bool:

@@ -166,7 +166,21 @@ def sleeps() -> list[float]:
     return []
 
 
+def version_document(maximum: str, minimum: str = "2.1") -> FakeResponse:
+    """Nova's ``GET /v2.1/``."""
+    return ok({"version": {"id": "v2.1", "status": "CURRENT",
+                           "version": maximum, "min_version": minimum}})
+
+
 @pytest.fixture
 def compute(connection: FakeConnection, sleeps: list[float]
             ) -> nova.NovaCompute:
-    return nova.NovaCompute(connection, read_retries=3, sleep=sleeps.append)
+    """A NovaCompute that learnt the cloud's microversions (2.96, Nova 34)
+    already, as a run does first."""
+    compute = nova.NovaCompute(connection, read_retries=3,
+                               sleep=sleeps.append)
+    connection.compute.route("GET", "/", version_document("2.96"))
+    compute.api_versions()
+    connection.compute.sent.clear()
+    compute.request_counts.clear()
+    return compute

@@ -110,3 +110,17 @@ def test_a_cloud_missing_from_the_explicit_file_is_refused(
         connection.connect(conf)
 
     assert str(caught.value).startswith("[nova] cloud = prod: ")
+
+
+def test_placement_endpoint_override_applies_to_a_clouds_yaml_entry(
+        conf, tmp_path):
+    path = clouds_file(tmp_path / "clouds.yaml", "http://mine.invalid/v3")
+    conf.set_override("cloud", "prod", opts.NOVA_GROUP)
+    conf.set_override("clouds_yaml", path, opts.NOVA_GROUP)
+    conf.set_override("endpoint_override", "http://placement.invalid:8778",
+                      opts.PLACEMENT_GROUP)
+
+    conn = connection.connect(conf)
+
+    assert conn.config.get_endpoint("placement") == \
+        "http://placement.invalid:8778"

@@ -22,7 +22,7 @@ from typing import Any
 
 from oslo_log import log as logging
 
-from nova_migrate_flows import constants, exceptions
+from nova_migrate_flows import exceptions
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.execution import throttle, writes
@@ -49,12 +49,16 @@ class ShelveUnshelve(moves_base.MoveKind):
     # An unshelved server runs: only running servers keep their state.
     movable_statuses = frozenset({"ACTIVE"})
 
+    def microversion(self, target_host: str | None) -> str | None:
+        # Unshelving onto a given host came with Nova 25 (Yoga).
+        return "2.91" if target_host else None
+
     def busy(self, server: models.Server) -> bool:
         return (server.task_state or "").startswith(("shelving",
                                                      "unshelving"))
 
 
-class ShelveAndUnshelveServer(move_tasks.MoveTask):
+class ShelveAndUnshelveServer(move_tasks.StartTask):
     """Shelves the server, offloads it, and unshelves it onto the target.
 
     Each write is sent once (a lost answer is looked into first); a resumed
@@ -66,31 +70,14 @@ class ShelveAndUnshelveServer(move_tasks.MoveTask):
 
     move_kind = KIND
 
-    def __init__(self, server_id: str, kind: str | None = None,
-                 **kwargs: Any):
-        super().__init__(
-            server_id, kind,
-            name=constants.start_atom(kind or KIND, server_id),
-            provides=constants.server_key("started", server_id),
-            rebind={"target": constants.server_key("target", server_id)},
-            inject={"server_id": server_id},
-            **kwargs,
-        )
-
     def execute(self, runtime: runtime_mod.Runtime, server_id: str,
                 plan: dict[str, Any], target: dict[str, Any]
                 ) -> dict[str, Any]:
         server = models.Server.from_dict(plan[server_id]["server"])
-        if target.get("give_up"):
-            return {"not_moved": target.get("reason") or "failed",
-                    "failed": True}
-        reason = runtime.why_not_start()
-        if reason is None and not runtime.throttle.acquire(
-                server_id, server.host or "", self.move.throttle_pool,
-                should_stop=lambda: runtime.stopping):
-            reason = runtime.why_not_start()
-        if reason is not None:
-            return {"not_moved": reason, "failed": False, "stopped": True}
+        not_started = self.given_up(target) or self.take_slot(runtime,
+                                                              server)
+        if not_started is not None:
+            return not_started
         try:
             request_id = self._move(runtime, server, target["host"])
         except BaseException:
@@ -163,7 +150,7 @@ class ShelveAndUnshelveServer(move_tasks.MoveTask):
             and not s.task_state, timeout, "ACTIVE again")
 
 
-class WaitForUnshelve(move_tasks.MoveTask):
+class WaitForUnshelve(move_tasks.WaitTask):
     """Waits until the unshelved server runs on its new host.
 
     Nova writes no migration record for it: the server itself is watched,
@@ -175,29 +162,13 @@ class WaitForUnshelve(move_tasks.MoveTask):
 
     move_kind = KIND
 
-    def __init__(self, server_id: str, kind: str | None = None,
-                 **kwargs: Any):
-        super().__init__(
-            server_id, kind,
-            name=constants.wait_atom(kind or KIND, server_id),
-            provides=constants.server_key("moved", server_id),
-            rebind={"started": constants.server_key("started", server_id)},
-            inject={"server_id": server_id},
-            **kwargs,
-        )
-
     def execute(self, runtime: runtime_mod.Runtime, server_id: str,
                 plan: dict[str, Any], started: dict[str, Any]
                 ) -> dict[str, Any]:
         entry = plan[server_id]
-        if started.get("not_moved"):
-            return base.Moved(
-                server_id=server_id, action=entry["action"],
-                source=entry["server"].get("host"), before=entry["server"],
-                not_moved=started["not_moved"],
-                failed=bool(started.get("failed")),
-                stopped=bool(started.get("stopped")),
-            ).to_dict()
+        skipped = self.not_moved(server_id, entry, started)
+        if skipped is not None:
+            return skipped
         try:
             after = move_tasks.wait_for_server(
                 runtime, server_id,
@@ -223,9 +194,6 @@ class WaitForUnshelve(move_tasks.MoveTask):
             request_id=started.get("request_id"),
             started_at=started.get("started_at"),
         ).to_dict()
-
-    def revert(self, *args: Any, **kwargs: Any) -> None:
-        """Nothing to undo: waiting changed nothing."""
 
 
 def _showing(runtime: runtime_mod.Runtime, server_id: str, task_state: str,
