@@ -19,6 +19,8 @@ table object. :class:`FastSQLBackend` builds the tables once, keeps a pool
 of connections, and runs SQLite in WAL mode with ``synchronous=NORMAL``
 (durable against a crash of this process; a power cut may lose the last
 transactions, never corrupt the file). PostgreSQL and MySQL URLs work too.
+What it needs of TaskFlow's internals is in
+:mod:`nova_migrate_flows.engine.taskflow_sql`, and nowhere else.
 
 Nothing secret is ever written: flow details hold ids, names, states and
 the plan, never credentials or tokens.
@@ -32,10 +34,9 @@ import sqlalchemy as sa
 from oslo_config import cfg
 from oslo_log import log as logging
 from sqlalchemy import pool as sa_pool
-from taskflow.persistence.backends import impl_sqlalchemy
-from taskflow.persistence.backends.sqlalchemy import tables
 
 from nova_migrate_flows import exceptions
+from nova_migrate_flows.engine import taskflow_sql
 
 LOG = logging.getLogger(__name__)
 
@@ -68,33 +69,11 @@ def make_engine(url: str) -> sa.engine.Engine:
                             pool_pre_ping=True, pool_recycle=3600)
 
 
-class _Connection(impl_sqlalchemy.Connection):
-    """A connection that shares its backend's table definitions."""
-
-    def __init__(self, backend: "FastSQLBackend", upgrade_lock: Any):
-        self._backend = backend
-        self._upgrade_lock = upgrade_lock
-        self._engine = backend.engine
-        self._metadata = backend.metadata
-        self._tables = backend.tables
-        self._converter = impl_sqlalchemy._Alchemist(self._tables)
-
-
-class FastSQLBackend(impl_sqlalchemy.SQLAlchemyBackend):
+class FastSQLBackend(taskflow_sql.SharedTablesBackend):
     """TaskFlow's SQLAlchemy backend with tables built once and a pool."""
 
     def __init__(self, conf: dict[str, Any]):
-        super().__init__(conf, engine=make_engine(conf["connection"]))
-        self._owns_engine = True
-        self.metadata = sa.MetaData()
-        self.tables = tables.fetch(self.metadata)
-
-    def get_connection(self) -> _Connection:
-        conn = _Connection(self, self._upgrade_lock)
-        if not self._validated:  # type: ignore[has-type]
-            conn.validate(max_retries=self._max_retries)
-            self._validated = True
-        return conn
+        super().__init__(conf, make_engine(conf["connection"]))
 
 
 def default_url(conf: cfg.ConfigOpts) -> str:
