@@ -206,7 +206,7 @@ def test_taskflow_serves_the_sql_schemes_with_its_sqlalchemy_backend():
     entries = {entry.name: entry.value
                for entry in importlib.metadata.entry_points(
                    group=tf_backends.BACKEND_NAMESPACE)}
-    for scheme in ("mysql", "postgresql", "sqlite"):
+    for scheme in persistence.SQL_SCHEMES:
         if entries.get(scheme) != (
                 "taskflow.persistence.backends.impl_sqlalchemy:"
                 "SQLAlchemyBackend"):
