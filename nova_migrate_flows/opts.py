@@ -318,11 +318,18 @@ persistence_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "connection",
         secret=True,
-        help="SQLAlchemy URL of the database that records every run, so "
-        "that it can be listed, shown and resumed (and shared by "
-        "conductors). Default: a SQLite file in ``state_dir``. PostgreSQL "
-        "(``postgresql+psycopg2://...``) and MySQL work too. It may hold a "
-        "password: it is never logged.",
+        help="URL of the TaskFlow persistence backend that records every "
+        "run, so that it can be listed, shown and resumed (and shared by "
+        "conductors). Default: a SQLite file in ``state_dir``. The scheme "
+        "chooses the backend: ``sqlite``, ``postgresql`` and ``mysql`` "
+        "(SQLAlchemy URLs, such as ``postgresql+psycopg2://...``) use a "
+        "fast SQL backend; any other scheme TaskFlow has a persistence "
+        "backend for is fetched from TaskFlow: ``dir:///path`` or "
+        "``file:///path`` (a directory, on one machine), "
+        "``zookeeper://host:port[,host:port...]/path`` (with the "
+        "``[zookeeper]`` extra), ``memory://`` (lost when the process "
+        "ends). Another scheme is refused. It may hold a password: it is "
+        "never logged.",
     ),
 ]
 

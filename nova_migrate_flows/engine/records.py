@@ -14,15 +14,19 @@
 A run's logbook holds its request and state in its metadata, and one flow
 detail per flow (the preflight, then one per source host, or the one flow
 of a single-server operation). ``flows list``, ``flows show`` and
-``resume`` read them; conductors share them.
+``resume`` read them; conductors share them. They read a whole logbook on
+any backend: a SQL backend reads in a transaction; on TaskFlow's directory
+backend, which has none, a read waits for the writes of its own process and
+is tried again when it meets a logbook another process is writing.
 """
 
 import contextlib
 import datetime
 import os
 import socket
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from taskflow import exceptions as tf_exc
 from taskflow.persistence import models as tf_models
@@ -35,6 +39,15 @@ from nova_migrate_flows import constants, exceptions
 #: 1 said so only in the reason's words), kinds of move are plugins.
 LAYOUT = 2
 
+#: How many times a read is tried, and how long to wait in between, when
+#: it finds part of a logbook missing. SQL backends read in a transaction;
+#: TaskFlow's directory backend lists a flow or a task before its file is
+#: written, and another process may read in between.
+READ_ATTEMPTS = 5
+READ_RETRY_DELAY = 0.05
+
+_T = TypeVar("_T")
+
 
 class Records:
     """Logbooks of runs in one persistence backend."""
@@ -46,6 +59,20 @@ class Records:
     def _connection(self) -> Iterator[Any]:
         with contextlib.closing(self.backend.get_connection()) as conn:
             yield conn
+
+    def _read(self, read: Callable[[Any], _T]) -> _T:
+        """``read(connection)``, never amid a write of this process, and
+        again if it met a logbook half written by another one."""
+        attempt = 1
+        while True:
+            try:
+                with self._connection() as conn, _read_lock(self.backend):
+                    return read(conn)
+            except tf_exc.NotFound:
+                if attempt >= READ_ATTEMPTS:
+                    raise
+            attempt += 1
+            time.sleep(READ_RETRY_DELAY)
 
     def create(self, run_id: str, request: dict[str, Any],
                cloud: dict[str, Any] | None = None) -> Any:
@@ -65,18 +92,16 @@ class Records:
         return book
 
     def get(self, run_id: str) -> Any:
-        with self._connection() as conn:
-            try:
-                return conn.get_logbook(run_id)
-            except tf_exc.NotFound:
-                raise exceptions.InvalidInput(
-                    f"run {run_id}: no such run; see 'nova-migrate-flow "
-                    "flows list'"
-                ) from None
+        try:
+            return self._read(lambda conn: conn.get_logbook(run_id))
+        except tf_exc.NotFound:
+            raise exceptions.InvalidInput(
+                f"run {run_id}: no such run; see 'nova-migrate-flow "
+                "flows list'"
+            ) from None
 
     def list(self) -> list[Any]:
-        with self._connection() as conn:
-            books = list(conn.get_logbooks())
+        books = self._read(lambda conn: list(conn.get_logbooks()))
         return sorted(books, key=lambda b: b.meta.get("started_at") or "",
                       reverse=True)
 
@@ -117,6 +142,18 @@ class Records:
             )
         self.update(book, state=constants.RunState.RUNNING, owner=owner(),
                     resumed_at=_now())
+
+
+def _read_lock(backend: Any) -> contextlib.AbstractContextManager[Any]:
+    """The read side of a backend's in-process reader-writer lock, if it
+    has one: TaskFlow's directory and memory backends take the write side
+    (``backend.lock.write_lock``) for every write, but the directory
+    backend reads files without it, and would read one half written by
+    another thread. SQL backends have no such lock: they need none."""
+    read_lock = getattr(getattr(backend, "lock", None), "read_lock", None)
+    if read_lock is None:
+        return contextlib.nullcontext()
+    return read_lock()
 
 
 def flow_detail(book: Any, name: str) -> Any | None:

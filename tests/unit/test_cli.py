@@ -254,6 +254,47 @@ def test_runs_are_recorded_and_listed(capsys, cloud, config):
     assert {f["state"] for f in view["flows"]} == {"SUCCESS"}
 
 
+def test_runs_recorded_in_a_directory_are_listed(capsys, cloud, config,
+                                                 tmp_path):
+    cloud.add_server("host1", name="web")
+    path = config(f"[nova]\ncloud = test\n[persistence]\n"
+                  f"connection = dir://{tmp_path / 'runs'}\n")
+    code, out, _ = run(capsys, "--config-file", path, "live-migrate", "web",
+                       "--format", "json")
+    run_id = json.loads(out)["run_id"]
+
+    code, out, _ = run(capsys, "--config-file", path, "flows", "list",
+                       "--format", "json")
+
+    assert code == 0
+    (listed,) = json.loads(out)["runs"]
+    assert (listed["run_id"], listed["state"]) == (run_id, "finished")
+    assert (tmp_path / "runs" / "books" / run_id).is_dir()
+    assert not (tmp_path / "state" / "nova-migrate-flows.sqlite").exists()
+
+    code, out, _ = run(capsys, "--config-file", path, "flows", "show",
+                       run_id, "--format", "json")
+
+    assert code == 0
+    assert [s["status"] for s in json.loads(out)["servers"]] == ["migrated"]
+
+
+def test_an_unknown_persistence_scheme_exits_2_in_one_line(capsys, cloud,
+                                                           config):
+    cloud.add_server("host1", name="web")
+    path = config("[nova]\ncloud = test\n[persistence]\n"
+                  "connection = redis://:s3cret@127.0.0.1:6379\n")
+
+    code, _, err = run(capsys, "--config-file", path, "live-migrate", "web")
+
+    assert code == 2
+    assert one_error_line(err) == (
+        "nova-migrate-flow: error: [persistence] connection: unknown scheme "
+        "'redis'; accepted schemes: dir, file, memory, mysql, postgresql, "
+        "sqlite, zookeeper")
+    assert cloud.migrations == []
+
+
 def test_resume_of_a_finished_run_is_refused(capsys, cloud, config):
     cloud.add_server("host1", name="web")
     path = config()

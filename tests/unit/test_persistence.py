@@ -9,13 +9,18 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Recording runs and resuming one whose process stopped mid-way."""
+"""Recording runs and resuming one whose process stopped mid-way, in each
+backend a ``[persistence] connection`` URL may name."""
 
 import contextlib
 import threading
 import time
+import uuid
 
 import pytest
+from taskflow import exceptions as tf_exc
+from taskflow.persistence import backends as tf_backends
+from taskflow.persistence.backends import impl_dir, impl_zookeeper
 
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
@@ -27,18 +32,34 @@ from tests import external
 @pytest.fixture(params=[
     "sqlite",
     pytest.param("postgresql", marks=pytest.mark.postgresql),
+    "dir",
+    pytest.param("zookeeper", marks=pytest.mark.zookeeper),
 ])
 def backend(request, conf, tmp_path):
-    """The persistence backend, on SQLite and on PostgreSQL."""
+    """The persistence backend: SQLite and PostgreSQL (the fast backend),
+    and TaskFlow's directory and ZooKeeper backends."""
     conf.config(state_dir=str(tmp_path))
-    if request.param == "postgresql":
+    if request.param != "sqlite":
         conf.config(group="persistence",
-                    connection=external.address("postgresql"))
+                    connection=connection_url(request.param, tmp_path))
     backend = persistence.backend_from_conf(conf.conf)
     with contextlib.closing(backend.get_connection()) as connection:
         connection.clear_all()
+        # Path-based backends (dir, zookeeper) remove their trees.
+        connection.upgrade()
     yield backend
     backend.close()
+
+
+def connection_url(kind, tmp_path):
+    """A ``[persistence] connection`` of each kind, empty."""
+    if kind == "postgresql":
+        return external.address("postgresql")
+    if kind == "zookeeper":
+        return (f"zookeeper://{external.address('zookeeper')}"
+                f"/nmf-tests-{uuid.uuid4()}")
+    assert kind == "dir"
+    return f"dir://{tmp_path / 'runs'}"
 
 
 def request(conf, operation, **given):
@@ -61,6 +82,253 @@ def test_a_bad_connection_url_is_a_configuration_error(conf):
     with pytest.raises(exceptions.ConfigurationError,
                        match=r"\[persistence\] connection"):
         persistence.backend_from_conf(conf.conf)
+
+
+ACCEPTED = ("accepted schemes: dir, file, memory, mysql, postgresql, sqlite, "
+            "zookeeper")
+
+
+@pytest.mark.parametrize("url, error", [
+    ("nosuchdb://nmf:s3cret@db/nmf",
+     f"[persistence] connection: unknown scheme 'nosuchdb'; {ACCEPTED}"),
+    ("/var/lib/nmf/runs.sqlite",
+     f"[persistence] connection: not a URL (no scheme); {ACCEPTED}"),
+])
+def test_an_unknown_scheme_is_refused_in_one_line(conf, url, error):
+    conf.config(group="persistence", connection=url)
+
+    with pytest.raises(exceptions.ConfigurationError) as caught:
+        persistence.backend_from_conf(conf.conf)
+
+    assert str(caught.value) == error
+
+
+@pytest.mark.parametrize("url", [
+    None, "sqlite:///{tmp}/runs.sqlite", "sqlite+pysqlite:///{tmp}/r.db"])
+def test_sql_urls_get_the_fast_backend(conf, tmp_path, monkeypatch, url):
+    conf.config(state_dir=str(tmp_path))
+    if url:
+        conf.config(group="persistence", connection=url.format(tmp=tmp_path))
+    monkeypatch.setattr(tf_backends, "fetch", _never)
+
+    backend = persistence.backend_from_conf(conf.conf)
+
+    assert type(backend) is persistence.FastSQLBackend
+    backend.close()
+
+
+@pytest.mark.parametrize("scheme", ["dir", "file"])
+def test_a_directory_is_fetched_from_taskflow_and_made_ready(
+        conf, tmp_path, monkeypatch, scheme):
+    fetched = []
+    fetch = tf_backends.fetch
+    monkeypatch.setattr(tf_backends, "fetch",
+                        lambda conf: fetched.append(conf) or fetch(conf))
+    url = f"{scheme}://{tmp_path}/state/runs?max_cache_size=64"
+    conf.config(group="persistence", connection=url)
+
+    backend = persistence.backend_from_conf(conf.conf)
+
+    assert fetched == [{"connection": url,
+                        "path": str(tmp_path / "state" / "runs")}]
+    assert type(backend) is impl_dir.DirBackend
+    assert backend.file_cache.maxsize == 64  # the query reached TaskFlow
+    assert sorted(path.name for path in (tmp_path / "state" / "runs")
+                  .iterdir()) == ["atom_details", "books", "flow_details"]
+    assert (tmp_path / "state" / "runs").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_directory_url_needs_an_absolute_path(conf):
+    conf.config(group="persistence", connection="dir://runs/here")
+
+    with pytest.raises(exceptions.ConfigurationError,
+                       match=r"^\[persistence\] connection: a dir URL names a "
+                       r"directory by its absolute path"):
+        persistence.backend_from_conf(conf.conf)
+
+
+def test_a_zookeeper_url_with_a_password_is_refused_without_it(conf):
+    conf.config(group="persistence",
+                connection="zookeeper://nmf:s3cret@zk1:2181/nmf")
+
+    with pytest.raises(exceptions.ConfigurationError) as caught:
+        persistence.backend_from_conf(conf.conf)
+
+    assert str(caught.value) == (
+        "[persistence] connection: a zookeeper URL takes no user or "
+        "password, only host:port[,host:port...]")
+
+
+def test_a_directory_that_cannot_be_made_is_a_configuration_error(
+        conf, tmp_path):
+    (tmp_path / "file").write_text("")
+    conf.config(group="persistence", connection=f"dir://{tmp_path}/file/runs")
+
+    with pytest.raises(exceptions.ConfigurationError,
+                       match=r"^\[persistence\] connection: .*/file/runs: "
+                       "cannot create it"):
+        persistence.backend_from_conf(conf.conf)
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("zookeeper://zk1:2181,zk2:2181/nmf?timeout=5",
+     {"connection": "zookeeper:///nmf?timeout=5", "hosts": "zk1:2181,zk2:2181",
+      "path": "/nmf"}),
+    ("zookeeper://zk1:2181",
+     {"connection": "zookeeper:///", "hosts": "zk1:2181"}),
+    ("memory://", {"connection": "memory://"}),
+])
+def test_what_taskflow_is_given_for_a_url(url, expected):
+    assert persistence.fetch_conf(persistence.scheme_of(url), url) == expected
+
+
+def test_a_backend_that_fails_to_open_is_closed_and_explained(
+        conf, monkeypatch):
+    conf.config(group="persistence", connection="zookeeper://zk1:2181/nmf")
+    closed = []
+
+    def refused(self):
+        try:
+            raise RuntimeError("Unable to fetch useable server version after "
+                               "trying 4 times")
+        except RuntimeError as exc:
+            raise tf_exc.StorageFailure(
+                "Storage backend internal error") from exc
+
+    monkeypatch.setattr(impl_zookeeper.ZkBackend, "get_connection", refused)
+    monkeypatch.setattr(impl_zookeeper.ZkBackend, "close",
+                        lambda self: closed.append(self))
+
+    with pytest.raises(exceptions.ConfigurationError) as caught:
+        persistence.backend_from_conf(conf.conf)
+
+    assert str(caught.value) == (
+        "[persistence] connection: cannot open the zookeeper backend "
+        "(StorageFailure: Storage backend internal error: Unable to fetch "
+        "useable server version after trying 4 times (allow the 'envi' "
+        "command: 4lw.commands.whitelist = envi in zoo.cfg))")
+    assert len(closed) == 1
+
+
+def test_a_run_in_memory_is_recorded_in_its_backend_alone(conf, cloud):
+    conf.config(group="persistence", connection="memory://")
+    backend = persistence.backend_from_conf(conf.conf)
+    server = cloud.add_server("host1")
+
+    result = runner_mod.Runner(conf.conf, cloud, backend=backend).run(
+        request(conf, "live-migrate", servers=[server.id]))
+
+    (book,) = records.Records(backend).list()
+    assert book.uuid == result.run_id
+    assert book.meta["state"] == constants.RunState.FINISHED
+    assert records.Records(persistence.backend_from_conf(conf.conf)).list() \
+        == []
+
+
+def test_a_run_in_a_directory_is_listed_and_resumed_by_another_process(
+        conf, cloud, tmp_path):
+    conf.config(group="persistence", connection=f"dir://{tmp_path}/runs")
+    server = cloud.add_server("host1", name="web")
+    sent = threading.Event()
+    release = threading.Event()
+    original = cloud.live_migrate
+
+    def dies_after_sending(server_id, *args, **kwargs):
+        original(server_id, *args, **kwargs)
+        sent.set()
+        release.wait()
+        raise RuntimeError("the process died")
+
+    cloud.live_migrate = dies_after_sending
+    first = persistence.backend_from_conf(conf.conf)
+    thread = threading.Thread(
+        target=lambda: _ignore(
+            runner_mod.Runner(conf.conf, cloud, backend=first).run,
+            request(conf, "live-migrate", servers=[server.id])),
+        daemon=True,
+    )
+    thread.start()
+    assert sent.wait(20)
+    _wait_for(lambda: _stuck_book(records.Records(first), server.id))
+    cloud.live_migrate = original
+
+    # Another process: a backend of its own on the same directory. (In one
+    # process, TaskFlow's file locks do not keep it from reading a file the
+    # first backend writes: the first run writes nothing more from here.)
+    second = persistence.backend_from_conf(conf.conf)
+    (book,) = records.Records(second).list()
+    assert book.meta["state"] == constants.RunState.RUNNING
+    assert [(s["server"], s["status"])
+            for s in records.describe(book)["servers"]] == [
+        (server.id, "starting")]
+    result = runner_mod.Runner(conf.conf, cloud, backend=second).resume(
+        book.uuid)
+
+    release.set()
+    thread.join(10)
+    assert result.outcomes[0]["status"] == "migrated"
+    assert cloud.calls["live_migrate"] == 1
+    assert records.Records(persistence.backend_from_conf(conf.conf)).get(
+        book.uuid).meta["state"] == constants.RunState.FINISHED
+
+
+def test_a_read_waits_for_a_write_of_the_same_process(conf, tmp_path):
+    conf.config(group="persistence", connection=f"dir://{tmp_path}/runs")
+    backend = persistence.backend_from_conf(conf.conf)
+    store = records.Records(backend)
+    listed = threading.Event()
+    # TaskFlow's directory backend takes this lock for every write.
+    assert hasattr(backend.lock, "write_lock"), (
+        "TaskFlow's DirBackend has no reader-writer lock 'lock' any more: "
+        "records._read_lock relies on it")
+
+    with backend.lock.write_lock():
+        thread = threading.Thread(
+            target=lambda: store.list() == [] and listed.set(), daemon=True)
+        thread.start()
+        assert not listed.wait(0.2)
+
+    thread.join(10)
+    assert listed.is_set()
+
+
+def test_a_read_that_meets_a_run_half_written_is_tried_again(
+        conf, tmp_path, monkeypatch):
+    conf.config(state_dir=str(tmp_path))
+    backend = persistence.backend_from_conf(conf.conf)
+    store = records.Records(backend)
+    store.create("0b5a2f7e-0000-4000-8000-000000000002",
+                 {"operation": "live-migrate", "servers": ["s1"]})
+    monkeypatch.setattr(records, "READ_RETRY_DELAY", 0)
+    failures = [tf_exc.NotFound("a flow being written")] * 2
+    connection_class = type(backend.get_connection())
+    original = connection_class.get_logbooks
+
+    def half_written(self, *args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(connection_class, "get_logbooks", half_written)
+
+    (book,) = store.list()
+
+    assert book.uuid == "0b5a2f7e-0000-4000-8000-000000000002"
+    assert failures == []
+
+
+def test_a_run_that_stays_missing_is_no_such_run(conf, tmp_path,
+                                                 monkeypatch):
+    conf.config(state_dir=str(tmp_path))
+    store = records.Records(persistence.backend_from_conf(conf.conf))
+    monkeypatch.setattr(records, "READ_RETRY_DELAY", 0)
+
+    with pytest.raises(exceptions.InvalidInput, match="no such run"):
+        store.get("0b5a2f7e-0000-4000-8000-000000000003")
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("taskflow.persistence.backends.fetch was called")
 
 
 def test_a_run_is_recorded_with_its_request_and_outcomes(conf, cloud,

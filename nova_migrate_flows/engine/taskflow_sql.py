@@ -1,0 +1,94 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The one place that leans on internals of TaskFlow's SQL backend.
+
+:class:`SharedTablesBackend` is TaskFlow's
+``taskflow.persistence.backends.impl_sqlalchemy.SQLAlchemyBackend`` whose
+connections share ONE set of table definitions and the engine it was given
+(which it owns, and disposes of on ``close()``). The stock backend builds
+the tables again in every ``Connection.__init__``, and TaskFlow asks for a
+connection per write: that rebuild, and SQLAlchemy's statement cache for
+every new table object, are what made it slow and growing. Its public API
+offers no way to share them, so this module relies on the following
+internals of TaskFlow (checked, one by one and with a round trip through
+a SQLite file, by ``tests/unit/engine/test_taskflow_sql.py``, which names
+the internal that changed when one does):
+
+``impl_sqlalchemy.SQLAlchemyBackend.__init__(conf, engine=None)``
+    Takes a ready engine: ours, pooled (see
+    :func:`nova_migrate_flows.engine.persistence.make_engine`).
+``SQLAlchemyBackend._owns_engine``
+    Set to true after ``__init__``, so that ``close()`` disposes of the
+    engine given (TaskFlow assumes a given engine is the caller's).
+``SQLAlchemyBackend._upgrade_lock``, ``._validated``, ``._max_retries``
+    Read by :meth:`SharedTablesBackend.get_connection`, which does what the
+    stock ``get_connection`` does with them but hands out a
+    :class:`_Connection`.
+``impl_sqlalchemy.Connection`` and the attributes its methods read
+    ``_backend``, ``_upgrade_lock``, ``_engine``, ``_metadata`` (the
+    ``MetaData`` that ``upgrade()`` creates on SQLite), ``_tables`` (every
+    query) and ``_converter``: :class:`_Connection` sets them from the
+    backend instead of calling ``Connection.__init__``, which builds new
+    tables.
+``impl_sqlalchemy._Alchemist(tables)``
+    The private converter between rows and TaskFlow's models that each
+    connection holds as ``_converter``.
+``impl_sqlalchemy.Connection.validate(max_retries=...)``
+    Called once per backend, as the stock ``get_connection`` does.
+``taskflow.persistence.backends.sqlalchemy.tables.fetch(metadata)``
+    Builds the ``logbooks``, ``flowdetails`` and ``atomdetails`` tables on
+    the given ``MetaData``: done once per backend here.
+
+Nothing else in the project imports ``impl_sqlalchemy`` or ``tables``.
+"""
+
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+from taskflow.persistence.backends import impl_sqlalchemy
+from taskflow.persistence.backends.sqlalchemy import tables as tf_tables
+
+
+class _Connection(impl_sqlalchemy.Connection):
+    """A connection that shares its backend's table definitions."""
+
+    def __init__(self, backend: "SharedTablesBackend",
+                 upgrade_lock: threading.Lock):
+        # Not Connection.__init__: it would build the tables again.
+        self._backend = backend
+        self._upgrade_lock = upgrade_lock
+        self._engine = backend.engine
+        self._metadata = backend.metadata
+        self._tables = backend.tables
+        self._converter = impl_sqlalchemy._Alchemist(self._tables)
+
+
+class SharedTablesBackend(impl_sqlalchemy.SQLAlchemyBackend):
+    """TaskFlow's SQLAlchemy backend on ``engine``, with tables built once.
+
+    ``conf`` is TaskFlow's backend configuration (``{"connection": url,
+    ...}``); the backend owns ``engine`` and disposes of it on ``close()``.
+    """
+
+    def __init__(self, conf: dict[str, Any], engine: sa.engine.Engine):
+        super().__init__(conf, engine=engine)
+        self._owns_engine = True
+        self.metadata = sa.MetaData()
+        self.tables = tf_tables.fetch(self.metadata)
+
+    def get_connection(self) -> _Connection:
+        conn = _Connection(self, self._upgrade_lock)
+        if not self._validated:  # type: ignore[has-type]
+            conn.validate(max_retries=self._max_retries)
+            self._validated = True
+        return conn
