@@ -357,11 +357,15 @@ class SandboxCloud(fixtures.Fixture):
         return self.driver(host).capacity()
 
     def service_states(self) -> dict[str, dict[str, Any]]:
-        """``{host: {"state": "up"|"down", "status": ..., "running": ..}}``."""
+        """``{host: {"state": "up"|"down", "status": ..., "running": ..}}``.
+
+        Disabled services are included (Nova leaves them out by default).
+        """
         ctxt = nova_context.get_admin_context()
         group = servicegroup.API()
         states = {}
-        for svc in objects.ServiceList.get_by_binary(ctxt, "nova-compute"):
+        for svc in objects.ServiceList.get_by_binary(
+                ctxt, "nova-compute", include_disabled=True):
             states[svc.host] = {
                 "state": "up" if group.service_is_up(svc) else "down",
                 "status": "disabled" if svc.disabled else "enabled",
@@ -419,7 +423,7 @@ class SandboxCloud(fixtures.Fixture):
         states = self.service_states()
         servers = self.servers_per_host()
         hosts = {
-            host: dict(states.get(host, {}),
+            host: dict(states.get(host) or self._no_service(host),
                        capacity=self.driver(host).capacity(),
                        servers=servers[host])
             for host in self.hosts
@@ -432,6 +436,11 @@ class SandboxCloud(fixtures.Fixture):
             "network": {"id": self.network_id(), "name": "private"},
             "defaults": self.defaults(),
         }
+
+    def _no_service(self, host: str) -> dict[str, Any]:
+        """What :meth:`status` says of a host without a service record."""
+        return {"state": "unknown", "status": "unknown", "forced_down": None,
+                "running": host in self._running}
 
     def flavors(self) -> list[dict[str, Any]]:
         """The flavors, as plain dicts."""

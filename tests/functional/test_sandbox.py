@@ -550,6 +550,29 @@ def test_status_reports_hosts_and_servers(
                                    "name": constants.IMAGE_NAME}]
 
 
+def test_status_shows_a_disabled_compute(
+        sandbox: control.SandboxInfo,
+        sdk: openstack.connection.Connection,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (service,) = sdk.compute.services(binary="nova-compute", host="host4")
+    sdk.compute.disable_service(service, disabled_reason="status test")
+    try:
+        document = control.status(sandbox.state_dir)
+        assert document["hosts"]["host4"]["status"] == "disabled"
+        assert document["hosts"]["host4"]["state"] == "up"
+        assert document["hosts"]["host3"]["status"] == "enabled"
+
+        assert sandbox_main.main(
+            ["status", "--state-dir", sandbox.state_dir]) == 0
+        rows = {line.split()[0]: line.split()
+                for line in capsys.readouterr().out.splitlines()
+                if line.startswith("host")}
+        assert rows["host4"][1:4] == ["up", "disabled", "yes"]
+        assert rows["host3"][1:4] == ["up", "enabled", "yes"]
+    finally:
+        sdk.compute.enable_service(service)
+
+
 def test_command_line(sandbox: control.SandboxInfo,
                       sdk: openstack.connection.Connection,
                       capsys: pytest.CaptureFixture[str]) -> None:
