@@ -627,6 +627,32 @@ def test_start_failure_shows_the_log(tmp_path: Any) -> None:
     assert control.status(tmp_path / "sandbox")["running"] is False
 
 
+def test_start_refuses_a_missing_interpreter(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(exceptions.InvalidInput,
+                       match="No Python interpreter at"):
+        control.start(tmp_path / "sandbox", computes=1,
+                      python=str(tmp_path / "no-such-python"))
+    assert sandbox_main.main(
+        ["start", "--state-dir", str(tmp_path / "sandbox"), "--python",
+         "no-such-python3.10"]) == 2
+    assert "No Python interpreter at 'no-such-python3.10'" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "sandbox" / "sandbox.log").exists()
+
+
+def test_sandbox_reports_its_nova(sandbox: control.SandboxInfo) -> None:
+    nova = sandbox.nova
+    assert nova["concurrency"] == "threading"
+    version = requests.get(sandbox.endpoints["compute"],
+                           timeout=10).json()["version"]
+    assert (nova["min_microversion"], nova["max_microversion"]) == (
+        version["min_version"], version["version"])
+    assert nova["release"].split(".")[0].isdigit()
+    assert sandbox.python["executable"] == sys.executable
+    assert control.status(sandbox.state_dir)["nova"] == nova
+
+
 def test_stop_without_a_sandbox_does_nothing(tmp_path: Any) -> None:
     assert control.stop(tmp_path) is False
     assert control.stop(tmp_path) is False
