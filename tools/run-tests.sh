@@ -9,13 +9,46 @@
 # (non-default) ports, in a temporary directory, and stopped when the script
 # ends. Run as root on a fresh Debian machine, it installs their Debian
 # packages first.
+#
+# The tests of an older Nova (Zed: Nova 26, compute API 2.93) run a second
+# sandbox with Python 3.10, in a virtualenv of its own ($OLD_NOVA_VENV, built
+# from tools/constraints/ and reused while those files and that Python stay
+# the same). Python 3.10 is looked for as $PYTHON310, python3.10 on the PATH,
+# then pyenv's and the usual places; NMF_TEST_OLD_NOVA_PYTHON set already
+# names an interpreter to use instead (nothing is built then).
 # Arguments are passed to pytest (e.g. tools/run-tests.sh tests/unit -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+OLD_NOVA_VENV=${OLD_NOVA_VENV:-.venv-nova-zed}
+OLD_NOVA_CONSTRAINTS=tools/constraints/upper-constraints-zed.txt
+OLD_NOVA_REQUIREMENTS=tools/constraints/nova-zed-requirements.txt
 PG_PASSWORD=nmf-test-password
+
+# A Python 3.10 that can make virtualenvs; its path on stdout.
+find_python310() {
+    local candidate
+    for candidate in "${PYTHON310:-}" python3.10 \
+        "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.10*/bin/python3.10 \
+        /usr/local/bin/python3.10 /usr/bin/python3.10; do
+        [ -n "$candidate" ] || continue
+        if "$candidate" -c 'import ensurepip, sys, venv
+sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if [ -z "${NMF_TEST_OLD_NOVA_PYTHON:-}" ]; then
+    if ! PYTHON310=$(find_python310); then
+        echo "run-tests: no Python 3.10 found (python3.10, pyenv); it runs the Zed sandbox: install it or set PYTHON310=/path/to/python3.10" >&2
+        exit 2
+    fi
+fi
 
 free_port() {
     "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -47,6 +80,41 @@ echo "run-tests: installing the tool and its test requirements into $VENV"
 "$VENV/bin/pip" install -q -e '.[sandbox,postgresql,zookeeper]' \
     -r test-requirements.txt \
     -r doc/requirements.txt
+
+# The older Nova's virtualenv: reused while the interpreter, the constraints
+# and the requirements are the same ones.
+old_nova_stamp() {
+    { "$PYTHON310" -c 'import sys; print(sys.version)'
+      cat "$OLD_NOVA_CONSTRAINTS" "$OLD_NOVA_REQUIREMENTS"; } | sha256sum
+}
+# (Called in an "if": set -e does not apply inside, hence the "|| return".)
+build_old_nova_venv() {
+    local stamp
+    stamp=$(old_nova_stamp) || return 1
+    if [ -x "$OLD_NOVA_VENV/bin/python" ] &&
+        [ "$(cat "$OLD_NOVA_VENV/.nmf-stamp" 2>/dev/null)" = "$stamp" ]; then
+        return 0
+    fi
+    rm -rf "$OLD_NOVA_VENV" || return 1
+    "$PYTHON310" -m venv "$OLD_NOVA_VENV" || return 1
+    "$OLD_NOVA_VENV/bin/pip" install -q --upgrade pip || return 1
+    "$OLD_NOVA_VENV/bin/pip" install -q -c "$OLD_NOVA_CONSTRAINTS" \
+        -r "$OLD_NOVA_REQUIREMENTS" || return 1
+    echo "$stamp" >"$OLD_NOVA_VENV/.nmf-stamp"
+}
+if [ -z "${NMF_TEST_OLD_NOVA_PYTHON:-}" ]; then
+    echo "run-tests: preparing $OLD_NOVA_VENV (Nova 26, Zed) with $PYTHON310"
+    OLD_NOVA_LOG=$(mktemp /tmp/nmf-old-nova-venv.XXXXXX)
+    if ! build_old_nova_venv >"$OLD_NOVA_LOG" 2>&1; then
+        echo "run-tests: building $OLD_NOVA_VENV failed:" >&2
+        tail -n 20 "$OLD_NOVA_LOG" >&2
+        rm -f "$OLD_NOVA_LOG"
+        exit 1
+    fi
+    rm -f "$OLD_NOVA_LOG"
+    NMF_TEST_OLD_NOVA_PYTHON="$PWD/$OLD_NOVA_VENV/bin/python"
+fi
+export NMF_TEST_OLD_NOVA_PYTHON
 
 echo "run-tests: building the documentation and the release notes"
 rm -rf doc/build releasenotes/build

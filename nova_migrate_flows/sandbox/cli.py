@@ -78,6 +78,11 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     _option(start, "timeout", type=float, default=control.START_TIMEOUT,
             metavar="SECONDS",
             help="How long to wait for the sandbox to be ready.")
+    _option(start, "python", default=None, metavar="PATH",
+            help="Run the cloud with this Python interpreter (3.10 or "
+            "later), e.g. that of a virtualenv with an older Nova; "
+            "nova-migrate-flows need not be installed there "
+            "(default: the tool's own).")
 
     status = _command(commands, "status", _status,
                       "Show the sandbox's hosts, flavors and image.")
@@ -192,10 +197,13 @@ def _start(conf: Any, args: argparse.Namespace) -> int:
         host_disk_gb=options.host_disk_gb,
         max_concurrent_live_migrations=options.max_concurrent_live_migrations,
         timeout=options.timeout,
+        python=options.python,
     )
     print(f"Sandbox with {len(sandbox.hosts)} compute hosts started in "
           f"{sandbox.start_seconds:.1f} s (pid {sandbox.pid}).")
     print(f"Compute API: {sandbox.endpoints['compute']}")
+    if sandbox.nova:
+        print(_nova_line(sandbox.nova, sandbox.python))
     print(f"clouds.yaml: {sandbox.clouds_yaml} (clouds "
           f"{constants.CLOUD_ADMIN}, {constants.CLOUD_DEMO}, "
           f"{constants.CLOUD_APPCRED})")
@@ -214,6 +222,8 @@ def _status(conf: Any, args: argparse.Namespace) -> int:
         return 0
     print(f"Sandbox pid {document['pid']}, compute API "
           f"{document['endpoints']['compute']}")
+    if document.get("nova"):
+        print(_nova_line(document["nova"], document.get("python") or {}))
     print(f"Configuration: {document['config_file']}")
     print()
     rows = [
@@ -239,6 +249,17 @@ def _status(conf: Any, args: argparse.Namespace) -> int:
           f"{defaults['live_migration_result']}; cold migration "
           f"{defaults['cold_migration_delay']} s")
     return 0
+
+
+def _nova_line(nova: dict[str, Any], python: dict[str, Any]) -> str:
+    """``Nova 26.3.0 (eventlet, Python 3.10.13), compute API 2.1 to
+    2.93``."""
+    how = nova.get("concurrency", "?")
+    if python.get("version"):
+        how += f", Python {python['version']}"
+    return (f"Nova {nova.get('release', '?')} ({how}), compute API "
+            f"{nova.get('min_microversion', '?')} to "
+            f"{nova.get('max_microversion', '?')}")
 
 
 def _stop(conf: Any, args: argparse.Namespace) -> int:

@@ -21,13 +21,20 @@ scheduler and N nova-compute services running :mod:`.driver`. It hands
 out Nova's compute API and Placement as WSGI applications; the gateway
 serves them over HTTP.
 
+It runs Nova 34 in native-threading mode and older releases (Nova 26,
+Zed) monkey-patched by eventlet; :mod:`.server` sets the mode before this
+module is imported. What only one of them has is used only where present:
+Nova 34's process-wide executors (``nova.thread_pool_factory``, see
+:mod:`.executors`), ``[api] response_validation``, compute node UUIDs
+(``ComputeNodeIdFixture``) and the ``compute-alt`` RPC topic.
+
 This module imports Nova: only the sandbox server process may import it.
-Nova must already run in native-threading mode (see :mod:`.server`).
 """
 
 import contextlib
 import copy
 import dataclasses
+import json
 import os
 import sysconfig
 import threading
@@ -36,10 +43,13 @@ from typing import Any
 from unittest import mock
 
 import fixtures
-from futurist import _thread as futurist_thread
+
+# Nova 26's nova.api.wsgi uses webob.dec without importing it.
+import webob.dec
 from nova import context as nova_context
-from nova import exception, objects, servicegroup, thread_pool_factory
+from nova import exception, objects, servicegroup
 from nova import service as nova_service
+from nova import version as nova_version
 from nova.api import wsgi as nova_wsgi
 from nova.api.openstack import wsgi_app
 from nova.compute import rpcapi as compute_rpcapi
@@ -51,13 +61,13 @@ from oslo_messaging import opts as oslo_messaging_opts
 from oslo_utils import uuidutils
 from placement import deploy as placement_deploy
 
-from nova_migrate_flows.sandbox import (
-    constants,
-    control_api,
-    databases,
-    executors,
-)
+from nova_migrate_flows.sandbox import constants, control_api, databases
 from nova_migrate_flows.sandbox import driver as sandbox_driver
+
+try:
+    from nova import thread_pool_factory
+except ImportError:  # Nova 26 (eventlet): an executor per compute manager
+    thread_pool_factory = None
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -142,7 +152,8 @@ class SandboxCloud(fixtures.Fixture):
             os.path.join(self.options.work_dir, "db"), self.flags))
         self._map_cells()
         self.useFixture(nova_fixtures.AllServicesCurrent())
-        self.useFixture(nova_fixtures.ComputeNodeIdFixture())
+        if hasattr(nova_fixtures, "ComputeNodeIdFixture"):  # Nova >= 27
+            self.useFixture(nova_fixtures.ComputeNodeIdFixture())
         self.useFixture(nova_fixtures.RealPolicyFixture())
         self.useFixture(nova_fixtures.NeutronFixture(self))
         self.glance = self.useFixture(nova_fixtures.GlanceFixture(self))
@@ -152,12 +163,8 @@ class SandboxCloud(fixtures.Fixture):
             self._placement.conf_fixture.conf.placement_database.connection))
         self.placement_app = placement_deploy.loadapp(
             self._placement.conf_fixture.conf)
-        self.useFixture(executors.PerHostLiveMigrationExecutors())
-        # A compute service that stops must not shut down the executors of
-        # the whole process (the other services still use them).
-        self.stub_out("nova.thread_pool_factory.shutdown_all_executors",
-                      lambda: None)
-        self.addCleanup(thread_pool_factory.reset_all_executors)
+        if thread_pool_factory is not None:
+            self._use_per_host_executors()
         # A (re)started service reports its state after one interval, not
         # after Nova's fixed five seconds.
         self.stub_out("nova.servicegroup.api.INITIAL_REPORTING_DELAY",
@@ -170,6 +177,18 @@ class SandboxCloud(fixtures.Fixture):
         for host in self.hosts:
             self._start_compute(host)
         self.addCleanup(self._stop_computes)
+
+    def _use_per_host_executors(self) -> None:
+        """Nova 34: one live-migration executor per host, as in a real
+        cloud (older releases give each compute manager its own)."""
+        from nova_migrate_flows.sandbox import executors
+
+        self.useFixture(executors.PerHostLiveMigrationExecutors())
+        # A compute service that stops must not shut down the executors of
+        # the whole process (the other services still use them).
+        self.stub_out("nova.thread_pool_factory.shutdown_all_executors",
+                      lambda: None)
+        self.addCleanup(thread_pool_factory.reset_all_executors)
 
     def _configure(self) -> None:
         lock_path = os.path.join(self.options.work_dir, "locks")
@@ -187,9 +206,10 @@ class SandboxCloud(fixtures.Fixture):
             tempdir=self.options.work_dir,
         )
         self.flags(api_paste_config=_api_paste_config(), group="wsgi")
-        # Production's default: a response that breaks Nova's schema is
-        # logged, not turned into a 500.
-        self.flags(response_validation="warn", group="api")
+        if _has_option("api", "response_validation"):  # Nova >= 30
+            # Production's default: a response that breaks Nova's schema is
+            # logged, not turned into a 500.
+            self.flags(response_validation="warn", group="api")
         self.flags(instances=-1, cores=-1, ram=-1, group="quota")
         # Nobody listens to notifications here: build none, keep none.
         for group, options in oslo_messaging_opts.list_opts():
@@ -270,17 +290,19 @@ class SandboxCloud(fixtures.Fixture):
                 stack.enter_context(mock.patch(
                     "nova.virt.driver.load_compute_driver",
                     return_value=driver))
+            topics = {"topic": "compute"}
+            if hasattr(compute_rpcapi, "RPC_TOPIC_ALT"):  # Nova >= 31
+                topics["topic_alt"] = compute_rpcapi.RPC_TOPIC_ALT
             compute = nova_service.Service.create(
-                host=host, binary="nova-compute", topic="compute",
-                topic_alt=compute_rpcapi.RPC_TOPIC_ALT)
+                host=host, binary="nova-compute", **topics)
             compute.start()
         if driver is None:
-            self._map_host(host, compute)
+            self._map_host(host)
         self._computes[host] = compute
         self._running.add(host)
         LOG.info("Started nova-compute on %s", host)
 
-    def _map_host(self, host: str, compute: Any) -> None:
+    def _map_host(self, host: str) -> None:
         """Map a new host to cell1, as ``nova-manage discover_hosts`` does."""
         cell = self._cell_mappings["cell1"]
         ctxt = nova_context.get_admin_context()
@@ -288,10 +310,10 @@ class SandboxCloud(fixtures.Fixture):
                                       cell_mapping=cell)
         mapping.create()
         with nova_context.target_cell(ctxt, cell) as cctxt:
-            node = objects.ComputeNode.get_by_service_id(
-                cctxt, compute.service_ref.id)
-            node.mapped = 1
-            node.save()
+            # By host: Nova 26 does not record a compute node's service.
+            for node in objects.ComputeNodeList.get_all_by_host(cctxt, host):
+                node.mapped = 1
+                node.save()
 
     def _stop_computes(self) -> None:
         """Stop every running compute service, all at once.
@@ -299,7 +321,10 @@ class SandboxCloud(fixtures.Fixture):
         Each stop waits about a second for its RPC servers; idle executor
         workers are told to notice a shutdown faster than once a second.
         """
-        futurist_thread.ThreadWorker.MAX_IDLE_FOR = 0.05  # type: ignore[assignment]
+        if thread_pool_factory is not None:
+            from futurist import _thread as futurist_thread
+
+            futurist_thread.ThreadWorker.MAX_IDLE_FOR = 0.05  # type: ignore[assignment]
         stoppers = [threading.Thread(target=self.stop_compute, args=(host,))
                     for host in self.hosts if host in self._running]
         for stopper in stoppers:
@@ -357,11 +382,15 @@ class SandboxCloud(fixtures.Fixture):
         return self.driver(host).capacity()
 
     def service_states(self) -> dict[str, dict[str, Any]]:
-        """``{host: {"state": "up"|"down", "status": ..., "running": ..}}``."""
+        """``{host: {"state": "up"|"down", "status": ..., "running": ..}}``.
+
+        Disabled services are included (Nova leaves them out by default).
+        """
         ctxt = nova_context.get_admin_context()
         group = servicegroup.API()
         states = {}
-        for svc in objects.ServiceList.get_by_binary(ctxt, "nova-compute"):
+        for svc in objects.ServiceList.get_by_binary(
+                ctxt, "nova-compute", include_disabled=True):
             states[svc.host] = {
                 "state": "up" if group.service_is_up(svc) else "down",
                 "status": "disabled" if svc.disabled else "enabled",
@@ -414,12 +443,32 @@ class SandboxCloud(fixtures.Fixture):
             CONF.set_override(name, value, group=sandbox_driver.SANDBOX_GROUP)
         return self.defaults()
 
+    def nova_versions(self) -> dict[str, str]:
+        """The Nova release and the compute API's microversions.
+
+        ``{"release", "min_microversion", "max_microversion"}``; the
+        microversions are those of the version document the API serves
+        (``GET /v2.1``).
+        """
+        request = webob.Request.blank(constants.COMPUTE_VERSION_PATH)
+        response = request.get_response(self.compute_app)
+        if response.status_int != 200:
+            raise RuntimeError(
+                f"GET {constants.COMPUTE_VERSION_PATH} answered "
+                f"{response.status}")
+        document = json.loads(response.body)["version"]
+        return {
+            "release": str(nova_version.version_string()),
+            "min_microversion": str(document["min_version"]),
+            "max_microversion": str(document["version"]),
+        }
+
     def status(self) -> dict[str, Any]:
         """Hosts (service state, capacity, servers), flavors, image."""
         states = self.service_states()
         servers = self.servers_per_host()
         hosts = {
-            host: dict(states.get(host, {}),
+            host: dict(states.get(host) or self._no_service(host),
                        capacity=self.driver(host).capacity(),
                        servers=servers[host])
             for host in self.hosts
@@ -432,6 +481,11 @@ class SandboxCloud(fixtures.Fixture):
             "network": {"id": self.network_id(), "name": "private"},
             "defaults": self.defaults(),
         }
+
+    def _no_service(self, host: str) -> dict[str, Any]:
+        """What :meth:`status` says of a host without a service record."""
+        return {"state": "unknown", "status": "unknown", "forced_down": None,
+                "running": host in self._running}
 
     def flavors(self) -> list[dict[str, Any]]:
         """The flavors, as plain dicts."""
@@ -455,6 +509,15 @@ def _conf_host(host: str) -> Iterator[None]:
         yield
     finally:
         CONF.set_override("host", constants.CONTROLLER_HOST)
+
+
+def _has_option(group: str, name: str) -> bool:
+    """Whether this Nova registers the option ``[group] name``."""
+    try:
+        CONF[group][name]
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        return False
+    return True
 
 
 def _api_paste_config() -> str:

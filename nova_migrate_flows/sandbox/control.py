@@ -23,6 +23,7 @@ function takes that directory.
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,6 +72,12 @@ class SandboxInfo:
     options: dict[str, Any]
     #: Seconds ``start`` took; None when the sandbox was already running.
     start_seconds: float | None = None
+    #: Which Nova runs: ``release`` (e.g. ``26.3.0``), the compute API's
+    #: ``min_microversion`` and ``max_microversion``, and ``concurrency``
+    #: (``threading`` or ``eventlet``).
+    nova: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The server's interpreter: ``version`` and ``executable``.
+    python: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_runtime(cls, state: statefiles.StateDir,
@@ -89,6 +96,8 @@ class SandboxInfo:
             image=dict(runtime["image"]),
             options=dict(runtime["options"]),
             start_seconds=start_seconds,
+            nova=dict(runtime.get("nova") or {}),
+            python=dict(runtime.get("python") or {}),
         )
 
 
@@ -116,15 +125,20 @@ def start(
     and ``nova-migrate-flows.conf`` are written.
 
     :param python: the interpreter to run the server with, one that has
-        Nova installed (default: this one)
+        Nova installed (default: this one). It may be another Python
+        (3.10 or later) in a virtualenv of its own, with an older Nova:
+        nova-migrate-flows need not be installed there, the server imports
+        this copy's sandbox modules.
     :param watch_pid: the server stops by itself once this process is gone
-    :raises InvalidInput: bad options, or a sandbox already runs there
+    :raises InvalidInput: bad options, no interpreter at ``python``, or a
+        sandbox already runs there
     :raises SandboxError: the server failed to start (with its log's tail)
     """
     _check_start_options(computes, live_migration_duration,
                          cold_migration_delay, token_ttl, host_vcpus,
                          host_ram_mb, host_disk_gb,
                          max_concurrent_live_migrations)
+    interpreter = sys.executable if python is None else _interpreter(python)
     state = statefiles.StateDir.at(state_dir)
     os.makedirs(state.path, exist_ok=True)
     runtime = statefiles.read_runtime(state)
@@ -138,7 +152,7 @@ def start(
     statefiles.remove_runtime(state)
 
     command = [
-        python or sys.executable, "-m", SERVER_MODULE,
+        interpreter, "-m", SERVER_MODULE,
         "--state-dir", state.path,
         "--computes", str(computes),
         "--live-migration-duration", str(live_migration_duration),
@@ -157,7 +171,8 @@ def start(
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
-            cwd=state.path, env=_server_environment())
+            cwd=state.path,
+            env=_server_environment(None if python is None else state))
     _CHILDREN[process.pid] = process
     LOG.info("Started sandbox server %d in %s", process.pid, state.path)
     try:
@@ -185,9 +200,10 @@ def status(state_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """What the sandbox in ``state_dir`` looks like now.
 
     ``{"running": False, "state_dir": ...}`` when none runs; otherwise
-    also ``pid``, ``endpoints``, ``clouds_yaml``, ``config_file`` and, from
-    the cloud, ``hosts`` (``{host: {state, status, running, capacity,
-    servers}}``), ``flavors``, ``images``, ``network`` and ``defaults``.
+    also ``pid``, ``endpoints``, ``clouds_yaml``, ``config_file``, ``nova``
+    (as :attr:`SandboxInfo.nova`), ``python`` and, from the cloud,
+    ``hosts`` (``{host: {state, status, running, capacity, servers}}``),
+    ``flavors``, ``images``, ``network`` and ``defaults``.
     """
     state = statefiles.StateDir.at(state_dir)
     runtime = statefiles.read_runtime(state)
@@ -202,6 +218,8 @@ def status(state_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "config_file": state.config_file,
         "log_file": state.log_file,
         "options": runtime["options"],
+        "nova": runtime.get("nova") or {},
+        "python": runtime.get("python") or {},
     }
     document.update(SandboxClient(state.path).status())
     return document
@@ -525,20 +543,65 @@ def _flavor_id(flavors: list[dict[str, Any]], wanted: str) -> str:
         f"No flavor {wanted!r}; the flavors are {names}.")
 
 
-def _server_environment() -> dict[str, str]:
-    """The server's environment: Nova in threading mode, and this very
-    copy of nova_migrate_flows importable."""
+def _interpreter(python: str) -> str:
+    """The absolute path of the interpreter ``python`` names.
+
+    :raises InvalidInput: no executable file there (nor on the PATH, for a
+        bare name)
+    """
+    if os.sep in python:
+        executable = os.path.isfile(python) and os.access(python, os.X_OK)
+        found = python if executable else None
+    else:
+        found = shutil.which(python)
+    if found is None:
+        raise exceptions.InvalidInput(
+            f"No Python interpreter at {python!r}: give the path of one "
+            "that has Nova installed (e.g. VENV/bin/python).")
+    # Not resolved further: a virtualenv's python is a symbolic link, and
+    # only its own path gives the virtualenv's packages.
+    return os.path.abspath(found)
+
+
+def _server_environment(
+        state: statefiles.StateDir | None = None) -> dict[str, str]:
+    """The server's environment: Nova in threading mode (the server drops
+    that for a Nova that runs only with eventlet), and this very copy of
+    nova_migrate_flows importable.
+
+    :param state: given when the server runs with another interpreter: it
+        then finds the package in a directory of the state directory that
+        holds nothing else (a link to the package), rather than in the
+        directory the package was installed in, whose other packages (this
+        interpreter's) would shadow its own.
+    """
     environment = dict(os.environ)
     environment[constants.NOVA_THREADING_ENV] = "1"
     # Fewer malloc arenas: Nova's many short-lived threads otherwise make
     # the resident memory creep.
     environment.setdefault("MALLOC_ARENA_MAX", "2")
-    source = os.path.dirname(os.path.dirname(
-        os.path.abspath(nova_migrate_flows.__file__)))
+    package = os.path.dirname(os.path.abspath(nova_migrate_flows.__file__))
+    if state is None:
+        source = os.path.dirname(package)
+    else:
+        source = _package_link(state, package)
     paths = [source] + [path for path in environment.get(
         "PYTHONPATH", "").split(os.pathsep) if path]
     environment["PYTHONPATH"] = os.pathsep.join(paths)
     return environment
+
+
+def _package_link(state: statefiles.StateDir, package: str) -> str:
+    """A directory holding only a link to ``package``; answer its path."""
+    directory = state.python_path
+    os.makedirs(directory, exist_ok=True)
+    link = os.path.join(directory, os.path.basename(package))
+    if os.path.islink(link) and os.readlink(link) == package:
+        return directory
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(package, link)
+    return directory
 
 
 def _wait_until_ready(state: statefiles.StateDir,
@@ -554,7 +617,9 @@ def _wait_until_ready(state: statefiles.StateDir,
         if runtime is not None and runtime.get("pid") == process.pid:
             try:
                 if SandboxClient(state.path).ready():
-                    return runtime
+                    # Read again: the server adds what it learnt while
+                    # building the cloud before it says it is ready.
+                    return statefiles.read_runtime(state) or runtime
             except exceptions.SandboxError:
                 LOG.debug("The sandbox does not answer yet")
         time.sleep(_POLL_INTERVAL)

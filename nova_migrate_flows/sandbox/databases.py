@@ -80,14 +80,19 @@ class OneWriterAtATime(fixtures.Fixture):
 class KeepOpen(fixtures.Fixture):
     """Hold an idle connection to a SQLite database while the fixture lives.
 
-    :param url: a ``sqlite:///PATH`` URL
+    :param url: a ``sqlite:///PATH`` URL; for any other (``sqlite://``, an
+        in-memory database, as Placement 8's test fixture uses) the
+        fixture does nothing
     """
 
     def __init__(self, url: str) -> None:
         super().__init__()
-        self.path = url.removeprefix("sqlite:///")
+        prefix = "sqlite:///"
+        self.path = url[len(prefix):] if url.startswith(prefix) else ""
 
     def _setUp(self) -> None:
+        if not self.path:
+            return
         connection = sqlite3.connect(self.path, check_same_thread=False)
         self.addCleanup(connection.close)
 

@@ -253,7 +253,9 @@ def _check_domain(domain: Any) -> None:
 
 
 def _iso(timestamp: float) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+    # The server may run on Python 3.10, which has no datetime.UTC.
+    moment = datetime.datetime.fromtimestamp(
+        timestamp, datetime.timezone.utc)  # noqa: UP017
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

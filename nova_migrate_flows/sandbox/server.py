@@ -19,16 +19,23 @@ stops on SIGTERM or SIGINT, on ``POST /sandbox/shutdown``, or when the
 process given with ``--watch-pid`` is gone. SIGUSR1 dumps the stacks of
 all its threads into the log.
 
-Nova is imported only once it has been told to run with native threads
-instead of eventlet; nothing else in nova-migrate-flows imports this
-module.
+Nova is imported only once its concurrency mode is set: a Nova that has
+native threading (``nova.thread_pool_factory``, Nova 34) runs with native
+threads behind ``wsgiref``; an older one runs monkey-patched by eventlet,
+as its own services and functional tests do, behind eventlet's WSGI
+server. The interpreter may be another one than the tool's (``sandbox
+start --python``, e.g. a Python 3.10 virtualenv with an older Nova): this
+module and what it imports must run there, on Python 3.10 too.
+Nothing else in nova-migrate-flows imports this module.
 """
 
 import argparse
 import datetime
 import faulthandler
+import importlib.util
 import logging
 import os
+import platform
 import secrets
 import signal
 import sys
@@ -53,6 +60,10 @@ LOG = logging.getLogger(__name__)
 
 #: Seconds the cloud may take to clean up before the process just exits.
 CLEANUP_TIMEOUT = 20.0
+
+#: How Nova runs here: native threads, or monkey-patched by eventlet.
+THREADING = "threading"
+EVENTLET = "eventlet"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -95,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.makedirs(state.work_dir, exist_ok=True)
     # Nova's fixtures put the SQLite databases in temporary files.
     tempfile.tempdir = state.work_dir
-    _use_native_threads()
+    concurrency = _set_up_concurrency()
     # SIGUSR1 prints every thread's stack into the log, for a hang.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     stopping = threading.Event()
@@ -109,7 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     control_secret = secrets.token_urlsafe(24)
     control = control_api.ControlApp(control_secret, store, stats,
                                      shutdown=stopping.set)
-    server = httpserver.make_server(_unavailable, args.port)
+    server: httpserver.Server
+    if concurrency == THREADING:
+        server = httpserver.make_server(_unavailable, args.port)
+    else:
+        server = httpserver.make_green_server(_unavailable, args.port)
     base_url = f"http://{httpserver.LOOPBACK}:{server.server_port}"
     endpoints = _endpoints(base_url)
     identity_app = identity.IdentityApp(store, {
@@ -123,10 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serving = threading.Thread(target=server.serve_forever,
                                name="sandbox-http", daemon=True)
     serving.start()
-    statefiles.write_runtime(state, _runtime_document(
-        args, state, server.server_port, endpoints, store, control_secret))
+    document = _runtime_document(args, state, server.server_port,
+                                 endpoints, store, control_secret)
+    statefiles.write_runtime(state, document)
     try:
-        return _run(args, state, front, control, stopping)
+        return _run(args, state, front, control, stopping,
+                    dict(document, nova={"concurrency": concurrency}))
     finally:
         server.shutdown()
         server.server_close()
@@ -138,10 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, state: statefiles.StateDir,
          front: gateway.Gateway, control: control_api.ControlApp,
-         stopping: threading.Event) -> int:
-    """Build the cloud, serve it until told to stop, clean it up."""
-    # Imported here, after _use_native_threads(): importing Nova earlier
-    # would monkey-patch the process with eventlet.
+         stopping: threading.Event, runtime: dict[str, Any]) -> int:
+    """Build the cloud, serve it until told to stop, clean it up.
+
+    Once the cloud is built, ``sandbox.json`` also tells which Nova runs
+    (``runtime["nova"]``), before the cloud says it is ready.
+    """
+    # Imported here, after _set_up_concurrency(): importing Nova earlier
+    # would monkey-patch the process with eventlet, or fail to.
     from nova_migrate_flows.sandbox import cloud as sandbox_cloud
 
     started = time.monotonic()
@@ -164,10 +185,16 @@ def _run(args: argparse.Namespace, state: statefiles.StateDir,
         LOG.error("The sandbox cloud failed to start")
         return 1
     try:
+        runtime["nova"].update(the_cloud.nova_versions())
+        statefiles.write_runtime(state, runtime)
         front.attach_cloud(the_cloud.compute_app, the_cloud.placement_app)
         control.backend = the_cloud
-        LOG.info("Sandbox cloud with %d computes built in %.1f s",
-                 args.computes, time.monotonic() - started)
+        LOG.info("Sandbox cloud with %d computes built in %.1f s: Nova %s "
+                 "(%s), compute API %s to %s", args.computes,
+                 time.monotonic() - started, runtime["nova"]["release"],
+                 runtime["nova"]["concurrency"],
+                 runtime["nova"]["min_microversion"],
+                 runtime["nova"]["max_microversion"])
         while not stopping.wait(1.0):
             if args.watch_pid and not _alive(args.watch_pid):
                 LOG.info("Process %d is gone: stopping", args.watch_pid)
@@ -196,19 +223,41 @@ def _exit_now() -> None:
     os._exit(1)
 
 
-def _use_native_threads() -> None:
-    """Tell Nova to run with native threads, and set up logging.
+def _set_up_concurrency() -> str:
+    """Set how Nova runs (answer :data:`THREADING` or :data:`EVENTLET`),
+    and set up logging.
 
-    This must run before anything imports Nova.
+    A Nova with ``nova.thread_pool_factory`` (Nova 34) runs with native
+    threads. Older releases run monkey-patched by eventlet, the only way
+    they run: Nova 26's ``nova.monkey_patch`` patches the process when it
+    is imported, unless the environment says not to (which
+    ``control.start`` does, for Nova 34); a release whose module patches
+    only when asked (``patch()``) is asked. This must run before anything
+    imports Nova (finding the module imports only the empty ``nova``
+    package). Nova 34 and Nova 26 are the releases this was tried with.
     """
-    os.environ[constants.NOVA_THREADING_ENV] = "1"
-    from nova import monkey_patch
-    monkey_patch.patch(backend="threading")
+    if importlib.util.find_spec("nova.thread_pool_factory") is not None:
+        concurrency = THREADING
+        os.environ[constants.NOVA_THREADING_ENV] = "1"
+        from nova import monkey_patch
+        monkey_patch.patch(backend="threading")
+    else:
+        concurrency = EVENTLET
+        os.environ.pop(constants.NOVA_THREADING_ENV, None)
+        # eventlet's green DNS would import requests and urllib3 before
+        # the process is patched; everything here is on 127.0.0.1.
+        os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
+        from nova import monkey_patch  # Nova 26 patches here
+        if hasattr(monkey_patch, "patch"):
+            monkey_patch.patch(backend="eventlet")
     from oslo_config import cfg
     from oslo_log import log as oslo_logging
     oslo_logging.register_options(cfg.CONF)
     cfg.CONF.set_default("use_stderr", True)
     oslo_logging.setup(cfg.CONF, "nova")
+    LOG.info("Nova runs with %s on Python %s (%s)", concurrency,
+             platform.python_version(), sys.executable)
+    return concurrency
 
 
 def _endpoints(base_url: str) -> dict[str, str]:
@@ -230,7 +279,11 @@ def _runtime_document(args: argparse.Namespace, state: statefiles.StateDir,
     return {
         "pid": os.getpid(),
         "port": port,
-        "started_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        # This may run on Python 3.10, which has no datetime.UTC.
+        "started_at": datetime.datetime.now(
+            datetime.timezone.utc).isoformat(),  # noqa: UP017
+        "python": {"version": platform.python_version(),
+                   "executable": sys.executable},
         "state_dir": state.path,
         "endpoints": endpoints,
         "hosts": constants.compute_hosts(args.computes),

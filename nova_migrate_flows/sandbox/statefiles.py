@@ -27,6 +27,9 @@
     The server's databases, locks and temporary files.
 ``DIR/state/``
     The ``state_dir`` of nova-migrate-flows in the configuration.
+``DIR/python-path/``
+    When the server runs with another interpreter: a link to the
+    package, on that server's ``PYTHONPATH``.
 
 Only the standard library and PyYAML are used.
 """
@@ -78,6 +81,12 @@ class StateDir:
     def work_dir(self) -> str:
         """``nova/``: the server's databases, locks and temporary files."""
         return os.path.join(self.path, "nova")
+
+    @property
+    def python_path(self) -> str:
+        """``python-path/``: what another interpreter imports the package
+        from."""
+        return os.path.join(self.path, "python-path")
 
     @property
     def tool_state_dir(self) -> str:

@@ -81,4 +81,6 @@ class RequestStats:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat()
+    # The server may run on Python 3.10, which has no datetime.UTC.
+    utc = datetime.timezone.utc  # noqa: UP017
+    return datetime.datetime.now(utc).isoformat()

@@ -15,6 +15,11 @@
 stops it at the end of the session; with ``NMF_SANDBOX_STATE_DIR`` set, it
 uses the sandbox already running there instead (and leaves it running).
 Without Nova installed the tests fail, they are not skipped.
+
+``old_nova_sandbox`` starts a second one, with 3 computes, that runs an
+older Nova (Zed: Nova 26, compute API 2.93) with the interpreter named by
+``NMF_TEST_OLD_NOVA_PYTHON`` (``tools/run-tests.sh`` builds that
+virtualenv); without it, the tests that use it fail.
 """
 
 import importlib.util
@@ -33,6 +38,8 @@ from nova_migrate_flows.sandbox import constants, control
 #: their own per server where timing matters).
 LIVE_MIGRATION_DURATION = 1.0
 COLD_MIGRATION_DELAY = 1.0
+#: The interpreter of the older Nova's sandbox (a Python 3.10 virtualenv).
+OLD_NOVA_PYTHON_ENV = "NMF_TEST_OLD_NOVA_PYTHON"
 
 BootServers = Callable[..., list[dict[str, Any]]]
 
@@ -75,6 +82,32 @@ def sandbox(
 
 
 @pytest.fixture(scope="session")
+def old_nova_sandbox(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[control.SandboxInfo]:
+    """A sandbox (3 computes) running Nova 26 (Zed) with Python 3.10."""
+    python = os.environ.get(OLD_NOVA_PYTHON_ENV)
+    if not python:
+        pytest.fail(
+            f"The tests of an older Nova need {OLD_NOVA_PYTHON_ENV}: the "
+            "python of a virtualenv with Nova 26.3.0 (Zed), as "
+            "tools/run-tests.sh builds it in .venv-nova-zed (pip install -c "
+            "tools/constraints/upper-constraints-zed.txt -r "
+            "tools/constraints/nova-zed-requirements.txt, with Python "
+            "3.10).", pytrace=False)
+    state_dir = tmp_path_factory.mktemp("old-nova-sandbox")
+    info = control.start(
+        state_dir, computes=3,
+        live_migration_duration=LIVE_MIGRATION_DURATION,
+        cold_migration_delay=COLD_MIGRATION_DELAY,
+        python=python, watch_pid=os.getpid())
+    try:
+        yield info
+    finally:
+        control.stop(state_dir)
+
+
+@pytest.fixture(scope="session")
 def sdk(sandbox: control.SandboxInfo) -> openstack.connection.Connection:
     """An admin openstacksdk connection (cloud ``sandbox``)."""
     return connect(sandbox)
@@ -92,6 +125,12 @@ def boot_servers(
 ) -> Iterator[BootServers]:
     """Boot servers for a test (``boot(host, count=1, **options)``); they
     are deleted when the test ends, their migrations aborted first."""
+    yield from booting(sandbox, sdk)
+
+
+def booting(sandbox: control.SandboxInfo,
+            sdk: openstack.connection.Connection) -> Iterator[BootServers]:
+    """What ``boot_servers`` yields, for any sandbox; then the clean-up."""
     created: list[str] = []
 
     def boot(host: str, count: int = 1,

@@ -550,6 +550,29 @@ def test_status_reports_hosts_and_servers(
                                    "name": constants.IMAGE_NAME}]
 
 
+def test_status_shows_a_disabled_compute(
+        sandbox: control.SandboxInfo,
+        sdk: openstack.connection.Connection,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (service,) = sdk.compute.services(binary="nova-compute", host="host4")
+    sdk.compute.disable_service(service, disabled_reason="status test")
+    try:
+        document = control.status(sandbox.state_dir)
+        assert document["hosts"]["host4"]["status"] == "disabled"
+        assert document["hosts"]["host4"]["state"] == "up"
+        assert document["hosts"]["host3"]["status"] == "enabled"
+
+        assert sandbox_main.main(
+            ["status", "--state-dir", sandbox.state_dir]) == 0
+        rows = {line.split()[0]: line.split()
+                for line in capsys.readouterr().out.splitlines()
+                if line.startswith("host")}
+        assert rows["host4"][1:4] == ["up", "disabled", "yes"]
+        assert rows["host3"][1:4] == ["up", "enabled", "yes"]
+    finally:
+        sdk.compute.enable_service(service)
+
+
 def test_command_line(sandbox: control.SandboxInfo,
                       sdk: openstack.connection.Connection,
                       capsys: pytest.CaptureFixture[str]) -> None:
@@ -602,6 +625,32 @@ def test_start_failure_shows_the_log(tmp_path: Any) -> None:
                        match="(?s)exited with 3.*no nova here"):
         control.start(tmp_path / "sandbox", computes=1, python=str(broken))
     assert control.status(tmp_path / "sandbox")["running"] is False
+
+
+def test_start_refuses_a_missing_interpreter(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(exceptions.InvalidInput,
+                       match="No Python interpreter at"):
+        control.start(tmp_path / "sandbox", computes=1,
+                      python=str(tmp_path / "no-such-python"))
+    assert sandbox_main.main(
+        ["start", "--state-dir", str(tmp_path / "sandbox"), "--python",
+         "no-such-python3.10"]) == 2
+    assert "No Python interpreter at 'no-such-python3.10'" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "sandbox" / "sandbox.log").exists()
+
+
+def test_sandbox_reports_its_nova(sandbox: control.SandboxInfo) -> None:
+    nova = sandbox.nova
+    assert nova["concurrency"] == "threading"
+    version = requests.get(sandbox.endpoints["compute"],
+                           timeout=10).json()["version"]
+    assert (nova["min_microversion"], nova["max_microversion"]) == (
+        version["min_version"], version["version"])
+    assert nova["release"].split(".")[0].isdigit()
+    assert sandbox.python["executable"] == sys.executable
+    assert control.status(sandbox.state_dir)["nova"] == nova
 
 
 def test_stop_without_a_sandbox_does_nothing(tmp_path: Any) -> None:
