@@ -12,8 +12,9 @@
 """The tool against an older Nova: Zed (Nova 26, compute API 2.1 to 2.93).
 
 The sandbox runs that Nova with Python 3.10, monkey-patched by eventlet,
-from a virtualenv of its own (``old_nova_sandbox``); the tool runs here.
-host-evacuate is not tested here: it still asks for microversion 2.95.
+from a virtualenv of its own (``old_nova_sandbox``); the tool runs here and
+negotiates its microversions with it: below 2.95 an evacuation goes at
+2.93, and Nova keeps each evacuated server in its state.
 """
 
 import os
@@ -188,3 +189,79 @@ def test_host_evacuate_live(nmf: Any, boot: conftest.BootServers,
         for service in old_sdk.compute.services(binary="nova-compute"):
             if service.status != "enabled":
                 old_sdk.compute.enable_service(service)
+
+
+def services_of(sdk: openstack.connection.Connection) -> dict[str, Any]:
+    return {s.host: s for s in sdk.compute.services(binary="nova-compute")}
+
+
+def restore_services(sdk: openstack.connection.Connection) -> None:
+    for service in sdk.compute.services(binary="nova-compute"):
+        if service.is_forced_down:
+            sdk.compute.update_service_forced_down(service, forced=False)
+        if service.status != "enabled":
+            sdk.compute.enable_service(service)
+
+
+def test_host_evacuate_force_down(nmf: Any, boot: conftest.BootServers,
+                                  old_sdk: openstack.connection.Connection,
+                                  old_nova_sandbox: control.SandboxInfo
+                                  ) -> None:
+    """The report: on Zed this forced the host down, then failed every
+    server with HTTP 406 (evacuate pinned at 2.95)."""
+    running = boot("host3", count=2)
+    stopped = boot("host3", stopped=True)
+    try:
+        ran = nmf("host-evacuate", "host3", "--force-down", "--format",
+                  "json")
+
+        assert ran.code == 0, ran.err
+        assert [r["status"] for r in ran.results] == ["migrated"] * 3
+        for server in running + stopped:
+            after = old_sdk.compute.get_server(server["id"])
+            assert after.compute_host in {"host1", "host2"}
+            assert after.status == ("ACTIVE" if server in running
+                                    else "SHUTOFF")
+            (evacuation,) = old_sdk.compute.migrations(
+                instance_uuid=server["id"])
+            assert evacuation.migration_type == "evacuation"
+        for server in running:
+            # Below 2.95 Nova keeps the server running: nothing to start.
+            actions = [a.action for a in
+                       old_sdk.compute.server_actions(server["id"])]
+            assert "start" not in actions
+        host3 = services_of(old_sdk)["host3"]
+        assert (host3.status, host3.is_forced_down) == ("disabled", True)
+    finally:
+        # Nova forces a host up again only once its compute service came
+        # back and cleaned up: the evacuations then end "completed".
+        client = control.SandboxClient(old_nova_sandbox.state_dir)
+        client.stop_compute("host3")
+        client.start_compute("host3")
+        cli.wait_until(lambda: not [
+            m for m in old_sdk.compute.migrations(
+                migration_type="evacuation", source_compute="host3")
+            if m.status == "done"], timeout=60)
+        restore_services(old_sdk)
+
+
+def test_host_servers_migrate(nmf: Any, boot: conftest.BootServers,
+                              old_sdk: openstack.connection.Connection
+                              ) -> None:
+    servers = boot("host1", count=2) + boot("host1", stopped=True)
+    try:
+        ran = nmf("host-servers-migrate", "host1", "--format", "json")
+
+        assert ran.code == 0, ran.err
+        assert [r["status"] for r in ran.results] == ["migrated"] * 3
+        for server, status in zip(servers, ("ACTIVE", "ACTIVE", "SHUTOFF"),
+                                  strict=True):
+            after = old_sdk.compute.get_server(server["id"])
+            assert (after.compute_host != "host1", after.status) == (
+                True, status)
+            (migration,) = old_sdk.compute.migrations(
+                instance_uuid=server["id"])
+            assert (migration.migration_type, migration.status) == (
+                "migration", "confirmed")
+    finally:
+        restore_services(old_sdk)
