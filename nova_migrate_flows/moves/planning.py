@@ -413,15 +413,12 @@ def _affinity(
             continue
         if beside:
             verdicts[member] = _refused(request, (
-                f"member of affinity server group {label}, with "
+                f"member of affinity server group {label} with "
                 f"{len(beside)} other member(s) on {server.host} "
-                f"({_names(beside, servers)}): Nova's scheduler sends no "
-                "member away from the others, so moved one by one they "
-                "would only fail, and Nova cannot move the group as one; "
-                "left in place, the group whole. To move it: live-migrate "
-                "each member onto one same host with 'nova-migrate-flow "
-                "live-migrate --force SERVER HOST' (the scheduler's checks "
-                "do not run), or recreate the group as soft-affinity"))
+                f"({_names(beside, servers)}): Nova's scheduler moves no "
+                "member away from the others, so one by one they can only "
+                f"fail; left in place, the group whole. {_move_group(request)}"
+                ))
             continue
         where = sorted({str(hosts[p]) for p in peers})
         allowed = set(where) & destinations(server, request, services)
@@ -441,6 +438,22 @@ def _affinity(
                 f"affinity server group {label}: joins its other members on "
                 f"{', '.join(sorted(allowed))}"))
     return verdicts
+
+
+def _move_group(request: request_mod.MoveRequest) -> str:
+    """What the operator can do to move a hard-affinity group whose
+    members share a host."""
+    if kind_name(request) == constants.EVACUATE:
+        how = ("evacuate each member onto one host past the scheduler "
+               "('nova evacuate --force SERVER HOST', microversion 2.67 or "
+               "earlier)")
+    else:
+        how = ("'nova-migrate-flow live-migrate --force SERVER HOST' for "
+               "each member, onto one host (the scheduler's checks do not "
+               "run)")
+        if kind_name(request) != constants.LIVE:
+            how = f"if they run, {how}"
+    return f"To move the group: {how}, or recreate it as soft-affinity"
 
 
 def _anti_affinity(

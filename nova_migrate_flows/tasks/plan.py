@@ -103,7 +103,7 @@ class BuildPlan(base.BaseTask):
             models.Server.from_dict(server), request
         )
         action = data.get("action") or action
-        if not action:
+        if not action and not any(why_not in said for said in skipped):
             skipped.append(why_not)
         if skipped or refused:
             action = constants.SKIP

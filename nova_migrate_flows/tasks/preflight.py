@@ -108,10 +108,10 @@ class ServerStateCheck(base.PreflightCheck):
             return base.fail(why) if single else base.skip(why)
 
         action, why = planning.planned_action(server, request)
-        if action is None:
-            return refused(why)
         if server.task_state:
-            if registry.get(action).adopts(server):
+            # Busy first: the status of a server busy with a task (RESIZE,
+            # REBOOT) is the task's, not one it stays in.
+            if action is not None and registry.get(action).adopts(server):
                 return base.passed(
                     "a live migration is in progress: it is adopted and "
                     "watched, not started again",
@@ -119,6 +119,8 @@ class ServerStateCheck(base.PreflightCheck):
                     adopt=True,
                 )
             return refused(planning.busy_reason(server, waited))
+        if action is None:
+            return refused(why)
         detour = why if planning.detoured(server, request) else None
         if server.locked:
             locked = planning.locked_reason(server)

@@ -24,7 +24,8 @@ from nova_migrate_flows.compute import fake, models
 from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows.exceptions import ExitCode
 from nova_migrate_flows.execution import runtime as runtime_mod
-from nova_migrate_flows.moves import planning
+from nova_migrate_flows.moves import base as moves_base
+from nova_migrate_flows.moves import planning, registry
 from nova_migrate_flows.tasks import base, moves, preflight, verify
 
 
@@ -630,3 +631,44 @@ def test_servers_in_no_group_cost_one_read_of_the_groups(cloud, run):
 
     assert result.exit_code == ExitCode.OK
     assert cloud.calls["list_server_groups"] == 1
+
+
+def test_hard_affinity_on_a_failed_host_says_how_to_evacuate(cloud, run):
+    group = cloud.add_server_group("db", models.AFFINITY)
+    members = [cloud.add_server("host1", group=group.id) for _ in range(2)]
+    cloud.set_service("host1", state="down")
+
+    result = run("host-evacuate", hosts=["host1"], dry_run=True)
+
+    for member in members:
+        reason = entry_of(result, member.id)["skip_reason"]
+        assert "evacuate each member onto one host past the scheduler " \
+            "('nova evacuate --force SERVER HOST'" in reason
+
+
+class ShelveKind(moves_base.MoveKind):
+    """A kind of move a plugin adds."""
+
+    name = "test-shelve"
+    throttle_pool = "cold"
+    migration_type = None
+    start_task = "x"
+    wait_task = "y"
+    movable_statuses = frozenset({"ACTIVE"})
+
+
+def test_non_live_servers_may_name_a_kind_a_plugin_adds(conf, cloud,
+                                                        monkeypatch):
+    kinds = dict(registry.installed(), **{"test-shelve": ShelveKind()})
+    monkeypatch.setattr(registry, "installed", lambda: kinds)
+    conf.config(group="drain", non_live_servers="test-shelve")
+    server = cloud.add_server("host1", flavor="m1.vgpu")
+    request = request_mod.build_request(
+        conf.conf, request_mod.Operation.HOST_EVACUATE_LIVE, hosts=["host1"])
+
+    planning.check_request(request)
+
+    assert planning.planned_action(server, request) == (
+        "test-shelve", "its flavor m1.vgpu gives it vGPUs (resources:VGPU=1)"
+        ": Nova does not live-migrate it; test-shelve instead ([drain] "
+        "non_live_servers)")
