@@ -122,9 +122,11 @@ def detoured(server: models.Server,
     """Whether ``request`` moves ``server`` another way than it asks,
     because Nova does not live-migrate what its flavor gives it (an outage
     the operator is told of)."""
+    kind = registry.get(kind_name(request))
+    if kind.refusal(server) is not None:
+        return False  # moved another way because of its state
     action, _ = planned_action(server, request)
-    return (action is not None and action != kind_name(request)
-            and non_live_reason(server) is not None)
+    return action is not None and action != kind.name
 
 
 # -- servers Nova does not live-migrate --------------------------------------

@@ -103,7 +103,8 @@ class BuildPlan(base.BaseTask):
             models.Server.from_dict(server), request
         )
         action = data.get("action") or action
-        if not action and not any(why_not in said for said in skipped):
+        if not action and not skipped:
+            # No check said why (server-state says it with its details).
             skipped.append(why_not)
         if skipped or refused:
             action = constants.SKIP

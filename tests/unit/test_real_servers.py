@@ -672,3 +672,14 @@ def test_non_live_servers_may_name_a_kind_a_plugin_adds(conf, cloud,
         "test-shelve", "its flavor m1.vgpu gives it vGPUs (resources:VGPU=1)"
         ": Nova does not live-migrate it; test-shelve instead ([drain] "
         "non_live_servers)")
+
+
+def test_a_stopped_pci_server_is_cold_migrated_as_any_stopped_one(conf,
+                                                                 cloud):
+    server = cloud.add_server("host1", flavor="m1.pci", status="SHUTOFF")
+
+    verdict = one(check(conf, cloud, preflight.ServerStateCheck, server))
+
+    assert (verdict.status, verdict.message) == (base.PASS,
+                                                 "SHUTOFF: cold-migrated")
+    assert verdict.data == {"action": constants.COLD}
