@@ -14,8 +14,8 @@
 This is the core of every plan: :class:`~nova_migrate_flows.tasks.plan.
 BuildPlan` asks it for every server, whatever preflight checks are
 configured; the ``server-state`` check reports the same verdict with its
-details (busy, locked). It also decides what the servers real hosts carry
-need: servers whose flavor keeps Nova from live-migrating them
+details (busy, locked). It also decides what becomes of the servers real
+hosts carry: those whose flavor keeps Nova from live-migrating them
 (:func:`non_live_reason`), and the members of server groups
 (:func:`group_verdicts`).
 """
