@@ -36,6 +36,7 @@ PLACEMENT_GROUP = "placement"
 #: Task plugins run, in this order, before anything is changed.
 DEFAULT_PREFLIGHT_TASKS = [
     "server-state",
+    "server-groups",
     "source-service",
     "target-host",
     "storage",
@@ -50,6 +51,7 @@ DEFAULT_VERIFY_TASKS = [
     "host-changed",
     "server-state-restored",
     "flavor-applied",
+    "server-group-policy",
 ]
 
 default_opts: list[cfg.Opt] = [
@@ -216,6 +218,25 @@ migration_opts: list[cfg.Opt] = [
         help="Seconds a cold migration, resize or evacuation may take to "
         "reach its next state before the server is reported failed.",
     ),
+    cfg.FloatOpt(
+        "busy_wait",
+        default=30.0,
+        min=0.0,
+        max=3600.0,
+        help="Seconds the preflight waits for a server busy with another "
+        "task (a ``task_state`` set: a snapshot, a reboot, a resize) to "
+        "finish it. A server still busy then is skipped (refused, for a "
+        "command that moves one server), with the reason. A server already "
+        "live-migrating is not waited for: its migration is adopted.",
+    ),
+    cfg.BoolOpt(
+        "move_locked",
+        default=True,
+        help="Move locked servers (admin credentials may), with a warning "
+        "that tells you to tell their owners. False leaves them where they "
+        "are (refuses them, for a command that moves one server), with the "
+        "reason.",
+    ),
     cfg.ListOpt(
         "preflight_tasks",
         default=DEFAULT_PREFLIGHT_TASKS,
@@ -278,6 +299,17 @@ drain_opts: list[cfg.Opt] = [
         ],
         help="What host-evacuate-live does with servers that cannot move "
         "live.",
+    ),
+    cfg.StrOpt(
+        "non_live_servers",
+        default="skip",
+        help="What host-evacuate-live does with running servers that Nova "
+        "does not live-migrate because of what their flavor gives them "
+        "(PCI passthrough devices, vGPUs, and the other extra specs listed "
+        "in the operator guide): skip, or the name of a kind of move "
+        "(``cold-migrate``, or one a plugin adds; ``nova-migrate-flow "
+        "list-tasks`` lists them) to move them with instead. A cold "
+        "migration stops the server while it moves.",
     ),
     cfg.ListOpt(
         "candidate_hosts",

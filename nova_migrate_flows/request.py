@@ -62,6 +62,9 @@ class MoveRequest:
     max_concurrent_total: int = 32
     pipeline_depth: int = 2
     stopped_servers: str = "cold-migrate"
+    #: What a live host drain does with servers Nova does not live-migrate
+    #: (``skip``, or the name of a kind of move).
+    non_live_servers: str = "skip"
     candidate_hosts: tuple[str, ...] = ()
     enable_after: bool = False
     stop_on_failure: bool = False
@@ -117,6 +120,7 @@ def build_request(
         "max_concurrent_total": conf.drain.max_concurrent_total,
         "pipeline_depth": conf.drain.pipeline_depth,
         "stopped_servers": conf.drain.stopped_servers,
+        "non_live_servers": conf.drain.non_live_servers,
         "candidate_hosts": tuple(conf.drain.candidate_hosts),
         "enable_after": conf.drain.enable_after,
         "stop_on_failure": conf.drain.stop_on_failure,

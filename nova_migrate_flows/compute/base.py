@@ -75,6 +75,10 @@ class Compute(Protocol):
     def get_flavor(self, ref: str) -> models.Flavor:
         """The flavor with this id or name; NotFound when there is none."""
 
+    def list_server_groups(self) -> list[models.ServerGroup]:
+        """Every server group, of every project (``GET /os-server-groups
+        ?all_projects=True``), with its policy, rules and members."""
+
     def live_migrate(
         self,
         server_id: str,

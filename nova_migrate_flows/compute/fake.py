@@ -42,6 +42,14 @@ FLAVORS = {
     "m1.ephemeral": models.Flavor(
         "m1.ephemeral", 2048, 1, 10, ephemeral_gb=5, swap_mb=512, id="5"
     ),
+    # Flavors whose servers Nova does not live-migrate.
+    "m1.pci": models.Flavor(
+        "m1.pci", 2048, 1, 20, id="6",
+        extra_specs={"pci_passthrough:alias": "nic:1"},
+    ),
+    "m1.vgpu": models.Flavor(
+        "m1.vgpu", 2048, 1, 20, id="7", extra_specs={"resources:VGPU": "1"},
+    ),
 }
 
 
@@ -114,6 +122,7 @@ class FakeCompute:
             Behaviour
         )
         self.migrations: list[_Migration] = []
+        self.server_groups: dict[str, models.ServerGroup] = {}
         self.actions: dict[str, list[models.InstanceAction]] = (
             collections.defaultdict(list)
         )
@@ -145,10 +154,12 @@ class FakeCompute:
         flavor: str = "m1.small",
         status: str = "ACTIVE",
         server_id: str | None = None,
+        group: str | None = None,
         **fields: Any,
     ) -> models.Server:
         """Put a server on ``host`` and take its room there (with a new id
-        unless ``server_id`` is given)."""
+        unless ``server_id`` is given), in server group ``group`` (an id)
+        if given."""
         with self._lock:
             if host not in self.services:
                 raise ValueError(f"no host {host}")
@@ -179,7 +190,49 @@ class FakeCompute:
             )
             self.servers[server_id] = server
             self.capacity[host] = self.capacity[host].minus(flavor_info)
+            if group is not None:
+                joined = self.server_groups[group]
+                self.server_groups[group] = dataclasses.replace(
+                    joined, members=joined.members + (server_id,))
             return server
+
+    def add_server_group(
+        self,
+        name: str,
+        policy: str,
+        *,
+        rules: dict[str, Any] | None = None,
+        group_id: str | None = None,
+    ) -> models.ServerGroup:
+        """A new, empty server group; ``add_server(group=...)`` adds
+        members."""
+        with self._lock:
+            group = models.ServerGroup(
+                id=group_id or str(uuid.uuid4()), name=name, policy=policy,
+                rules=dict(rules or {}), project_id="demo",
+            )
+            self.server_groups[group.id] = group
+            return group
+
+    def delete_server(self, server_id: str) -> None:
+        """Delete a server, as its owner would: its room comes back, its
+        moves in flight end in error, and it leaves its group."""
+        with self._lock:
+            server = self._server(server_id)
+            for migration in self.migrations:
+                if (migration.record.server_id == server_id
+                        and not migration.record.is_final):
+                    self._set(migration, status="error")
+                    self._release(migration, migration.record.dest_compute)
+            if server.host:
+                self.capacity[server.host] = self.capacity[
+                    server.host].plus(server.flavor_info)
+            del self.servers[server_id]
+            for group in list(self.server_groups.values()):
+                if server_id in group.members:
+                    self.server_groups[group.id] = dataclasses.replace(
+                        group, members=tuple(
+                            m for m in group.members if m != server_id))
 
     def set_service(self, host: str, **fields: Any) -> None:
         with self._lock:
@@ -293,19 +346,37 @@ class FakeCompute:
             # Forcing skips the scheduler's filters, not placement's claim.
             service = self.services[host]
             if (not self.capacity[host].fits(flavor) or not service.up
-                    or not (service.enabled or forced)):
+                    or not (service.enabled or forced)
+                    or not (forced or self._group_allows(server, [host]))):
                 raise exceptions.NoValidHost(
                     f"No valid host was found. {host} is not suitable", 400
                 )
             return host
-        candidates = [
+        candidates = self._group_allows(server, [
             h for h, service in sorted(self.services.items())
             if h != server.host and service.up and service.enabled
             and self.capacity[h].fits(flavor)
-        ]
+        ])
         if not candidates:
             raise exceptions.NoValidHost("No valid host was found.", 400)
         return max(candidates, key=lambda h: self.capacity[h].ram_mb)
+
+    def _group_allows(self, server: models.Server,
+                      hosts: list[str]) -> list[str]:
+        """The hosts Nova's server group filters leave: against the hosts
+        the other members are on now (a member in flight still counts on
+        its source, as in Nova)."""
+        for group in self.server_groups.values():
+            if server.id not in group.members:
+                continue
+            others = [self.servers[m].host for m in group.members
+                      if m != server.id and m in self.servers]
+            if group.policy == models.AFFINITY and others:
+                hosts = [h for h in hosts if h in others]
+            elif group.policy == models.ANTI_AFFINITY:
+                hosts = [h for h in hosts
+                         if others.count(h) < group.max_per_host]
+        return hosts
 
     def _start(
         self,
@@ -591,6 +662,11 @@ class FakeCompute:
         with self._lock:
             self.calls["host_capacities"] += 1
             return dict(self.capacity)
+
+    def list_server_groups(self) -> list[models.ServerGroup]:
+        with self._lock:
+            self.calls["list_server_groups"] += 1
+            return list(self.server_groups.values())
 
     def get_flavor(self, ref: str) -> models.Flavor:
         with self._lock:

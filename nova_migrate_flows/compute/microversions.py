@@ -56,6 +56,8 @@ ACTIONS = Call("2.84", "2.84", "reading instance actions")
 FLAVORS = Call("2.61", "2.61", "reading flavors")
 HYPERVISORS = Call("2.53", "2.53", "reading hypervisors")
 UNSHELVE_TO_HOST = Call("2.91", "2.91", "an unshelve onto a given host")
+#: 2.64 names a group's ``policy`` (one) and gives its ``rules``.
+SERVER_GROUPS = Call("2.64", "2.64", "reading server groups")
 
 
 class TooOld(Exception):

@@ -59,6 +59,11 @@ class Flavor(_Record):
     ephemeral_gb: int = 0
     swap_mb: int = 0
     id: str | None = None
+    #: The flavor's extra specs, as Nova shows them to an admin (embedded
+    #: in a server from microversion 2.47, in a flavor from 2.61). Two
+    #: flavors compare by their sizes and names, not by these.
+    extra_specs: dict[str, str] = dataclasses.field(default_factory=dict,
+                                                    compare=False)
 
     @classmethod
     def from_server_flavor(cls, data: dict[str, Any]) -> Self:
@@ -70,6 +75,7 @@ class Flavor(_Record):
             ephemeral_gb=int(data.get("ephemeral") or 0),
             swap_mb=int(data.get("swap") or 0),
             id=data.get("id"),
+            extra_specs=_specs(data.get("extra_specs")),
         )
 
     @classmethod
@@ -82,6 +88,7 @@ class Flavor(_Record):
             ephemeral_gb=int(data.get("OS-FLV-EXT-DATA:ephemeral") or 0),
             swap_mb=int(data.get("swap") or 0),
             id=data.get("id"),
+            extra_specs=_specs(data.get("extra_specs")),
         )
 
 
@@ -138,6 +145,55 @@ class Server(_Record):
             volume_backed=not data.get("image"),
             project_id=data.get("tenant_id"),
             metadata=dict(data.get("metadata") or {}),
+        )
+
+
+#: Nova's server group policies (microversion 2.64 names them ``policy``).
+AFFINITY = "affinity"
+ANTI_AFFINITY = "anti-affinity"
+SOFT_AFFINITY = "soft-affinity"
+SOFT_ANTI_AFFINITY = "soft-anti-affinity"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerGroup(_Record):
+    """A server group: its policy and its members (server ids)."""
+
+    id: str
+    name: str
+    policy: str
+    members: tuple[str, ...] = ()
+    #: The policy's rules (2.64): ``max_server_per_host`` for
+    #: anti-affinity.
+    rules: dict[str, Any] = dataclasses.field(default_factory=dict)
+    project_id: str | None = None
+
+    @property
+    def hard(self) -> bool:
+        """Whether Nova's scheduler enforces the policy (not soft-)."""
+        return self.policy in (AFFINITY, ANTI_AFFINITY)
+
+    @property
+    def max_per_host(self) -> int:
+        """Members an anti-affinity group allows on one host."""
+        try:
+            return max(1, int(self.rules.get("max_server_per_host") or 1))
+        except (TypeError, ValueError):
+            return 1
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Self:
+        """Build from ``GET /os-server-groups`` (2.64 or later; older
+        answers name the policy in a list, ``policies``)."""
+        policy = data.get("policy") or next(
+            iter(data.get("policies") or ()), "")
+        return cls(
+            id=data["id"],
+            name=data.get("name") or "",
+            policy=policy,
+            members=tuple(data.get("members") or ()),
+            rules=dict(data.get("rules") or {}),
+            project_id=data.get("project_id"),
         )
 
 
@@ -338,6 +394,10 @@ class InstanceAction(_Record):
 def _flavor_disk_gb(flavor: Flavor) -> int:
     swap_gb = (flavor.swap_mb + 1023) // 1024
     return flavor.disk_gb + flavor.ephemeral_gb + swap_gb
+
+
+def _specs(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()}
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -391,6 +391,23 @@ class NovaCompute:
                 return models.Flavor.from_flavor(flavor)
         raise exceptions.NotFound(f"flavor {ref!r}: no such flavor", 404)
 
+    def list_server_groups(self) -> list[models.ServerGroup]:
+        groups: list[models.ServerGroup] = []
+        # Nova pages server groups by offset, up to its [api] max_limit
+        # (which may be lower than ours): only an empty page ends the list.
+        while True:
+            body = self._call(
+                "GET",
+                "/os-server-groups",
+                params={"all_projects": "True", "limit": _PAGE_LIMIT,
+                        "offset": len(groups)},
+                microversion=self._mv(mv.SERVER_GROUPS),
+            ).json()
+            page = body.get("server_groups") or []
+            if not page:
+                return groups
+            groups.extend(models.ServerGroup.from_api(g) for g in page)
+
     # -- moving servers ----------------------------------------------------
 
     def live_migrate(

@@ -150,6 +150,7 @@ class Runner:
         """Read what every run needs first. The compute services come
         first: only admins may list them, so other credentials are refused
         before anything else is read."""
+        planning.check_request(request)
         services = self._compute.list_services()
         unsupported = planning.microversion_error(
             request, self._compute.api_versions()[1])
@@ -462,6 +463,7 @@ class _Run:
                     "live": request.max_concurrent + request.pipeline_depth,
                     "cold": request.max_concurrent_cold,
                 },
+                "serial": _serial(plan, moves),
             },
             {constants.PLAN: _plan_of(plan, host)},
         )
@@ -523,6 +525,17 @@ def _moves(plan: dict[str, Any], host: str) -> list[tuple[str, str]]:
         if entry["server"].get("host") == host
         and entry["action"] != constants.SKIP
     ]
+
+
+def _serial(plan: dict[str, Any],
+            moves: list[tuple[str, str]]) -> list[list[str]]:
+    """The servers of ``moves`` that move one after the other (the members
+    of one hard anti-affinity group), in lists of two or more."""
+    by_group: dict[str, list[str]] = {}
+    for server_id, _ in moves:
+        for group in plan[server_id].get("exclusive") or ():
+            by_group.setdefault(group, []).append(server_id)
+    return [ids for _, ids in sorted(by_group.items()) if len(ids) > 1]
 
 
 def _not_started(outcome: dict[str, Any] | None) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from nova_migrate_flows import constants
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base, models
 from nova_migrate_flows.execution import poller as poller_mod
@@ -58,7 +58,8 @@ class Events:
 
 
 class CloudSnapshot:
-    """Services and capacities, read once per run and shared by checks."""
+    """Services, capacities and server groups, read once per run and shared
+    by checks."""
 
     def __init__(self, compute: base.Compute,
                  services: list[models.Service] | None = None):
@@ -69,6 +70,8 @@ class CloudSnapshot:
         )
         self._capacities: dict[str, models.HostCapacity] | None = None
         self._flavors: dict[str, models.Flavor] = {}
+        self._groups: list[models.ServerGroup] | None = None
+        self._others: dict[str, models.Server | None] = {}
 
     def services(self) -> dict[str, models.Service]:
         with self._lock:
@@ -83,6 +86,28 @@ class CloudSnapshot:
             if self._capacities is None:
                 self._capacities = self._compute.host_capacities()
             return self._capacities
+
+    def server_groups(self) -> list[models.ServerGroup]:
+        """Every server group of the cloud: one read per run."""
+        with self._lock:
+            if self._groups is None:
+                self._groups = self._compute.list_server_groups()
+            return self._groups
+
+    def other_server(self, server_id: str) -> models.Server | None:
+        """A server the run does not move (another member of a server
+        group), read once; None when it is gone."""
+        with self._lock:
+            if server_id in self._others:
+                return self._others[server_id]
+        try:
+            server: models.Server | None = self._compute.get_server(
+                server_id)
+        except exceptions.NotFound:
+            server = None
+        with self._lock:
+            self._others[server_id] = server
+        return server
 
     def flavor(self, ref: str) -> models.Flavor:
         with self._lock:

@@ -17,10 +17,17 @@ plus ``pipeline_depth`` more that wait in Nova's own queue, so the next
 migration starts the moment one ends. A slot is taken before a request is
 sent and given back when the poller sees the migration end, so that no task
 thread has to be free for a slot to come back.
+
+A slot may also be taken for *exclusive* groups (the hard anti-affinity
+server groups of the server): no two slots of one such group are held at
+once, over every host of the run. Nova's scheduler places each move
+against the hosts the other members are on at that moment, so two members
+moving at once could land on one host; one at a time, each lands where the
+policy allows.
 """
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 LIVE = "live"
 COLD = "cold"
@@ -34,9 +41,14 @@ class Throttle:
         self._total = total
         self._cond = threading.Condition()
         self._held: dict[str, tuple[str, str]] = {}
+        self._exclusive: dict[str, frozenset[str]] = {}
 
     def _count(self, host: str, kind: str) -> int:
         return sum(1 for h, k in self._held.values() if (h, k) == (host, kind))
+
+    def _taken(self, groups: frozenset[str]) -> bool:
+        """Whether a slot of one of ``groups`` is held."""
+        return any(groups & held for held in self._exclusive.values())
 
     def acquire(
         self,
@@ -45,13 +57,16 @@ class Throttle:
         kind: str,
         should_stop: Callable[[], bool] = lambda: False,
         poll: float = 0.5,
+        exclusive: Iterable[str] = (),
     ) -> bool:
         """Take a slot for ``key``; False when ``should_stop`` said so first.
 
-        Taking a slot that ``key`` already holds is a no-op (a task that runs
-        again after a resume keeps its slot).
+        With ``exclusive`` groups, wait also until no other slot of any of
+        them is held. Taking a slot that ``key`` already holds is a no-op
+        (a task that runs again after a resume keeps its slot).
         """
         limit = self._per_host[kind]
+        groups = frozenset(exclusive)
         with self._cond:
             while key not in self._held:
                 if should_stop():
@@ -59,21 +74,28 @@ class Throttle:
                 if (
                     self._count(host, kind) < limit
                     and len(self._held) < self._total
+                    and not self._taken(groups)
                 ):
                     self._held[key] = (host, kind)
+                    if groups:
+                        self._exclusive[key] = groups
                     break
                 self._cond.wait(poll)
             return True
 
-    def claim(self, key: str, host: str, kind: str) -> None:
+    def claim(self, key: str, host: str, kind: str,
+              exclusive: Iterable[str] = ()) -> None:
         """Count a migration that Nova runs already (an adopted one), even
         beyond the limit: it holds a slot in Nova whatever we think."""
         with self._cond:
             self._held[key] = (host, kind)
+            if exclusive:
+                self._exclusive[key] = frozenset(exclusive)
 
     def release(self, key: str) -> None:
         """Give ``key``'s slot back (nothing happens if it holds none)."""
         with self._cond:
+            self._exclusive.pop(key, None)
             if self._held.pop(key, None) is not None:
                 self._cond.notify_all()
 

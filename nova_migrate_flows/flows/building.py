@@ -39,7 +39,6 @@ VERIFY_OPTION = "[migration] verify_tasks"
 Plugins = list[tuple[str, type[base.BaseTask]]]
 
 
-
 def load_preflight(check_names: Sequence[str]) -> Plugins:
     return loader.load(check_names, base.PREFLIGHT, PREFLIGHT_OPTION)
 
@@ -126,6 +125,7 @@ def lanes(
     lane_count: dict[str, int],
     verifications: Plugins,
     candidates: Sequence[str | None],
+    serial: Sequence[Sequence[str]] = (),
 ) -> unordered_flow.Flow:
     """The servers of one host, dealt round-robin into parallel lanes.
 
@@ -136,20 +136,37 @@ def lanes(
     and goes the moment the poller sees a move end, while the other lanes
     verify what they moved. So one task thread per host at most waits, and
     the lanes running out unevenly at the end never leaves Nova idle.
+
+    The servers of each list of ``serial`` (the members of one hard
+    anti-affinity group) go into one lane, one after the other, each moved
+    and verified before the next starts: they never wait on each other in
+    two lanes.
     """
-    by_kind: dict[str, list[tuple[str, str]]] = {}
+    together = {server_id: index for index, ids in enumerate(serial)
+                for server_id in ids}
+    by_kind: dict[str, list[list[tuple[str, str]]]] = {}
+    units: dict[tuple[str, int], list[tuple[str, str]]] = {}
     for server_id, action in moves:
-        by_kind.setdefault(pool_of(action), []).append((server_id, action))
+        kind = pool_of(action)
+        unit = together.get(server_id)
+        if unit is not None and (kind, unit) in units:
+            units[(kind, unit)].append((server_id, action))
+            continue
+        pairs = [(server_id, action)]
+        if unit is not None:
+            units[(kind, unit)] = pairs
+        by_kind.setdefault(kind, []).append(pairs)
     group = unordered_flow.Flow(constants.host_key("servers", host))
-    for kind, servers in sorted(by_kind.items()):
-        count = max(1, min(lane_count[kind] + 1, len(servers)))
+    for kind, dealt in sorted(by_kind.items()):
+        count = max(1, min(lane_count[kind] + 1, len(dealt)))
         for index in range(count):
             lane = linear_flow.Flow(
                 constants.host_key(f"{kind}-lane-{index + 1}", host)
             )
             lane.add(*[
                 server_move(server_id, action, verifications, candidates)
-                for server_id, action in servers[index::count]
+                for pairs in dealt[index::count]
+                for server_id, action in pairs
             ])
             group.add(lane)
     return group

@@ -62,14 +62,17 @@ def host_flow(
     verify_tasks: Sequence[str],
     candidates: Sequence[str | None] = (None,),
     lane_count: dict[str, int] | None = None,
+    serial: Sequence[Sequence[str]] = (),
 ) -> linear_flow.Flow:
     """Empty one host: disable its service, move its servers through
     parallel lanes, check it is empty, and leave the service as the outcome
     says.
 
     ``moves`` lists ``[server_id, action]`` pairs from the plan (skipped
-    servers are not in it). Store: ``runtime`` (transient), ``request``,
-    ``plan`` and optionally ``run_id``.
+    servers are not in it); each list of ``serial`` holds servers that move
+    one after the other in one lane (see :func:`~nova_migrate_flows.flows.
+    building.lanes`). Store: ``runtime`` (transient), ``request``, ``plan``
+    and optionally ``run_id``.
     """
     op = Operation(operation)
     flow = linear_flow.Flow(constants.host_flow(operation, host))
@@ -80,7 +83,7 @@ def host_flow(
     if pairs:
         flow.add(building.lanes(
             host, pairs, lane_count or {"live": 1, "cold": 1},
-            building.load_verify(verify_tasks), candidates,
+            building.load_verify(verify_tasks), candidates, serial,
         ))
     flow.add(
         service.VerifyHostEmpty(host, [server_id for server_id, _ in pairs]),

@@ -111,6 +111,8 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
             help="Give the servers a config drive.")
     _option(boot, "boot-from-volume", action="store_true",
             help="Boot from a volume made from the image.")
+    _option(boot, "group", default=None, metavar="GROUP_ID",
+            help="Boot the servers into this server group.")
     _format_argument(boot)
 
     defaults = _command(commands, "set-defaults", _set_defaults,
@@ -284,7 +286,7 @@ def _boot(conf: Any, args: argparse.Namespace) -> int:
         options.state_dir, options.host, options.count, flavor=options.flavor,
         stopped=options.stopped, metadata=metadata,
         name_prefix=options.name_prefix, config_drive=options.config_drive,
-        boot_from_volume=options.boot_from_volume)
+        boot_from_volume=options.boot_from_volume, group=options.group)
     if options.format == "json":
         print(json.dumps(servers, indent=2))
     else:

@@ -211,6 +211,21 @@ class SandboxCloud(fixtures.Fixture):
             # logged, not turned into a 500.
             self.flags(response_validation="warn", group="api")
         self.flags(instances=-1, cores=-1, ram=-1, group="quota")
+        # Every host has PCI devices a flavor can ask for by alias (and
+        # vGPUs, see the driver): servers Nova does not live-migrate.
+        self.flags(
+            alias=[json.dumps({
+                "name": constants.PCI_ALIAS,
+                "vendor_id": constants.PCI_VENDOR_ID,
+                "product_id": constants.PCI_PRODUCT_ID,
+                "device_type": "type-PCI",
+            })],
+            device_spec=[json.dumps({
+                "vendor_id": constants.PCI_VENDOR_ID,
+                "product_id": constants.PCI_PRODUCT_ID,
+            })],
+            group="pci",
+        )
         # Nobody listens to notifications here: build none, keep none.
         for group, options in oslo_messaging_opts.list_opts():
             if group == "oslo_messaging_notifications":

@@ -24,6 +24,16 @@ META_LIVE_MIGRATION_RESULT = METADATA_PREFIX + "live_migration_result"
 #: Seconds a cold migration or resize of this server copies its disks.
 META_COLD_MIGRATION_DELAY = METADATA_PREFIX + "cold_migration_delay"
 
+#: Devices every compute host of the sandbox has, for flavors that ask for
+#: them: PCI passthrough devices (the flavor extra spec
+#: ``pci_passthrough:alias`` = ``nmf-pci:1``) and vGPUs (``resources:VGPU``
+#: = ``1``), which Nova does not live-migrate.
+PCI_ALIAS = "nmf-pci"
+PCI_VENDOR_ID = "8086"
+PCI_PRODUCT_ID = "1520"
+PCI_DEVICES_PER_HOST = 2
+VGPUS_PER_HOST = 4
+
 RESULT_SUCCESS = "success"
 RESULT_FAIL = "fail"
 RESULT_HANG = "hang"

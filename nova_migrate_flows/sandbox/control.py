@@ -267,6 +267,7 @@ def boot(
     boot_from_volume: bool = False,
     wait: bool = True,
     timeout: float = 120.0,
+    group: str | None = None,
 ) -> list[dict[str, Any]]:
     """Create ``count`` servers on ``host`` through the compute API.
 
@@ -274,7 +275,10 @@ def boot(
     sandbox's image and network. With ``wait``, returns once they are
     ACTIVE (SHUTOFF when ``stopped``).
 
-    :param flavor: a flavor name or id (default ``m1.tiny``)
+    :param flavor: a flavor name or id (default ``m1.tiny``): one of the
+        sandbox's, or one created since
+    :param group: the id of a server group to boot them into (Nova's
+        scheduler then keeps its policy)
     :param metadata: server metadata, e.g. the ``nmf_sandbox:`` keys
     :param boot_from_volume: boot from a new volume (Nova's fake Cinder)
         made from the image, deleted with the server
@@ -291,8 +295,13 @@ def boot(
     if count < 1:
         raise exceptions.InvalidInput("The count must be at least 1.")
     cloud = SandboxClient(state.path).status()
-    flavor_id = _flavor_id(cloud["flavors"], flavor or "m1.tiny")
     api = _ComputeAPI(runtime)
+    try:
+        flavor_id = _flavor_id(cloud["flavors"], flavor or "m1.tiny")
+    except exceptions.InvalidInput:
+        # A flavor created since the sandbox started.
+        created = api.request("GET", "/flavors/detail?is_public=None")
+        flavor_id = _flavor_id(created["flavors"], str(flavor))
     prefix = name_prefix or f"vm-{host}-{os.urandom(2).hex()}"
     servers = []
     for index in range(1, count + 1):
@@ -312,7 +321,10 @@ def boot(
                 "boot_index": 0, "uuid": runtime["image"]["id"],
                 "source_type": "image", "destination_type": "volume",
                 "volume_size": 1, "delete_on_termination": True}]
-        created = api.request("POST", "/servers", {"server": body})
+        request: dict[str, Any] = {"server": body}
+        if group:
+            request["os:scheduler_hints"] = {"group": group}
+        created = api.request("POST", "/servers", request)
         servers.append({"id": created["server"]["id"], "name": body["name"],
                         "host": host, "status": "BUILD"})
     if not wait:

@@ -30,12 +30,15 @@ import threading
 import time
 from typing import Any
 
+import os_resource_classes as orc
+import os_traits
 from nova import exception
 from nova.compute import utils as compute_utils
 from nova.virt import fake
 from oslo_config import cfg
 from oslo_db import exception as db_exception
 from oslo_log import log as logging
+from oslo_serialization import jsonutils
 from sqlalchemy import exc as sqla_exc
 
 from nova_migrate_flows.sandbox import constants
@@ -148,6 +151,8 @@ class SandboxDriver(fake.FakeDriver):
       source, and recording the reason in an instance-action event) or hangs
       until Nova aborts it or forces it to complete.
     * A cold migration or resize copies its disks for a set delay.
+    * Every host has PCI devices (alias ``nmf-pci``) and vGPUs, for flavors
+      that ask for them (servers Nova does not live-migrate).
     * The host's capacity is set at start and changes at run time
       (:meth:`set_capacity`).
     """
@@ -180,6 +185,45 @@ class SandboxDriver(fake.FakeDriver):
             self.memory_mb = self.resources.memory_mb = memory_mb
         if local_gb is not None:
             self.local_gb = self.resources.local_gb = local_gb
+
+    def get_available_resource(self, nodename: str) -> dict[str, Any]:
+        """The fake driver's resources, with the sandbox's PCI devices."""
+        resources = super().get_available_resource(nodename)
+        if resources:
+            resources["pci_passthrough_devices"] = jsonutils.dumps([
+                {
+                    "address": f"0000:81:00.{index}",
+                    "vendor_id": constants.PCI_VENDOR_ID,
+                    "product_id": constants.PCI_PRODUCT_ID,
+                    "dev_type": "type-PCI",
+                    "status": "available",
+                    "parent_addr": None,
+                    "numa_node": None,
+                    "label": "label_8086_1520",
+                }
+                for index in range(constants.PCI_DEVICES_PER_HOST)
+            ])
+        return resources
+
+    def update_provider_tree(self, provider_tree: Any, nodename: str,
+                             allocations: Any = None) -> None:
+        """The fake driver's inventory, and vGPUs on a child provider (as
+        libvirt reports them)."""
+        super().update_provider_tree(provider_tree, nodename, allocations)
+        child = f"{nodename}-vgpu"
+        if not provider_tree.exists(child):
+            provider_tree.new_child(name=child, parent=nodename)
+        provider_tree.update_inventory(child, {
+            orc.VGPU: {
+                "total": constants.VGPUS_PER_HOST,
+                "min_unit": 1,
+                "max_unit": constants.VGPUS_PER_HOST,
+                "step_size": 1,
+                "allocation_ratio": 1.0,
+                "reserved": 0,
+            },
+        })
+        provider_tree.add_traits(child, os_traits.OWNER_NOVA)
 
     def capacity(self) -> dict[str, int]:
         """What this host has: ``vcpus``, ``memory_mb`` and ``local_gb``."""

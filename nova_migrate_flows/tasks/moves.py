@@ -43,6 +43,11 @@ SETTLE_TIMEOUT = 30.0
 #: How long the migration record of a server Nova marked busy may take to
 #: show up (the conductor writes it after the API answered).
 RECORD_WAIT = 30.0
+#: Why a server deleted after the plan was made was not moved.
+GONE = "gone: it was deleted after the plan was made; nothing to move"
+#: Why a server deleted while it moved is not reported moved.
+GONE_WHILE_MOVING = ("gone: it was deleted while it moved; nothing left to "
+                     "verify")
 
 
 class MoveTask(base.BaseTask):
@@ -68,6 +73,19 @@ class MoveTask(base.BaseTask):
     def action(self) -> str:
         """The kind's name, as the plan and the reports say it."""
         return self.move.name
+
+    @staticmethod
+    def gone(runtime: runtime_mod.Runtime,
+             server_id: str) -> dict[str, Any] | None:
+        """The ``started`` of a server Nova no longer has (deleted after
+        the plan was made), or None when it still exists."""
+        try:
+            runtime.compute.get_server(server_id)
+        except exceptions.NotFound:
+            LOG.warning("Server %s no longer exists: it was deleted after "
+                        "the plan was made", server_id)
+            return {"not_moved": GONE, "failed": False, "stopped": False}
+        return None
 
     @property
     def migration_type(self) -> str:
@@ -106,14 +124,18 @@ class StartTask(MoveTask):
                 "failed": True, "stopped": bool(target.get("stopped"))}
 
     def take_slot(self, runtime: runtime_mod.Runtime,
-                  server: models.Server) -> dict[str, Any] | None:
+                  server: models.Server,
+                  entry: dict[str, Any] | None = None
+                  ) -> dict[str, Any] | None:
         """Wait for a throttle slot of the kind's pool on the server's
-        host; None once it is held, or the ``started`` of a server that
-        the run's stop keeps from moving."""
+        host (and, when the plan ``entry`` names exclusive groups, for no
+        other member of them to be moving); None once it is held, or the
+        ``started`` of a server that the run's stop keeps from moving."""
         reason = runtime.why_not_start()
         if reason is None and not runtime.throttle.acquire(
             server.id, server.host or "", self.move.throttle_pool,
             should_stop=lambda: runtime.stopping,
+            exclusive=(entry or {}).get("exclusive") or (),
         ):
             reason = runtime.why_not_start()
         if reason is None:
@@ -138,20 +160,33 @@ class StartMove(StartTask):
         if gave_up is not None:
             return gave_up
         existing = None
-        if runtime.resuming or entry.get("adopt"):
-            existing = self.find_existing(runtime, server, entry)
+        try:
+            if runtime.resuming or entry.get("adopt"):
+                existing = self.find_existing(runtime, server, entry)
+        except exceptions.NotFound:
+            gone = self.gone(runtime, server_id)
+            if gone is not None:
+                return gone
+            raise
         if existing is not None:
             LOG.info("Adopting %s %s of server %s (%s)", self.action,
                      existing.id, server.name, server_id)
             runtime.throttle.claim(server_id, server.host or "",
-                                   self.move.throttle_pool)
+                                   self.move.throttle_pool,
+                                   exclusive=entry.get("exclusive") or ())
             return self._watched(runtime, server, entry,
                                  self._started(server, None, existing, True))
-        stopped = self.take_slot(runtime, server)
+        stopped = self.take_slot(runtime, server, entry)
         if stopped is not None:
             return stopped
         try:
             answer = self._send_once(runtime, server, entry, target["host"])
+        except exceptions.NotFound:
+            runtime.throttle.release(server_id)
+            gone = self.gone(runtime, server_id)
+            if gone is not None:
+                return gone
+            raise
         except BaseException:
             runtime.throttle.release(server_id)
             raise
@@ -344,8 +379,13 @@ class WaitForMove(WaitTask):
         try:
             migration = watch.wait()
         except exceptions.MigrationFailed as exc:
+            if self.gone(runtime, server_id) is not None:
+                return self._gone_while_moving(server_id, entry, started)
             raise self._explain(runtime, server, started, watch, exc) from exc
-        after = self.settle(runtime, server_id)
+        try:
+            after = self.settle(runtime, server_id)
+        except exceptions.NotFound:
+            return self._gone_while_moving(server_id, entry, started)
         note = None
         if watch.force_completed:
             note = f"force-completed after its {watch.timed_out}"
@@ -360,6 +400,17 @@ class WaitForMove(WaitTask):
             request_id=started.get("request_id"),
             started_at=started.get("started_at"),
             note=note,
+        ).to_dict()
+
+    @staticmethod
+    def _gone_while_moving(server_id: str, entry: dict[str, Any],
+                           started: dict[str, Any]) -> dict[str, Any]:
+        return base.Moved(
+            server_id=server_id,
+            action=entry["action"],
+            source=started["source"],
+            before=entry["server"],
+            not_moved=GONE_WHILE_MOVING,
         ).to_dict()
 
     def settle(

@@ -96,11 +96,15 @@ class BuildPlan(base.BaseTask):
                 skipped.append(message)
             elif verdict["status"] == base.FAIL:
                 refused.append(message)
+        # A check that read the server again (a busy one, waited for)
+        # gives it as it is now: the plan moves that.
+        server = data.get("server") or server
         action, why_not = planning.planned_action(
             models.Server.from_dict(server), request
         )
         action = data.get("action") or action
-        if not action:
+        if not action and not skipped:
+            # No check said why (server-state says it with its details).
             skipped.append(why_not)
         if skipped or refused:
             action = constants.SKIP
@@ -113,6 +117,11 @@ class BuildPlan(base.BaseTask):
             "adopt": bool(data.get("adopt")),
             "flavor_id": data.get("flavor_id"),
             "target_host": request.target_host,
+            # The server's hard server group (policy and members), which
+            # the ``server-group-policy`` verification checks.
+            "server_group": data.get("server_group"),
+            # Groups no other member of which may move at the same time.
+            "exclusive": list(data.get("exclusive") or ()),
             "checks": checks,
             "notes": notes,
             "skip_reason": "; ".join(skipped) or None,

@@ -18,8 +18,12 @@ nothing is changed in the cloud). Operators choose and order them with
 ``nova_migrate_flows.tasks`` entry points.
 """
 
+import time
 from typing import Any
 
+from oslo_log import log as logging
+
+from nova_migrate_flows import exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import runtime as runtime_mod
@@ -27,48 +31,191 @@ from nova_migrate_flows.moves import planning, registry
 from nova_migrate_flows.request import Operation
 from nova_migrate_flows.tasks import base
 
+LOG = logging.getLogger(__name__)
+
 
 class ServerStateCheck(base.PreflightCheck):
     """The server is in a state the operation can move, and is not busy.
 
     A server that is busy with a live migration already (a rerun, or a
-    resume) passes: its migration is adopted rather than started again.
-    Locked servers are moved (with admin credentials) and reported.
+    resume) passes: its migration is adopted rather than started again. A
+    server busy with another task is waited for, ``[migration] busy_wait``
+    seconds at most (all of them at once), then read again; one still busy
+    is skipped (refused, when it is the one server asked for), and one
+    deleted meanwhile is skipped. Locked servers are moved (with admin
+    credentials) and reported, unless ``[migration] move_locked`` is
+    False. A running server whose flavor Nova does not live-migrate goes
+    as ``[drain] non_live_servers`` says, with a warning.
 
     Reversion strategy: N/A (a check changes nothing).
     """
+
+    def execute(
+        self,
+        runtime: runtime_mod.Runtime,
+        servers: dict[str, dict[str, Any]],
+        request: dict[str, Any],
+    ) -> dict[str, dict[str, Any]]:
+        move = request_mod.MoveRequest.from_dict(request)
+        parsed = {sid: models.Server.from_dict(s)
+                  for sid, s in servers.items()}
+        waited, fresh = _wait_while_busy(runtime, parsed, move)
+        verdicts = {}
+        for server_id, server in parsed.items():
+            if server_id not in fresh:
+                verdict = self.check(runtime, server, move)
+            else:
+                verdict = self._after_wait(runtime, server,
+                                           fresh[server_id], move, waited)
+            verdicts[server_id] = verdict.to_dict()
+        return verdicts
+
+    def _after_wait(
+        self,
+        runtime: runtime_mod.Runtime,
+        before: models.Server,
+        after: models.Server | None,
+        request: request_mod.MoveRequest,
+        waited: float,
+    ) -> base.CheckResult:
+        """The verdict on a server that was busy, read again."""
+        if after is None:
+            return base.skip(
+                "gone: it was deleted while the preflight waited for its "
+                f"task ({before.task_state}) to end; nothing to move"
+            )
+        left = planning.left_host(before, after, request)
+        if left is not None:
+            return base.skip(left)
+        verdict = self.check(runtime, after, request, waited)
+        if after != before:
+            # The plan moves the server as it is now.
+            return base.CheckResult(verdict.status, verdict.message,
+                                    dict(verdict.data,
+                                         server=after.to_dict()))
+        return verdict
 
     def check(
         self,
         runtime: runtime_mod.Runtime,
         server: models.Server,
         request: request_mod.MoveRequest,
+        waited: float = 0.0,
     ) -> base.CheckResult:
         single = not request.op.is_host_operation
-        action, why = planning.planned_action(server, request)
-        if action is None:
+
+        def refused(why: str) -> base.CheckResult:
             return base.fail(why) if single else base.skip(why)
+
+        action, why = planning.planned_action(server, request)
         if server.task_state:
-            if registry.get(action).adopts(server):
+            # Busy first: the status of a server busy with a task (RESIZE,
+            # REBOOT) is the task's, not one it stays in.
+            if action is not None and registry.get(action).adopts(server):
                 return base.passed(
                     "a live migration is in progress: it is adopted and "
                     "watched, not started again",
                     action=action,
                     adopt=True,
                 )
-            why = (
-                f"busy: task_state {server.task_state}; wait for it to end"
-            )
-            return base.fail(why) if single else base.skip(why)
+            return refused(planning.busy_reason(server, waited))
+        if action is None:
+            return refused(why)
+        detour = why if planning.detoured(server, request) else None
         if server.locked:
-            reason = f" ({server.locked_reason})" if server.locked_reason \
-                else ""
+            locked = planning.locked_reason(server)
+            if not runtime.conf.migration.move_locked:
+                return refused(
+                    f"{locked}: not moved ([migration] move_locked = "
+                    "False); unlock it ('openstack server unlock') to move "
+                    "it, or tell its owner"
+                )
             return base.warn(
-                f"locked{reason}: moved anyway with admin rights; tell its "
-                "owner",
+                "; ".join([f"{locked}: moved anyway with admin rights; tell"
+                           " its owner"] + ([detour] if detour else [])),
                 action=action,
             )
+        if detour is not None:
+            return base.warn(detour, action=action)
         return base.passed(why, action=action)
+
+
+def _wait_while_busy(
+    runtime: runtime_mod.Runtime,
+    servers: dict[str, models.Server],
+    request: request_mod.MoveRequest,
+) -> tuple[float, dict[str, models.Server | None]]:
+    """Wait, ``[migration] busy_wait`` seconds at most, for the servers
+    busy with a task of their own (not a move this run adopts) to finish
+    it; the time given, and those servers as they are now (None: gone)."""
+    limit = float(runtime.conf.migration.busy_wait)
+    busy = []
+    for server in servers.values():
+        if not server.task_state:
+            continue
+        action, _ = planning.planned_action(server, request)
+        if action is not None and registry.get(action).adopts(server):
+            continue
+        busy.append(server.id)
+    if not busy or limit <= 0:
+        return 0.0, {}
+    LOG.info("Waiting up to %g s for %d busy server(s) to finish their "
+             "task", limit, len(busy))
+    fresh: dict[str, models.Server | None] = {}
+    deadline = time.monotonic() + limit
+    delay = 0.2
+    while True:
+        for server_id in busy:
+            try:
+                fresh[server_id] = runtime.compute.get_server(server_id)
+            except exceptions.NotFound:
+                fresh[server_id] = None
+        busy = [sid for sid in busy
+                if (now := fresh[sid]) is not None and now.task_state]
+        left = deadline - time.monotonic()
+        if not busy or left <= 0:
+            return limit, fresh
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 2.0)
+
+
+class ServerGroupCheck(base.PreflightCheck):
+    """Members of server groups move only as their policy lets them.
+
+    Reads every server group once. Hard affinity: members that share a
+    host are left in place (Nova's scheduler moves none of them one by
+    one), and a member whose others are elsewhere joins them. Hard
+    anti-affinity: an explicit target that holds a member is refused, the
+    members no host left can take are left in place, and the members that
+    move go one at a time. Soft policies are noted.
+
+    Reversion strategy: N/A (a check changes nothing).
+    """
+
+    def execute(
+        self,
+        runtime: runtime_mod.Runtime,
+        servers: dict[str, dict[str, Any]],
+        request: dict[str, Any],
+    ) -> dict[str, dict[str, Any]]:
+        move = request_mod.MoveRequest.from_dict(request)
+        parsed = {sid: models.Server.from_dict(s)
+                  for sid, s in servers.items()}
+        verdicts = {sid: base.passed().to_dict() for sid in parsed}
+        groups = [g for g in runtime.cloud.server_groups()
+                  if any(m in parsed for m in g.members)]
+        if not groups:
+            return verdicts
+        moving = [sid for sid, server in parsed.items()
+                  if planning.planned_action(server, move)[0] is not None]
+        found = planning.group_verdicts(
+            parsed, moving, groups, runtime.cloud.other_server, move,
+            runtime.cloud.services(),
+        )
+        for server_id, verdict in found.items():
+            verdicts[server_id] = base.CheckResult(
+                verdict.status, verdict.message, verdict.data).to_dict()
+        return verdicts
 
 
 class SourceServiceCheck(base.PreflightCheck):
@@ -83,8 +230,10 @@ class SourceServiceCheck(base.PreflightCheck):
         server: models.Server,
         request: request_mod.MoveRequest,
     ) -> base.CheckResult:
+        if not server.host:
+            return base.passed("on no host: nothing to check")
         services = runtime.cloud.services()
-        service = services.get(server.host or "")
+        service = services.get(server.host)
         if service is None:
             return base.fail(
                 f"no nova-compute service on the server's host {server.host}"

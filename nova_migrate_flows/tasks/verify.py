@@ -17,8 +17,11 @@ parties add their own through the ``nova_migrate_flows.tasks`` entry points
 the server as the move left it (fetched once for all of them).
 """
 
-from nova_migrate_flows import constants
+from typing import Any
+
+from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.moves import registry
 from nova_migrate_flows.request import Operation
@@ -129,3 +132,91 @@ class FlavorApplied(base.VerifyTask):
         if have != wanted:
             return base.fail(f"flavor {have}, expected {wanted}")
         return base.passed(have)
+
+
+class ServerGroupPolicy(base.VerifyTask):
+    """A server of a hard server group landed where its policy allows:
+    beside its other members (affinity), or on a host holding no more of
+    them than the policy allows (anti-affinity).
+
+    It reads the group the plan knew (its members), and Nova for where
+    they are now: one request for anti-affinity, one per other member for
+    affinity; nothing for a server in no such group.
+
+    Reversion strategy: N/A (a verification changes nothing).
+    """
+
+    def execute(  # type: ignore[override]
+        self,
+        runtime: runtime_mod.Runtime,
+        moved: dict[str, Any],
+        request: dict[str, Any],
+        plan: dict[str, Any],
+    ) -> dict[str, Any]:
+        result = base.Moved.from_dict(moved)
+        if result.not_moved:
+            return base.skip(result.not_moved).to_dict()
+        group = (plan.get(result.server_id) or {}).get("server_group")
+        forced = request_mod.MoveRequest.from_dict(request).force
+        verdict = self.policy_kept(runtime, result, group, forced)
+        if verdict.status == base.FAIL:
+            raise exceptions.VerificationFailed(
+                f"{self.plugin_name}: {verdict.message}"
+            )
+        return verdict.to_dict()
+
+    def verify(
+        self,
+        runtime: runtime_mod.Runtime,
+        moved: base.Moved,
+        request: request_mod.MoveRequest,
+    ) -> base.CheckResult:
+        """Without the plan, the server's group is not known."""
+        return base.passed("no server group known")
+
+    def policy_kept(
+        self,
+        runtime: runtime_mod.Runtime,
+        moved: base.Moved,
+        group: dict[str, Any] | None,
+        forced: bool = False,
+    ) -> base.CheckResult:
+        after = moved.after_server
+        if not group or group.get("policy") not in (
+                models.AFFINITY, models.ANTI_AFFINITY):
+            return base.passed("in no hard server group")
+        if after is None or not after.host:
+            return base.fail("the server was not read after the move")
+        others = [m for m in group.get("members") or ()
+                  if m != moved.server_id]
+        name = group.get("name") or group.get("id")
+        if group["policy"] == models.ANTI_AFFINITY:
+            beside = [s.name or s.id
+                      for s in runtime.compute.list_servers(after.host)
+                      if s.id in others]
+            limit = int(group.get("max_per_host") or 1)
+            if len(beside) + 1 > limit:
+                return base.fail(
+                    f"anti-affinity server group {name} broken: "
+                    f"{after.host} holds {', '.join(sorted(beside))} too "
+                    f"(the group allows {limit} per host)"
+                )
+            return base.passed(f"anti-affinity server group {name} kept")
+        if forced:
+            return base.passed(
+                f"affinity server group {name}: forced past the scheduler; "
+                "whole again once its other members follow")
+        hosts = set()
+        for member in others:
+            try:
+                hosts.add(runtime.compute.get_server(member).host)
+            except exceptions.NotFound:
+                continue
+        hosts.discard(None)
+        if hosts and after.host not in hosts:
+            return base.fail(
+                f"affinity server group {name} split: the server is on "
+                f"{after.host}, its other members on "
+                f"{', '.join(sorted(str(h) for h in hosts))}"
+            )
+        return base.passed(f"affinity server group {name} kept")

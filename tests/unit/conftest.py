@@ -30,8 +30,9 @@ def conf():
     fixture.setUp()
     conf([], project="nova-migrate-flows-tests", default_config_files=[],
          default_config_dirs=[])
+    # A busy server is waited for a moment only.
     fixture.config(group="migration", poll_interval=0.02,
-                   poll_interval_min=0.01)
+                   poll_interval_min=0.01, busy_wait=0.1)
     yield fixture
     fixture.cleanUp()
 

@@ -91,6 +91,22 @@ def test_lanes_spread_servers_round_robin():
     ]
 
 
+def test_servers_that_move_one_after_the_other_share_a_lane():
+    group = building.lanes("host1", [(f"s{i}", constants.LIVE)
+                                     for i in range(5)],
+                           {"live": 2, "cold": 1},
+                           building.load_verify(VERIFY), [None],
+                           serial=[["s1", "s3", "s4"]])
+
+    lanes = [lane for lane, _ in group.iter_nodes()]
+    servers = [[sub.name for sub, _ in lane.iter_nodes()] for lane in lanes]
+    assert servers == [
+        ["server[s0]"],
+        ["server[s1]", "server[s3]", "server[s4]"],
+        ["server[s2]"],
+    ]
+
+
 def test_the_engine_validates_a_host_flow(conf):
     flow = host_flows.host_flow("host-evacuate-live", "host1", moves(2),
                                 VERIFY)

@@ -21,6 +21,7 @@ from nova_migrate_flows.compute.microversions import (
     ABORT,
     EVACUATE,
     LIVE_MIGRATE,
+    SERVER_GROUPS,
     SERVICES,
     UNSHELVE_TO_HOST,
     negotiate,
@@ -44,6 +45,8 @@ ACTION_URL = f"/servers/{SERVER_ID}/action"
     (LIVE_MIGRATE, "2.87", "2.68"),
     (ABORT, "2.87", "2.65"),
     (SERVICES, "2.53", "2.53"),
+    (SERVER_GROUPS, "2.96", "2.64"),
+    (SERVER_GROUPS, "2.87", "2.64"),
     (UNSHELVE_TO_HOST, "2.96", "2.91"),
     (UNSHELVE_TO_HOST, "2.91", "2.91"),
 ])

@@ -69,6 +69,31 @@ def test_flavor_from_the_flavor_embedded_in_a_server():
     )
 
 
+def test_flavor_extra_specs_are_read_but_not_compared():
+    flavor = models.Flavor.from_server_flavor(server_json()["flavor"])
+    listed = models.Flavor.from_flavor({
+        "name": "gpu", "ram": 512, "extra_specs": {"resources:VGPU": 1}})
+
+    assert flavor.extra_specs == {"hw:cpu_policy": "shared"}
+    assert listed.extra_specs == {"resources:VGPU": "1"}
+    assert models.Flavor.from_dict(flavor.to_dict()).extra_specs == \
+        flavor.extra_specs
+
+
+@pytest.mark.parametrize("body", [
+    {"policy": "anti-affinity", "rules": {"max_server_per_host": 2}},
+    {"policies": ["anti-affinity"], "rules": {"max_server_per_host": "2"}},
+], ids=["2.64", "older"])
+def test_server_group_from_the_api(body):
+    group = models.ServerGroup.from_api(dict(
+        body, id="g1", name="web", members=["s1", "s2"], project_id="p"))
+
+    assert (group.id, group.name, group.policy, group.members) == (
+        "g1", "web", models.ANTI_AFFINITY, ("s1", "s2"))
+    assert group.hard and group.max_per_host == 2
+    assert not dataclasses.replace(group, policy="soft-affinity").hard
+
+
 def test_flavor_from_an_embedded_flavor_without_original_name():
     flavor = models.Flavor.from_server_flavor({"name": "old", "ram": 64})
 

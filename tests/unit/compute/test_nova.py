@@ -457,6 +457,28 @@ def test_an_action_answer_without_headers_has_no_request_id(
     assert compute.stop_server(SERVER_ID) == base.ActionResult(None, None)
 
 
+def test_list_server_groups_of_every_project_by_offset(compute,
+                                                        connection):
+    groups = [{"id": f"g{i}", "name": f"group-{i}", "policy": "affinity",
+               "rules": {}, "members": [f"s{i}"]} for i in range(3)]
+
+    def answer(sent):
+        offset = int(sent.params["offset"])
+        return ok({"server_groups": groups[offset:offset + 2]})
+
+    connection.compute.route("GET", "/os-server-groups", answer)
+
+    found = compute.list_server_groups()
+
+    assert [(g.id, g.policy, g.members) for g in found] == [
+        ("g0", "affinity", ("s0",)), ("g1", "affinity", ("s1",)),
+        ("g2", "affinity", ("s2",))]
+    assert [(s.params, s.microversion) for s in connection.compute.sent] == [
+        ({"all_projects": "True", "limit": 1000, "offset": offset}, "2.64")
+        for offset in (0, 2, 3)
+    ]
+
+
 # -- services, flavors, capacity -------------------------------------------
 
 def test_list_services_asks_for_compute_services(compute, connection):

@@ -42,11 +42,13 @@ def try_acquire(throttle, key, host, kind=LIVE):
 class Waiter(threading.Thread):
     """A task thread blocked on the throttle until it gets a slot."""
 
-    def __init__(self, throttle, key, host, kind=LIVE, poll=60.0):
+    def __init__(self, throttle, key, host, kind=LIVE, poll=60.0,
+                 exclusive=()):
         super().__init__(daemon=True)
         self.throttle, self.key, self.host, self.kind = (
             throttle, key, host, kind)
         self.poll = poll
+        self.exclusive = exclusive
         self.stop = threading.Event()
         self.got: bool | None = None
         self.start()
@@ -55,6 +57,7 @@ class Waiter(threading.Thread):
         self.got = self.throttle.acquire(
             self.key, self.host, self.kind,
             should_stop=self.stop.is_set, poll=self.poll,
+            exclusive=self.exclusive,
         )
 
 
@@ -122,6 +125,31 @@ def test_release_of_another_host_does_not_let_a_waiter_in(throttle):
     waiter.stop.set()
     waiter.join(timeout=5)
     assert waiter.got is False
+
+
+def test_two_slots_of_one_exclusive_group_are_never_held(throttle):
+    assert throttle.acquire("a", "host1", LIVE, exclusive=["g1"])
+    # Another host, with room: only the group keeps it waiting.
+    waiter = Waiter(throttle, "b", "host2", poll=0.005, exclusive=["g1"])
+    waiter.join(timeout=0.05)
+    assert waiter.is_alive()
+    assert try_acquire(throttle, "c", "host2")  # not in the group
+
+    throttle.release("a")
+    waiter.join(timeout=5)
+
+    assert waiter.got is True
+    assert not throttle.acquire("d", "host3", LIVE, exclusive=["g2", "g1"],
+                                should_stop=lambda: True)
+    throttle.release("b")
+    assert try_acquire(throttle, "d", "host3")
+
+
+def test_an_adopted_migration_holds_its_group(throttle):
+    throttle.claim("a", "host1", LIVE, exclusive=["g1"])
+
+    assert not throttle.acquire("b", "host2", LIVE, exclusive=["g1"],
+                                should_stop=lambda: True)
 
 
 def test_release_of_a_key_without_a_slot_is_harmless(throttle):

@@ -73,9 +73,12 @@ class ShelveAndUnshelveServer(move_tasks.StartTask):
     def execute(self, runtime: runtime_mod.Runtime, server_id: str,
                 plan: dict[str, Any], target: dict[str, Any]
                 ) -> dict[str, Any]:
-        server = models.Server.from_dict(plan[server_id]["server"])
-        not_started = self.given_up(target) or self.take_slot(runtime,
-                                                              server)
+        entry = plan[server_id]
+        server = models.Server.from_dict(entry["server"])
+        # The plan's entry names the groups whose members move one at a
+        # time (hard anti-affinity): the slot waits for them too.
+        not_started = self.given_up(target) or self.take_slot(
+            runtime, server, entry)
         if not_started is not None:
             return not_started
         try:
