@@ -70,11 +70,11 @@ def example_plugin(tmp_path_factory):
     yield from _installed(PLUGIN_SOURCE, tmp_path_factory)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def example_move_kind(tmp_path_factory):
     """The documentation's example package ``nmf-acme-moves`` (a kind of
     move: shelve-offload, then unshelve onto another host), installed for
-    these tests."""
+    the tests of one module: the others see only this project's kinds."""
     yield from _installed(MOVE_KIND_SOURCE, tmp_path_factory)
 
 
