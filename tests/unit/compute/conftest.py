@@ -175,7 +175,7 @@ def version_document(maximum: str, minimum: str = "2.1") -> FakeResponse:
 @pytest.fixture
 def compute(connection: FakeConnection, sleeps: list[float]
             ) -> nova.NovaCompute:
-    """A NovaCompute that learnt the cloud's microversions (2.96, Nova 34)
+    """A NovaCompute that learnt the cloud's microversions (up to 2.96)
     already, as a run does first."""
     compute = nova.NovaCompute(connection, read_retries=3,
                                sleep=sleeps.append)

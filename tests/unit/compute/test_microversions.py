@@ -36,7 +36,7 @@ ACTION_URL = f"/servers/{SERVER_ID}/action"
 
 
 @pytest.mark.parametrize("call, cloud_max, sent", [
-    (EVACUATE, "2.96", "2.95"),     # Nova 34: the newest the tool speaks
+    (EVACUATE, "2.96", "2.95"),     # 2024.1: the newest the tool speaks
     (EVACUATE, "2.95", "2.95"),     # 2023.2
     (EVACUATE, "2.93", "2.93"),     # Zed: the server keeps its state
     (EVACUATE, "2.87", "2.87"),     # Ussuri, the oldest supported
