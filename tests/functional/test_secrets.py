@@ -192,6 +192,7 @@ class Watched:
         return ran
 
 
+@pytest.mark.redis
 def test_no_secret_leaks(sandbox, sdk, boot_servers, board, redis_url,
                          logging_restored, capsys, tmp_path):
     name, client = board
