@@ -209,9 +209,12 @@ class VerifyTask(BaseTask):
         result = Moved.from_dict(moved)
         if result.not_moved:
             return skip(result.not_moved).to_dict()
-        verdict = self.verify(
+        return self.reported(self.verify(
             runtime, result, request_mod.MoveRequest.from_dict(request)
-        )
+        ))
+
+    def reported(self, verdict: CheckResult) -> dict[str, Any]:
+        """The verdict as stored; VerificationFailed if it failed."""
         if verdict.status == FAIL:
             raise exceptions.VerificationFailed(
                 f"{self.plugin_name}: {verdict.message}"

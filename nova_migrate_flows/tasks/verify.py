@@ -158,12 +158,8 @@ class ServerGroupPolicy(base.VerifyTask):
             return base.skip(result.not_moved).to_dict()
         group = (plan.get(result.server_id) or {}).get("server_group")
         forced = request_mod.MoveRequest.from_dict(request).force
-        verdict = self.policy_kept(runtime, result, group, forced)
-        if verdict.status == base.FAIL:
-            raise exceptions.VerificationFailed(
-                f"{self.plugin_name}: {verdict.message}"
-            )
-        return verdict.to_dict()
+        return self.reported(
+            self.policy_kept(runtime, result, group, forced))
 
     def verify(
         self,
