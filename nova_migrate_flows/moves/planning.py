@@ -65,12 +65,17 @@ KIND_OF = {
 
 
 def kind_name(request: request_mod.MoveRequest) -> str:
-    """The kind of move ``request`` asks for."""
+    """The name of the kind of move ``request`` asks for."""
     if request.op is Operation.MOVE:
         if not request.kind:
             raise ValueError("a move request names its kind")
         return request.kind
     return KIND_OF[request.op]
+
+
+def kind_of(request: request_mod.MoveRequest) -> moves_base.MoveKind:
+    """The kind of move ``request`` asks for."""
+    return registry.get(kind_name(request))
 
 
 def microversion_error(request: request_mod.MoveRequest,
@@ -80,7 +85,7 @@ def microversion_error(request: request_mod.MoveRequest,
     too_old = microversions.oldest_supported_error(cloud_max)
     if too_old is not None:
         return f"{request.operation}: {too_old}"
-    kind = registry.get(kind_name(request))
+    kind = kind_of(request)
     needed = kind.microversion(request.target_host)
     if needed is None or microversions.supports(cloud_max, needed):
         return None
@@ -100,7 +105,7 @@ def planned_action(
 ) -> tuple[str | None, str]:
     """The kind of move ``request`` gives ``server``, or None and why
     not."""
-    kind = registry.get(kind_name(request))
+    kind = kind_of(request)
     why = kind.refusal(server)
     if why is None:
         resources = None
@@ -122,7 +127,7 @@ def detoured(server: models.Server,
     """Whether ``request`` moves ``server`` another way than it asks,
     because Nova does not live-migrate what its flavor gives it (an outage
     the operator is told of)."""
-    kind = registry.get(kind_name(request))
+    kind = kind_of(request)
     if kind.refusal(server) is not None:
         return False  # moved another way because of its state
     action, _ = planned_action(server, request)

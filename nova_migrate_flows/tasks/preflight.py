@@ -238,7 +238,7 @@ class SourceServiceCheck(base.PreflightCheck):
             return base.fail(
                 f"no nova-compute service on the server's host {server.host}"
             )
-        kind = registry.get(planning.kind_name(request))
+        kind = planning.kind_of(request)
         if kind.source_must_be_down:
             if service.up and not service.forced_down:
                 if request.force_down:
