@@ -101,6 +101,10 @@ class OperationFailed(NovaMigrateFlowsError):
     exit_code = ExitCode.SERVERS_FAILED
 
 
+class HookFailed(OperationFailed):
+    """A maintenance hook exited non-zero or ran out of time."""
+
+
 class ComputeError(NovaMigrateFlowsError):
     """Nova answered a request with an error."""
 

@@ -346,6 +346,33 @@ drain_opts: list[cfg.Opt] = [
     ),
 ]
 
+maintenance_opts: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "hook_task",
+        default="run-command",
+        help="The task plugin (an entry point of ``nova_migrate_flows.tasks``"
+        " of kind ``hook``) that ``host-maintenance roll`` runs once per "
+        "host while the host is empty: ``run-command`` runs the roll's "
+        "``--hook`` command; a plugin can call Ironic, an Ansible playbook, "
+        "... A hook interrupted by a crash runs again when the roll is "
+        "resumed, so it must be idempotent.",
+    ),
+    cfg.FloatOpt(
+        "hook_timeout",
+        default=3600.0,
+        min=1.0,
+        help="Seconds a hook may run before the roll stops at its host "
+        "(the host stays in maintenance).",
+    ),
+    cfg.FloatOpt(
+        "wait_up",
+        default=600.0,
+        min=1.0,
+        help="Seconds ``host-maintenance roll`` waits for a host's compute "
+        "service to be up after its hook before it stops (``--wait-up``).",
+    ),
+]
+
 persistence_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "connection",
@@ -474,6 +501,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     ks_loading.register_auth_conf_options(conf, NOVA_GROUP)
     conf.register_opts(migration_opts, group="migration")
     conf.register_opts(drain_opts, group="drain")
+    conf.register_opts(maintenance_opts, group="maintenance")
     conf.register_opts(engine_opts, group="engine")
     conf.register_opts(persistence_opts, group="persistence")
     conf.register_opts(jobboard_opts, group="jobboard")
@@ -491,6 +519,7 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         ),
         ("migration", migration_opts),
         ("drain", drain_opts),
+        ("maintenance", maintenance_opts),
         ("engine", engine_opts),
         ("persistence", persistence_opts),
         ("jobboard", jobboard_opts),

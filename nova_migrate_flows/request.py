@@ -35,13 +35,21 @@ class Operation(enum.StrEnum):
     HOST_EVACUATE = "host-evacuate"
     #: One server, with the kind of move the request names.
     MOVE = "move"
+    #: ``host-maintenance enter``: empty hosts and leave them marked.
+    MAINTENANCE_ENTER = "host-maintenance-enter"
+    #: ``host-maintenance exit``: bring hosts back, servers too if asked.
+    MAINTENANCE_EXIT = "host-maintenance-exit"
+    #: ``host-maintenance roll``: enter, hook, exit, batch after batch.
+    MAINTENANCE_ROLL = "host-maintenance-roll"
 
     @property
     def is_host_operation(self) -> bool:
+        """Whether the operation empties its hosts (a drain)."""
         return self in (
             Operation.HOST_EVACUATE_LIVE,
             Operation.HOST_SERVERS_MIGRATE,
             Operation.HOST_EVACUATE,
+            Operation.MAINTENANCE_ENTER,
         )
 
 
@@ -73,6 +81,17 @@ class MoveRequest:
     #: The kind of move of a ``move`` request (a ``nova_migrate_flows.moves``
     #: entry point's name).
     kind: str | None = None
+    #: ``host-maintenance``: the operator's reason, kept in the marker.
+    reason: str | None = None
+    #: ``host-maintenance exit`` and ``roll``: return the servers the
+    #: ``enter`` run moved away.
+    move_back: bool = False
+    #: ``host-maintenance roll``: hosts per batch, the hook's command (for
+    #: the ``run-command`` hook task) and how long to wait for a host's
+    #: compute service to come up after its hook.
+    batch: int = 1
+    hook: str | None = None
+    wait_up: float = 600.0
 
     @property
     def op(self) -> Operation:
@@ -124,6 +143,7 @@ def build_request(
         "candidate_hosts": tuple(conf.drain.candidate_hosts),
         "enable_after": conf.drain.enable_after,
         "stop_on_failure": conf.drain.stop_on_failure,
+        "wait_up": conf.maintenance.wait_up,
     }
     values.update({k: v for k, v in given.items() if v is not None})
     for name in ("hosts", "servers", "candidate_hosts"):
@@ -148,6 +168,22 @@ def build_request(
         raise exceptions.InvalidInput(
             "--kind resize: a resize needs the new flavor; use "
             "'nova-migrate-flow resize SERVER FLAVOR'"
+        )
+    if operation is Operation.MAINTENANCE_ENTER:
+        # Entering maintenance moves every server it can: live for the
+        # running ones, cold for the stopped ones; an emptied host stays
+        # disabled until ``host-maintenance exit``.
+        values["stopped_servers"] = "cold-migrate"
+        values["enable_after"] = False
+    if operation is Operation.MAINTENANCE_ROLL and \
+            values.setdefault("batch", 1) < 1:
+        raise exceptions.InvalidInput(
+            f"--batch {values['batch']}: must be 1 or more (hosts in "
+            "maintenance at once)"
+        )
+    if values["wait_up"] <= 0:
+        raise exceptions.InvalidInput(
+            f"--wait-up {values['wait_up']}: must be more than 0 seconds"
         )
     if len(set(values["hosts"])) != len(values["hosts"]):
         raise exceptions.InvalidInput(

@@ -16,11 +16,12 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nova_migrate_flows.cli import moves, output, report, signals
+from nova_migrate_flows.cli import maintenance, moves, output, report, signals
 from nova_migrate_flows.cli import progress as progress_mod
 from nova_migrate_flows.compute import connection
 from nova_migrate_flows.engine import persistence, records
 from nova_migrate_flows.engine import runner as runner_mod
+from nova_migrate_flows.request import Operation
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -102,6 +103,11 @@ def flows_show(conf: cfg.ConfigOpts, args: Any) -> int:
 
 def resume(conf: cfg.ConfigOpts, args: Any) -> int:
     backend = persistence.backend_from_conf(conf)
+    book = records.Records(backend).get(args.run_id)
+    if (book.meta.get("request") or {}).get("operation") == \
+            Operation.MAINTENANCE_ROLL:
+        backend.close()
+        return maintenance.roll_here(conf, args.format, None, args.run_id)
     compute = connection.compute_from_conf(conf)
     interactive = args.format == "table" and sys.stderr.isatty()
     display = progress_mod.Progress() if interactive else None

@@ -29,7 +29,14 @@ from oslo_log import log
 
 import nova_migrate_flows
 from nova_migrate_flows import exceptions, opts
-from nova_migrate_flows.cli import distributed, flows, migrations, moves, tasks
+from nova_migrate_flows.cli import (
+    distributed,
+    flows,
+    maintenance,
+    migrations,
+    moves,
+    tasks,
+)
 from nova_migrate_flows.compute import microversions
 from nova_migrate_flows.exceptions import ExitCode
 from nova_migrate_flows.sandbox import cli as sandbox_cli
@@ -49,7 +56,8 @@ EPILOG = (
     "authorisation failed."
 )
 
-COMMAND_MODULES = (moves, migrations, flows, distributed, tasks)
+COMMAND_MODULES = (moves, maintenance, migrations, flows, distributed,
+                   tasks)
 
 
 def add_command_parsers(subparsers: Any) -> None:

@@ -16,6 +16,7 @@ to_json`) instead."""
 
 from nova_migrate_flows.cli import output
 from nova_migrate_flows.engine import result as result_mod
+from nova_migrate_flows.request import Operation
 
 SUMMARY_HEADERS = ("Server", "Name", "From", "To", "Result", "Duration",
                    "Reason")
@@ -35,7 +36,19 @@ def print_result(result: result_mod.RunResult, fmt: str) -> None:
          o["status"], o["duration_s"], o["reason"])
         for o in result.outcomes
     ])
-    if result.hosts:
+    if result.operation == Operation.MAINTENANCE_ROLL:
+        output.table(("Host", "Batch", "Step", "Done", "Moved away",
+                      "Moved back", "Reason"), [
+            (h["host"], h["batch"], h["step"], "yes" if h["done"] else "NO",
+             h["moved_away"], h["moved_back"], h["reason"])
+            for h in result.hosts
+        ])
+    elif result.operation == Operation.MAINTENANCE_EXIT:
+        output.table(("Host", "Service", "Returned", "Reason"), [
+            (h["host"], h.get("service"), h.get("returned"), h.get("reason"))
+            for h in result.hosts
+        ])
+    elif result.hosts:
         output.table(("Host", "Empty", "Service", "Left", "Reason"), [
             (h["host"], "yes" if h.get("empty") else "NO",
              h.get("service"), [s["name"] for s in h.get("left", [])],

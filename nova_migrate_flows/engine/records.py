@@ -174,9 +174,7 @@ def describe(book: Any) -> dict[str, Any]:
         flows.append({"name": detail.name, "state": detail.state})
         for atom in detail:
             atoms[atom.name] = atom
-    plan_atom = atoms.get(constants.BUILD_PLAN)
-    plan = plan_atom.results if plan_atom is not None and \
-        plan_atom.state == "SUCCESS" else {}
+    plan = _plan(atoms)
     servers = []
     for server_id, entry in (plan or {}).items():
         outcome_atom = atoms.get(constants.server_key("outcome", server_id))
@@ -204,6 +202,18 @@ def describe(book: Any) -> dict[str, Any]:
         "flows": flows,
         "servers": servers,
     }
+
+
+def recorded_plan(book: Any) -> dict[str, Any]:
+    """The plan a run recorded (empty before its preflight ended)."""
+    return _plan({atom.name: atom for detail in book for atom in detail})
+
+
+def _plan(atoms: dict[str, Any]) -> dict[str, Any]:
+    plan_atom = atoms.get(constants.BUILD_PLAN)
+    if plan_atom is None or plan_atom.state != "SUCCESS":
+        return {}
+    return dict(plan_atom.results or {})
 
 
 def _progress(atoms: dict[str, Any], server_id: str,

@@ -55,7 +55,10 @@ class RunResult:
                     else exceptions.ExitCode.OK)
         if self.count(constants.ServerStatus.FAILED):
             return exceptions.ExitCode.SERVERS_FAILED
-        if any(not h.get("empty", True) for h in self.hosts):
+        # A drained host that is not empty, a host that did not leave
+        # maintenance.
+        if any(not h.get("empty", True) or h.get("done") is False
+               for h in self.hosts):
             return exceptions.ExitCode.SERVERS_FAILED
         return exceptions.ExitCode.OK
 

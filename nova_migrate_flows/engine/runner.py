@@ -41,7 +41,7 @@ from taskflow import states
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
-from nova_migrate_flows.engine import launching
+from nova_migrate_flows.engine import launching, maintenance
 from nova_migrate_flows.engine import records as records_mod
 from nova_migrate_flows.engine import result as result_mod
 from nova_migrate_flows.execution import runtime as runtime_mod
@@ -89,10 +89,15 @@ class Runner:
 
     # -- entry points ------------------------------------------------------
 
-    def run(self, request: request_mod.MoveRequest) -> RunResult:
+    def run(self, request: request_mod.MoveRequest,
+            run_id: str | None = None) -> RunResult:
         """Run one operation to its end; raises for bad input and for
-        errors that stop the whole run (Nova unreachable, ...)."""
-        return self._start(request, board=None)
+        errors that stop the whole run (Nova unreachable, ...).
+
+        ``run_id`` names the run (default: a new UUID), so that a caller
+        can record it before the run starts.
+        """
+        return self._start(request, board=None, run_id=run_id)
 
     def submit(self, request: request_mod.MoveRequest,
                board: Any) -> RunResult:
@@ -105,16 +110,23 @@ class Runner:
             )
         return self._start(request, board=board)
 
-    def resume(self, run_id: str) -> RunResult:
-        """Finish a run that was interrupted or whose process died."""
+    def resume(self, run_id: str, finished_too: bool = False) -> RunResult:
+        """Finish a run that was interrupted or whose process died.
+
+        With ``finished_too``, a finished run is "resumed" too: nothing
+        runs again, and the result says what it did.
+        """
         if self._records is None:
             raise exceptions.ConfigurationError(
                 "resume needs the persistence backend"
             )
         book = self._records.get(run_id)
         state = book.meta.get("state")
-        if state not in (constants.RunState.RUNNING,
-                         constants.RunState.INTERRUPTED):
+        resumable = {constants.RunState.RUNNING,
+                     constants.RunState.INTERRUPTED}
+        if finished_too:
+            resumable.add(constants.RunState.FINISHED)
+        if state not in resumable:
             raise exceptions.InvalidInput(
                 f"run {run_id} is {state}: there is nothing to resume"
             )
@@ -134,8 +146,8 @@ class Runner:
     # -- running -----------------------------------------------------------
 
     def _start(self, request: request_mod.MoveRequest,
-               board: Any) -> RunResult:
-        run_id = str(uuid.uuid4())
+               board: Any, run_id: str | None = None) -> RunResult:
+        run_id = run_id or str(uuid.uuid4())
         services, request, known = self._prepare(request)
         book = None
         if self._records is not None and not request.dry_run:
@@ -157,7 +169,9 @@ class Runner:
         if unsupported is not None:
             raise exceptions.Unsupported(unsupported)
         known: dict[str, Any] = {}
-        if not request.op.is_host_operation:
+        if request.op is Operation.MAINTENANCE_EXIT:
+            maintenance.check_exit(request.hosts, services)
+        elif not request.op.is_host_operation:
             server = self._compute.find_server(request.servers[0])
             known[server.id] = server.to_dict()
             request = dataclasses.replace(request, servers=(server.id,))
@@ -197,7 +211,9 @@ class Runner:
                            "run_id": run_id},
                 )
                 result = _Run(self._conf, run_id, request, runtime,
-                              launcher, known).execute()
+                              launcher, known,
+                              functools.partial(self._returns, request,
+                                                runtime)).execute()
             result.interrupted = runtime.interrupted
             state = (constants.RunState.INTERRUPTED if result.interrupted
                      else constants.RunState.DRY_RUN if result.dry_run
@@ -220,6 +236,16 @@ class Runner:
         result.elapsed_s = time.monotonic() - started
         result.requests = result_mod.total_requests(self._compute)
         return result
+
+    def _returns(self, request: request_mod.MoveRequest,
+                 runtime: runtime_mod.Runtime
+                 ) -> dict[str, list[dict[str, Any]]]:
+        """What ``host-maintenance exit --move-back`` may move back: the
+        servers the ``enter`` run of each host moved away."""
+        if not request.move_back:
+            return {host: [] for host in request.hosts}
+        return maintenance.returns(
+            self._records, runtime.cloud.services().values(), request.hosts)
 
     def _workers(self, request: request_mod.MoveRequest) -> int:
         """Task threads: as configured, and one per lane (the lanes of all
@@ -244,8 +270,10 @@ class _Run:
         runtime: runtime_mod.Runtime,
         launcher: launching.Launcher,
         known: dict[str, Any],
+        returns: Callable[[], dict[str, list[dict[str, Any]]]] | None = None,
     ):
         self._conf = conf
+        self._returns = returns
         self._run_id = run_id
         self._request = request
         self._runtime = runtime
@@ -253,6 +281,8 @@ class _Run:
         self._known = known
 
     def execute(self) -> RunResult:
+        if self._request.op is Operation.MAINTENANCE_EXIT:
+            return self._exit()
         if self._request.op.is_host_operation:
             return self._hosts()
         return self._single()
@@ -361,21 +391,43 @@ class _Run:
         plan: dict[str, Any] = preflight.storage.fetch(constants.PLAN)
         return plan
 
+    def _exit(self) -> RunResult:
+        """``host-maintenance exit``: plan the returns, then bring each
+        host back (and its servers, with ``--move-back``), hosts in
+        parallel."""
+        request = self._request
+        returns = self._returns
+        if returns is None:
+            raise ValueError("an exit run needs what it may move back")
+        plan: dict[str, Any] = self._launcher.run_flow(launching.FlowSpec(
+            constants.preflight_flow(request.operation),
+            flow_registry.factory(flow_registry.RETURN_PLAN),
+            {"operation": request.operation},
+            {"returns": returns()},
+        )).storage.fetch(constants.PLAN)
+        return self._run_host_flows(plan)
+
     def _hosts(self) -> RunResult:
         request = self._request
         plan = self._plan()
+        if not request.dry_run:
+            self._disable_sources()
+        return self._run_host_flows(plan)
+
+    def _run_host_flows(self, plan: dict[str, Any]) -> RunResult:
+        """Run (or post) each host's flow, and report."""
+        request = self._request
         result = RunResult(run_id=self._run_id, operation=request.operation,
                            outcomes=[], plan=plan)
         if request.dry_run:
             result.dry_run = True
             result.outcomes = self._outcomes([], plan)
             return result
-        self._disable_sources()
         if self._launcher.posting:
             result.outcomes = self._outcomes([], plan)
             result.jobs = [
                 self._launcher.post(self._host_spec(
-                    host, 1, _moves(plan, host), plan))
+                    host, 1, self._moves(plan, host), plan))
                 for host in request.hosts
             ]
             return result
@@ -416,7 +468,7 @@ class _Run:
     def _host_engines(self, host: str, plan: dict[str, Any]) -> list[Any]:
         """The engines of one host's flows: its flow and, when resuming,
         the follow-up flows an earlier resume added, oldest first."""
-        moves = _moves(plan, host)
+        moves = self._moves(plan, host)
         engines = [self._launcher.engine(self._host_spec(host, 1, moves,
                                                          plan))]
         while self._launcher.recorded(
@@ -430,7 +482,8 @@ class _Run:
         """A flow for the servers of ``host`` that an interruption kept
         from moving, or None."""
         outcomes = {o["server"]: o for o in self._outcomes(engines, plan)}
-        left = [(server_id, action) for server_id, action in _moves(plan, host)
+        left = [(server_id, action)
+                for server_id, action in self._moves(plan, host)
                 if _not_started(outcomes.get(server_id))]
         if not left:
             return None
@@ -450,23 +503,43 @@ class _Run:
                    plan: dict[str, Any]) -> launching.FlowSpec:
         """``host``'s flow ``number``, moving ``moves``."""
         request = self._request
+        kwargs: dict[str, Any] = {
+            "operation": request.operation,
+            "host": host,
+            "moves": [[server_id, action] for server_id, action in moves],
+            "verify_tasks": list(self._conf.migration.verify_tasks),
+            "lane_count": {
+                "live": request.max_concurrent + request.pipeline_depth,
+                "cold": request.max_concurrent_cold,
+            },
+        }
+        if request.op is not Operation.MAINTENANCE_EXIT:
+            # Servers coming back go to their host; the others to the
+            # targets asked for, members of a group one at a time.
+            kwargs.update(candidates=request.targets,
+                          serial=_serial(plan, moves))
         return launching.FlowSpec(
             self._host_flow_name(host, number),
             flow_registry.factory(request.operation),
-            {
-                "operation": request.operation,
-                "host": host,
-                "moves": [[server_id, action] for server_id, action in moves],
-                "verify_tasks": list(self._conf.migration.verify_tasks),
-                "candidates": request.targets,
-                "lane_count": {
-                    "live": request.max_concurrent + request.pipeline_depth,
-                    "cold": request.max_concurrent_cold,
-                },
-                "serial": _serial(plan, moves),
-            },
-            {constants.PLAN: _plan_of(plan, host)},
+            kwargs,
+            {constants.PLAN: self._plan_of(plan, host)},
         )
+
+    def _moves(self, plan: dict[str, Any],
+               host: str) -> list[tuple[str, str]]:
+        """What the plan moves for ``host``: off it in a drain, back onto
+        it when it leaves maintenance."""
+        return _moves(plan, host, self._host_of)
+
+    def _plan_of(self, plan: dict[str, Any], host: str) -> dict[str, Any]:
+        return _plan_of(plan, host, self._host_of)
+
+    def _host_of(self, entry: dict[str, Any]) -> str | None:
+        """The host whose flow moves the server of a plan ``entry``."""
+        if self._request.op is Operation.MAINTENANCE_EXIT:
+            return entry.get("target_host")
+        host: str | None = entry["server"].get("host")
+        return host
 
     def _run_hosts(self, engines: dict[str, list[Any]]) -> None:
         """Run each host's engines in order, hosts in parallel; raise the
@@ -509,21 +582,25 @@ class _Run:
         return done
 
 
-def _plan_of(plan: dict[str, Any], host: str) -> dict[str, Any]:
+HostOf = Callable[[dict[str, Any]], str | None]
+
+
+def _plan_of(plan: dict[str, Any], host: str,
+             host_of: HostOf) -> dict[str, Any]:
     """The part of the plan about ``host``'s servers: a host's flow stores
     only that (the whole plan in every host's flow grows with hosts times
     servers: 1.1 MB per host at 1,000 servers on 200 hosts)."""
     return {server_id: entry for server_id, entry in plan.items()
-            if entry["server"].get("host") == host}
+            if host_of(entry) == host}
 
 
-def _moves(plan: dict[str, Any], host: str) -> list[tuple[str, str]]:
-    """What the plan moves off ``host``: (server id, action) pairs."""
+def _moves(plan: dict[str, Any], host: str,
+           host_of: HostOf) -> list[tuple[str, str]]:
+    """What the plan moves in ``host``'s flow: (server id, action) pairs."""
     return [
         (server_id, entry["action"])
         for server_id, entry in plan.items()
-        if entry["server"].get("host") == host
-        and entry["action"] != constants.SKIP
+        if host_of(entry) == host and entry["action"] != constants.SKIP
     ]
 
 

@@ -17,7 +17,10 @@ Each operation's flow factory is registered under the operation's name
 operation runs first under ``preflight`` and ``disable-services``. The
 runner finds them here; an embedding service may too. ``host-preflight``
 and ``host`` are the older names of ``preflight`` and of the host
-operations' factory, kept for services that use them.
+operations' factory, kept for services that use them. Host maintenance
+adds ``host-maintenance-enter`` (a host drain), ``host-maintenance-exit``
+(one host brought back), ``return-plan`` (which servers go back) and
+``maintenance-hook`` (a roll's hook on one host).
 """
 
 import functools
@@ -32,6 +35,8 @@ from nova_migrate_flows import exceptions
 NAMESPACE = "nova_migrate_flows.flows"
 PREFLIGHT = "preflight"
 DISABLE_SERVICES = "disable-services"
+RETURN_PLAN = "return-plan"
+MAINTENANCE_HOOK = "maintenance-hook"
 
 
 @functools.cache

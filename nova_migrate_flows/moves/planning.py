@@ -61,7 +61,18 @@ KIND_OF = {
     Operation.HOST_SERVERS_MIGRATE: constants.COLD,
     Operation.RESIZE: constants.RESIZE,
     Operation.HOST_EVACUATE: constants.EVACUATE,
+    # Maintenance moves running servers live (and stopped ones cold, as
+    # a live drain does); moving them back uses the kind they left with.
+    Operation.MAINTENANCE_ENTER: constants.LIVE,
+    Operation.MAINTENANCE_EXIT: constants.LIVE,
+    Operation.MAINTENANCE_ROLL: constants.LIVE,
 }
+
+#: The operations that drain hosts live: stopped servers may move cold,
+#: and servers Nova does not live-migrate as ``[drain] non_live_servers``
+#: says.
+LIVE_DRAINS = frozenset({Operation.HOST_EVACUATE_LIVE,
+                         Operation.MAINTENANCE_ENTER})
 
 
 def kind_name(request: request_mod.MoveRequest) -> str:
@@ -114,8 +125,7 @@ def planned_action(
         if resources is not None:
             return _not_live(server, request, resources)
         return kind.name, ""
-    if request.op is Operation.HOST_EVACUATE_LIVE and \
-            server.status == "SHUTOFF":
+    if request.op in LIVE_DRAINS and server.status == "SHUTOFF":
         if request.stopped_servers == "cold-migrate":
             return constants.COLD, "SHUTOFF: cold-migrated"
         return None, "SHUTOFF: cannot move live (stopped_servers = skip)"
@@ -167,7 +177,7 @@ def _not_live(server: models.Server, request: request_mod.MoveRequest,
               resources: str) -> tuple[str | None, str]:
     """What a live operation does with a server Nova does not
     live-migrate."""
-    if request.op is not Operation.HOST_EVACUATE_LIVE:
+    if request.op not in LIVE_DRAINS:
         return None, (
             f"{resources}: Nova does not live-migrate it; move it cold "
             "instead ('nova-migrate-flow move --kind cold-migrate SERVER': "
@@ -215,8 +225,7 @@ def non_live_kind(name: str) -> moves_base.MoveKind:
 def check_request(request: request_mod.MoveRequest) -> None:
     """Refuse, before anything is read, an option value ``request`` would
     use and that names nothing it can do (ConfigurationError)."""
-    if request.op is Operation.HOST_EVACUATE_LIVE and \
-            request.non_live_servers != SKIP:
+    if request.op in LIVE_DRAINS and request.non_live_servers != SKIP:
         non_live_kind(request.non_live_servers)
 
 
@@ -363,6 +372,12 @@ def _label(group: models.ServerGroup) -> str:
     return f"{group.name or '(no name)'} ({group.id[:8]})"
 
 
+def _must_empty(request: request_mod.MoveRequest, message: str) -> Verdict:
+    """A server its group keeps from moving, in an operation that refuses
+    to start unless its hosts can be emptied."""
+    return Verdict(FAIL, message)
+
+
 def _refused(request: request_mod.MoveRequest, message: str) -> Verdict:
     """A server its group keeps from moving: refused when it is the one
     server asked for, left in place in a host operation."""
@@ -495,7 +510,11 @@ def _anti_affinity(
             continue
         if not free:
             taken = sorted(h for h in pool if len(on[h]) >= limit)
-            verdicts[member] = _refused(request, (
+            # Entering maintenance promises an empty host: a member that
+            # cannot leave refuses the whole operation before it starts.
+            refuse = (_must_empty if request.op is
+                      Operation.MAINTENANCE_ENTER else _refused)
+            verdicts[member] = refuse(request, (
                 f"member of anti-affinity server group {label}, which "
                 f"allows {allows}: every host left to it holds its share "
                 f"already ({', '.join(taken) or 'no enabled host is left'})"

@@ -36,12 +36,14 @@ FAIL = "fail"
 PREFLIGHT = "preflight"
 VERIFY = "verify"
 CORE = "core"
+#: A task ``host-maintenance roll`` runs once per host while it is empty.
+HOOK = "hook"
 
 
 class BaseTask(task.Task):
     """A task of nova-migrate-flows."""
 
-    #: ``preflight``, ``verify`` or ``core``.
+    #: ``preflight``, ``verify``, ``core`` or ``hook``.
     kind: ClassVar[str] = CORE
 
     @classmethod

@@ -16,7 +16,6 @@ The disabled reason marks this tool, the time and the run, so an operator
 service is enabled again only by the run that disabled it.
 """
 
-import datetime
 from typing import Any
 
 from oslo_log import log as logging
@@ -27,19 +26,18 @@ from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.execution import writes
-from nova_migrate_flows.tasks import base
+from nova_migrate_flows.tasks import base, markers
 
 LOG = logging.getLogger(__name__)
 
-#: Every disabled reason this tool writes starts with this.
-REASON_PREFIX = "nova-migrate-flows"
 
 
-def reason(what: str, run_id: str | None) -> str:
-    """A disabled reason: this tool, what it did, when, and the run."""
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    run = f" (run {run_id})" if run_id else ""
-    return f"{REASON_PREFIX}: {what} at {now}{run}"
+def start_reason(move: request_mod.MoveRequest, run_id: str | None) -> str:
+    """The disabled reason a run sets when it disables a source host:
+    entering maintenance sets the maintenance marker at once."""
+    if move.op is request_mod.Operation.MAINTENANCE_ENTER and run_id:
+        return markers.new_marker(run_id, move.reason).text()
+    return markers.reason(f"{move.operation} started", run_id)
 
 
 def _service(runtime: runtime_mod.Runtime, host: str, fresh: bool) -> Any:
@@ -170,14 +168,15 @@ class DisableService(_HostTask):
                          service.disabled_reason or "no reason given")
             return {"service_id": service.id, "disabled_by_us": ours,
                     "previous_reason": None if ours
-                    else service.disabled_reason}
-        text = reason(f"{move.operation} started", run_id)
+                    else service.disabled_reason,
+                    "reason": service.disabled_reason if ours else None}
+        text = start_reason(move, run_id)
         LOG.info("Disabling the compute service of %s: %s", host, text)
         update_service(runtime, host, service.id, disabled=True,
                        disabled_reason=text)
         runtime.events.emit("host.disabled", host=host, reason=text)
         return {"service_id": service.id, "disabled_by_us": True,
-                "previous_reason": None}
+                "previous_reason": None, "reason": text}
 
     def revert(self, runtime: runtime_mod.Runtime, host: str,
                result: Any, **kwargs: Any) -> None:
@@ -244,13 +243,20 @@ class FinalizeService(_HostTask):
         by_us = service["disabled_by_us"]
         result = {"host": host, "empty": left["empty"],
                   "left": left["servers"], "disabled_by_us": by_us}
+        if move.op is request_mod.Operation.MAINTENANCE_ENTER and not (
+                runtime.stopping and by_us and not left["empty"]):
+            # In maintenance, emptied or not, until 'host-maintenance exit'.
+            text = service.get("reason") or start_reason(move, run_id)
+            update_service(runtime, host, service_id, disabled=True,
+                           disabled_reason=text)
+            return dict(result, service="disabled", reason=text)
         if left["empty"]:
             if move.enable_after:
                 LOG.info("Host %s is empty; enabling it (--enable-after)",
                          host)
                 update_service(runtime, host, service_id, disabled=False)
                 return dict(result, service="enabled")
-            text = reason(f"evacuated by {move.operation}", run_id)
+            text = markers.reason(f"evacuated by {move.operation}", run_id)
             update_service(runtime, host, service_id, disabled=True,
                            disabled_reason=text)
             return dict(result, service="disabled", reason=text)
@@ -260,7 +266,7 @@ class FinalizeService(_HostTask):
             update_service(runtime, host, service_id, disabled=False)
             return dict(result, service="enabled")
         if by_us:
-            text = reason(
+            text = markers.reason(
                 f"{move.operation} incomplete, {len(left['servers'])} "
                 "server(s) left", run_id,
             )

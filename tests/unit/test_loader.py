@@ -82,7 +82,8 @@ def test_every_registered_task_has_a_description_and_kind():
             "nova_migrate_flows.")
         if isinstance(plugin, BaseException) or not ours:
             continue
-        assert plugin.kind in (base.PREFLIGHT, base.VERIFY, base.CORE), name
+        assert plugin.kind in (base.PREFLIGHT, base.VERIFY, base.CORE,
+                               base.HOOK), name
         assert plugin.description(), name
         # Every task says what its revert undoes (STYLE: Cinder's rule).
         assert "Reversion strategy:" in (plugin.__doc__ or ""), name

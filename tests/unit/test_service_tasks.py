@@ -14,7 +14,7 @@
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import fake
 from nova_migrate_flows.execution import runtime as runtime_mod
-from nova_migrate_flows.tasks import service
+from nova_migrate_flows.tasks import markers, service
 
 
 def make(conf, cloud, resuming=False):
@@ -49,7 +49,8 @@ def test_a_service_disabled_by_someone_else_is_left_alone(conf):
     task.revert(runtime, "host1", result)
 
     assert result == {"service_id": cloud.services["host1"].id,
-                      "disabled_by_us": False, "previous_reason": "RMA 12"}
+                      "disabled_by_us": False, "previous_reason": "RMA 12",
+                      "reason": None}
     assert cloud.services["host1"].status == "disabled"
     assert cloud.writes == []
 
@@ -57,7 +58,7 @@ def test_a_service_disabled_by_someone_else_is_left_alone(conf):
 def test_a_resumed_run_recognises_the_service_it_disabled(conf):
     cloud = fake.FakeCompute(2)
     cloud.set_service("host1", status="disabled", disabled_reason=(
-        service.reason("host-evacuate-live started", "r1")))
+        markers.reason("host-evacuate-live started", "r1")))
     runtime, request = make(conf, cloud, resuming=True)
 
     result = service.DisableService("host1").execute(
