@@ -42,8 +42,10 @@ from nova_migrate_flows import opts
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import connection
-from nova_migrate_flows.engine import persistence
+from nova_migrate_flows.engine import maintenance, persistence
+from nova_migrate_flows.engine import records as records_mod
 from nova_migrate_flows.engine import result as result_mod
+from nova_migrate_flows.engine import roll as roll_mod
 from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows.request import Operation
 
@@ -88,6 +90,8 @@ def run(
     if compute is None:
         compute = own = connection.compute_from_conf(conf)
     try:
+        if request.op is Operation.MAINTENANCE_ROLL:
+            return roll_mod.Roll(conf, compute, backend=backend).run(request)
         return runner_mod.Runner(conf, compute, backend=backend).run(request)
     finally:
         if backend is not None:
@@ -137,3 +141,53 @@ def host_evacuate(conf: cfg.ConfigOpts, host: str,
                   **options: Any) -> RunResult:
     """Rebuild every server of a failed host elsewhere."""
     return run(conf, Operation.HOST_EVACUATE, hosts=[host], **options)
+
+
+def host_maintenance_enter(conf: cfg.ConfigOpts, hosts: Sequence[str],
+                           reason: str | None = None,
+                           **options: Any) -> RunResult:
+    """Empty each host (live, or cold for stopped servers) and leave it
+    disabled with a maintenance marker that names the run and ``reason``.
+    """
+    return run(conf, Operation.MAINTENANCE_ENTER, hosts=list(hosts),
+               reason=reason, **options)
+
+
+def host_maintenance_exit(conf: cfg.ConfigOpts, hosts: Sequence[str],
+                          move_back: bool = False,
+                          **options: Any) -> RunResult:
+    """Bring each host back into service (only if an enter run disabled
+    it); with ``move_back``, return the servers that run moved away."""
+    return run(conf, Operation.MAINTENANCE_EXIT, hosts=list(hosts),
+               move_back=move_back, **options)
+
+
+def host_maintenance_roll(conf: cfg.ConfigOpts, hosts: Sequence[str],
+                          batch: int = 1, hook: str | None = None,
+                          move_back: bool = False,
+                          **options: Any) -> RunResult:
+    """Maintenance of ``hosts``, ``batch`` at a time: enter, the hook task
+    on each host, wait for it to be up, exit. Recorded as one run (it
+    needs the persistence backend)."""
+    return run(conf, Operation.MAINTENANCE_ROLL, hosts=list(hosts),
+               batch=batch, hook=hook, move_back=move_back, **options)
+
+
+def host_maintenance_status(
+    conf: cfg.ConfigOpts, hosts: Sequence[str] = (),
+    *, compute: compute_base.Compute | None = None,
+) -> list[dict[str, Any]]:
+    """The hosts in maintenance (or each of ``hosts``): since when, by
+    which run, what it moved and where, and whether the service is up
+    (the rows of ``host-maintenance status --format json``)."""
+    own = None
+    if compute is None:
+        compute = own = connection.compute_from_conf(conf)
+    backend = persistence.backend_from_conf(conf)
+    try:
+        return maintenance.status(compute.list_services(),
+                                  records_mod.Records(backend), hosts)
+    finally:
+        backend.close()
+        if own is not None:
+            own.close()

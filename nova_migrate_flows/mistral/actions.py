@@ -9,7 +9,7 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Mistral actions: the five operations, for Mistral workflows.
+"""Mistral actions: the operations, for Mistral workflows.
 
 Each action runs its operation to its end in the executor's process, with a
 ConfigOpts of its own read from the tool's configuration files (never a
@@ -343,6 +343,97 @@ class HostEvacuateAction(HostAction):
         return dict(super()._given(), force_down=self.force_down)
 
 
+class MaintenanceEnterAction(MoveAction):
+    """Put hosts in maintenance: move every server off each (live for
+    ACTIVE and PAUSED, cold for SHUTOFF), each verified, and leave each
+    disabled with a marker naming the run and ``reason``. Ends in error
+    when a host is not emptied.
+
+    :param hosts: the host(s) (a name or a list).
+    :param reason: why (kept in the disabled reason).
+    :param max_concurrent: live migrations at once per source host.
+    :param dry_run: return the plan; change nothing.
+    :param config_file: the tool's configuration file(s), read in order.
+    :param config_dir: a directory of ``*.conf`` files, read after them.
+    """
+
+    _operation = Operation.MAINTENANCE_ENTER
+
+    def __init__(self, hosts: str | list[str], reason: str | None = None,
+                 max_concurrent: int | None = None, dry_run: bool = False,
+                 config_file: str | list[str] | None = None,
+                 config_dir: str | None = None) -> None:
+        super().__init__(config_file, config_dir)
+        self.hosts = _as_list(hosts)
+        self.reason = reason
+        self.max_concurrent = max_concurrent
+        self.dry_run = dry_run
+
+    def _given(self) -> dict[str, Any]:
+        return {"hosts": self.hosts, "reason": self.reason,
+                "max_concurrent": self.max_concurrent,
+                "dry_run": self.dry_run}
+
+
+class MaintenanceExitAction(MoveAction):
+    """Bring hosts out of maintenance: enable each compute service an enter
+    run disabled, and with ``move_back`` return the servers it moved away.
+
+    :param hosts: the host(s) (a name or a list).
+    :param move_back: return the servers, each verified.
+    :param dry_run: return the plan; change nothing.
+    :param config_file: the tool's configuration file(s), read in order.
+    :param config_dir: a directory of ``*.conf`` files, read after them.
+    """
+
+    _operation = Operation.MAINTENANCE_EXIT
+
+    def __init__(self, hosts: str | list[str], move_back: bool = False,
+                 dry_run: bool = False,
+                 config_file: str | list[str] | None = None,
+                 config_dir: str | None = None) -> None:
+        super().__init__(config_file, config_dir)
+        self.hosts = _as_list(hosts)
+        self.move_back = move_back
+        self.dry_run = dry_run
+
+    def _given(self) -> dict[str, Any]:
+        return {"hosts": self.hosts, "move_back": self.move_back,
+                "dry_run": self.dry_run}
+
+
+class MaintenanceRollAction(MoveAction):
+    """Maintenance of many hosts, ``batch`` at a time: enter, the hook on
+    each host, wait for its compute service, exit; one recorded run.
+
+    :param hosts: the hosts, in the order they go.
+    :param batch: hosts in maintenance at once.
+    :param hook: the command the ``run-command`` hook task runs per host.
+    :param move_back: return each host's servers when it comes back.
+    :param wait_up: seconds to wait for a host to be up after its hook.
+    :param config_file: the tool's configuration file(s), read in order.
+    :param config_dir: a directory of ``*.conf`` files, read after them.
+    """
+
+    _operation = Operation.MAINTENANCE_ROLL
+
+    def __init__(self, hosts: list[str], batch: int = 1,
+                 hook: str | None = None, move_back: bool = False,
+                 wait_up: float | None = None,
+                 config_file: str | list[str] | None = None,
+                 config_dir: str | None = None) -> None:
+        super().__init__(config_file, config_dir)
+        self.hosts = _as_list(hosts)
+        self.batch = batch
+        self.hook = hook
+        self.move_back = move_back
+        self.wait_up = wait_up
+
+    def _given(self) -> dict[str, Any]:
+        return {"hosts": self.hosts, "batch": self.batch, "hook": self.hook,
+                "move_back": self.move_back, "wait_up": self.wait_up}
+
+
 def _as_list(value: str | list[str] | None) -> list[str]:
     """A list from one value, a list, or nothing (a string is one item,
     never its characters)."""
@@ -373,8 +464,14 @@ def _failure(result: api.RunResult) -> str:
     reason = (f"{result.count(constants.ServerStatus.FAILED)} of "
               f"{len(result.outcomes)} server(s) failed")
     left = [h["host"] for h in result.hosts if not h.get("empty", True)]
-    if left:
+    if left and result.operation == Operation.MAINTENANCE_ROLL:
+        reason += "; not done: " + ", ".join(left)
+    elif left:
         reason += "; not emptied: " + ", ".join(left)
+    back = [h["host"] for h in result.hosts if h.get("done") is False
+            and result.operation == Operation.MAINTENANCE_EXIT]
+    if back:
+        reason += "; not brought back: " + ", ".join(back)
     return reason
 
 

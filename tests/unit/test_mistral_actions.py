@@ -29,6 +29,9 @@ ACTIONS = [
     actions.HostServersMigrateAction,
     actions.ResizeAction,
     actions.HostEvacuateAction,
+    actions.MaintenanceEnterAction,
+    actions.MaintenanceExitAction,
+    actions.MaintenanceRollAction,
 ]
 
 
@@ -183,3 +186,32 @@ def test_mistral_sees_every_parameter_documented(action):
     assert names == list(inspect.signature(action).parameters)
     for name in names:
         assert f":param {name}:" in descriptor.description
+
+
+def test_maintenance_enter_then_exit_moves_the_servers_back(cloud, config,
+                                                            context):
+    server = cloud.add_server("host1")
+
+    entered = actions.MaintenanceEnterAction(
+        "host1", reason="firmware", config_file=config).run(context)
+    assert entered.is_success(), entered.error
+    assert cloud.get_server(server.id).host != "host1"
+    assert "firmware" in cloud.services["host1"].disabled_reason
+
+    left = actions.MaintenanceExitAction(
+        "host1", move_back=True, config_file=config).run(context)
+    assert left.is_success(), left.error
+    assert cloud.get_server(server.id).host == "host1"
+    assert cloud.services["host1"].status == "enabled"
+
+
+def test_a_roll_that_stops_is_an_error_result(cloud, config, context):
+    cloud.add_server("host1")
+
+    result = actions.MaintenanceRollAction(
+        ["host1", "host2"], hook="exit 1", config_file=config).run(context)
+
+    assert result.is_error()
+    assert result.error["exit_code"] == 1
+    assert result.error["error"] == "0 of 1 server(s) failed; not done: " \
+        "host1, host2"
