@@ -24,11 +24,13 @@ from oslo_log import log as logging
 from taskflow.jobs import base as jobs_base
 
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.cli import moves, output, report
+from nova_migrate_flows.cli import maintenance, moves, output, report
 from nova_migrate_flows.compute import connection
 from nova_migrate_flows.engine import conductor as conductor_mod
 from nova_migrate_flows.engine import jobboard, persistence, records
+from nova_migrate_flows.engine import roll as roll_mod
 from nova_migrate_flows.engine import runner as runner_mod
+from nova_migrate_flows.request import Operation
 
 LOG = logging.getLogger(__name__)
 
@@ -42,6 +44,15 @@ def add_parsers(subparsers: Any) -> None:
     operations = parser.add_subparsers(dest="operation", metavar="OPERATION")
     operations.required = True
     moves.add_operation_parsers(operations, submit)
+    parser = operations.add_parser(
+        "host-maintenance",
+        help="Host maintenance: enter and exit post one job per host, a "
+        "roll is posted as one job.")
+    actions = parser.add_subparsers(dest="maintenance_action",
+                                    metavar="ACTION")
+    actions.required = True
+    maintenance.add_operation_parsers(actions, submit)
+    maintenance.add_roll_parser(actions, submit)
 
     parser = subparsers.add_parser(
         "conductor",
@@ -69,8 +80,12 @@ def submit(conf: cfg.ConfigOpts, args: Any,
     backend = persistence.backend_from_conf(conf)
     compute = connection.compute_from_conf(conf)
     with jobboard.connected(conf, backend) as board:
-        runner = runner_mod.Runner(conf, compute, backend=backend)
-        result = runner.submit(request, board)
+        if request.op is Operation.MAINTENANCE_ROLL:
+            result = roll_mod.Roll(conf, compute, backend=backend).submit(
+                request, board)
+        else:
+            result = runner_mod.Runner(conf, compute,
+                                       backend=backend).submit(request, board)
     if args.format == "json":
         output.print_json(result.to_json())
     elif result.dry_run:

@@ -49,6 +49,11 @@ def add_parsers(subparsers: Any) -> None:
     output.add_format_argument(status)
     status.set_defaults(func=show_status)
 
+    add_roll_parser(actions, run_roll)
+
+
+def add_roll_parser(actions: Any, handler: moves.Handler) -> None:
+    """``roll``, handing its request to ``handler``."""
     roll = actions.add_parser(
         "roll",
         help="For each batch of hosts in order: enter, run the hook once "
@@ -70,7 +75,8 @@ def add_parsers(subparsers: Any) -> None:
     _add_reason(roll)
     _add_max_concurrent(roll)
     output.add_format_argument(roll)
-    roll.set_defaults(func=run_roll)
+    roll.set_defaults(func=lambda conf, args: handler(
+        conf, args, roll_request(conf, args)))
 
 
 def add_operation_parsers(actions: Any, handler: moves.Handler) -> None:
@@ -152,8 +158,9 @@ def roll_request(conf: cfg.ConfigOpts,
         max_concurrent=args.max_concurrent)
 
 
-def run_roll(conf: cfg.ConfigOpts, args: Any) -> int:
-    return roll_here(conf, args.format, roll_request(conf, args), None)
+def run_roll(conf: cfg.ConfigOpts, args: Any,
+             request: request_mod.MoveRequest) -> int:
+    return roll_here(conf, args.format, request, None)
 
 
 def roll_here(conf: cfg.ConfigOpts, fmt: str,

@@ -46,6 +46,7 @@ def list_tasks(conf: cfg.ConfigOpts, args: Any) -> int:
     configured = {
         "preflight": list(conf.migration.preflight_tasks),
         "verify": list(conf.migration.verify_tasks),
+        "hook": [conf.maintenance.hook_task],
     }
     for row in rows:
         row["configured"] = row["name"] in configured.get(row["kind"], ())

@@ -33,11 +33,12 @@ from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
+from taskflow.patterns import linear_flow
 
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
-from nova_migrate_flows.engine import launching
+from nova_migrate_flows.engine import launching, persistence
 from nova_migrate_flows.engine import records as records_mod
 from nova_migrate_flows.engine import result as result_mod
 from nova_migrate_flows.engine import runner as runner_mod
@@ -45,8 +46,12 @@ from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.flows import maintenance as maintenance_flows
 from nova_migrate_flows.flows import registry as flow_registry
 from nova_migrate_flows.request import Operation
+from nova_migrate_flows.tasks import base
 
 LOG = logging.getLogger(__name__)
+
+#: The name of the flow (and job) of a roll posted with ``submit``.
+ROLL_JOB = "host-maintenance-roll"
 
 #: Seconds between two reads of the compute services while waiting for a
 #: host to come up.
@@ -123,6 +128,11 @@ class Roll:
 
     def run(self, request: request_mod.MoveRequest) -> result_mod.RunResult:
         """Run a roll to its end (or to the step that stops it)."""
+        run_id, book = self._create(request)
+        return self._execute(run_id, request, book)
+
+    def _create(self, request: request_mod.MoveRequest) -> tuple[str, Any]:
+        """Check a roll's request, then record it: its id and logbook."""
         services = {s.host: s for s in self._compute.list_services()}
         for host in request.hosts:
             if host not in services:
@@ -136,6 +146,40 @@ class Roll:
         book = self._records.create(run_id, request.to_dict(),
                                     cloud=self._compute.target())
         book.meta["steps"] = {}
+        return run_id, book
+
+    def submit(self, request: request_mod.MoveRequest,
+               board: Any) -> result_mod.RunResult:
+        """Record a roll and post it as one job: the conductor that claims
+        it runs the whole roll, and one that takes it over resumes it."""
+        run_id, book = self._create(request)
+        launcher = launching.Launcher(
+            backend=self._backend, book=book, executor=None,
+            runtime=runtime_mod.Runtime(self._conf, self._compute, request),
+            store={constants.REQUEST: request.to_dict(), "run_id": run_id},
+            board=board)
+        job = launcher.post(launching.FlowSpec(
+            ROLL_JOB, roll_job_flow, {"run_id": run_id}, {}))
+        self._records.update(book, state=constants.RunState.POSTED,
+                             jobs=[job])
+        return result_mod.RunResult(run_id=run_id,
+                                    operation=request.operation,
+                                    outcomes=[], jobs=[job])
+
+    def run_posted(self, run_id: str) -> result_mod.RunResult:
+        """Run (or, after another conductor died, resume) a roll posted
+        with :meth:`submit`: the job's claim makes this process its
+        owner."""
+        book = self._records.get(run_id)
+        state = book.meta.get("state")
+        if state not in (constants.RunState.POSTED,
+                         constants.RunState.RUNNING,
+                         constants.RunState.INTERRUPTED):
+            raise exceptions.InvalidInput(
+                f"run {run_id} is {state}: there is nothing to run")
+        self._records.update(book, state=constants.RunState.RUNNING,
+                             owner=records_mod.owner())
+        request = request_mod.MoveRequest.from_dict(book.meta["request"])
         return self._execute(run_id, request, book)
 
     def resume(self, run_id: str) -> result_mod.RunResult:
@@ -339,3 +383,35 @@ class Roll:
                     f"{request.wait_up:.0f} s (--wait-up); it stays in "
                     "maintenance"))
             time.sleep(UP_POLL_INTERVAL)
+
+
+def roll_job_flow(run_id: str) -> linear_flow.Flow:
+    """The flow of a roll posted with ``submit``: one task that runs the
+    whole roll ``run_id`` in the conductor."""
+    flow = linear_flow.Flow(ROLL_JOB)
+    flow.add(RollJob(run_id))
+    return flow
+
+
+class RollJob(base.BaseTask):
+    """Runs a posted roll in the conductor that claimed its job; a
+    conductor that takes the job over runs it again, which resumes the
+    roll at the host and step where it stopped.
+
+    Reversion strategy: N/A (each step of the roll leaves the cloud
+    consistent on its own; the roll's record says where it stopped).
+    """
+
+    def __init__(self, run_id: str, **kwargs: Any):
+        super().__init__(name=ROLL_JOB, inject={"roll_id": run_id},
+                         **kwargs)
+
+    def execute(self, runtime: runtime_mod.Runtime,
+                roll_id: str) -> dict[str, Any]:
+        backend = persistence.backend_from_conf(runtime.conf)
+        try:
+            result = Roll(runtime.conf, runtime.compute,
+                          backend=backend).run_posted(roll_id)
+        finally:
+            backend.close()
+        return {"exit_code": int(result.exit_code), "hosts": result.hosts}

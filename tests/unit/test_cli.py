@@ -70,6 +70,9 @@ def test_list_tasks_as_json(capsys):
     assert by_name["server-state"]["kind"] == "preflight"
     assert by_name["server-state"]["configured"] is True
     assert by_name["host-changed"]["kind"] == "verify"
+    assert (by_name["run-command"]["kind"],
+            by_name["run-command"]["configured"]) == ("hook", True)
+    assert data["configured"]["hook"] == ["run-command"]
 
 
 def test_a_missing_config_file_is_bad_input(capsys, tmp_path):

@@ -119,3 +119,94 @@ def test_a_dead_conductor_s_evacuation_is_finished_by_another(
                  if s.host == "host1")
     assert host1.status == "disabled"
     assert "evacuated" in host1.disabled_reason
+
+
+@pytest.mark.parametrize("board_config", [
+    pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
+def test_a_dead_conductor_s_roll_is_resumed_by_another(
+        nmf, boot_servers, sdk, sandbox, board_config, tmp_path):
+    homes = {host: boot_servers(host, metadata=cli.server_metadata(
+        duration=1))[0] for host in ("host1", "host2")}
+    config = nmf.write(board_config)
+    log, flag = tmp_path / "hooks.log", tmp_path / "hung-once"
+    # host2's hook hangs the first time: its conductor is killed there.
+    hook = (f'echo "$NMF_HOST" >> {log}; if [ "$NMF_HOST" = host2 ] && '
+            f"[ ! -e {flag} ]; then touch {flag}; sleep 120; fi")
+    first = conductor(sandbox, config, "conductor-a")
+    second = None
+    try:
+        submitted = nmf.with_config(
+            config, "submit", "host-maintenance", "roll", "host1", "host2",
+            "--batch", "1", "--hook", hook, "--move-back", "--format",
+            "json")
+        assert submitted.code == 0, submitted.err
+        (job,) = submitted.json["jobs"]
+        assert job["name"] == "host-maintenance-roll"
+        cli.wait_until(flag.exists, timeout=240)
+        second = conductor(sandbox, config, "conductor-b")
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        cli.wait_until(lambda: owner(nmf, config) == "conductor-b",
+                       timeout=CLAIM_EXPIRY * 6)
+        cli.wait_until(lambda: nmf.with_config(
+            config, "flows", "show", submitted.json["run_id"], "--format",
+            "json").json["state"] in ("finished", "failed"), timeout=240)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(60)
+
+    shown = nmf.with_config(config, "flows", "show",
+                            submitted.json["run_id"], "--format", "json")
+    assert shown.json["state"] == "finished"
+    # Nothing was repeated: one move away and one back per server, and
+    # only the hook the crash interrupted ran again.
+    for host, server in homes.items():
+        assert sdk.compute.get_server(server["id"]).compute_host == host
+        moves = list(sdk.compute.migrations(instance_uuid=server["id"]))
+        assert len(moves) == 2, moves
+    assert log.read_text().split() == ["host1", "host2", "host2"]
+    for service in sdk.compute.services(binary="nova-compute"):
+        assert service.status == "enabled", service
+
+
+@pytest.mark.parametrize("board_config", [
+    pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
+def test_conductors_run_maintenance_enter_and_exit(
+        nmf, boot_servers, sdk, sandbox, board_config):
+    (server,) = boot_servers("host1", metadata=cli.server_metadata(
+        duration=1))
+    config = nmf.write(board_config)
+    worker = conductor(sandbox, config, "conductor-a")
+
+    def finished(run_id):
+        return nmf.with_config(config, "flows", "show", run_id, "--format",
+                               "json").json["state"] == "finished"
+
+    try:
+        entered = nmf.with_config(config, "submit", "host-maintenance",
+                                  "enter", "host1", "--reason", "psu",
+                                  "--format", "json")
+        assert entered.code == 0, entered.err
+        cli.wait_until(lambda: finished(entered.json["run_id"]), timeout=120)
+        away = sdk.compute.get_server(server["id"]).compute_host
+        host1 = next(s for s in sdk.compute.services(binary="nova-compute")
+                     if s.host == "host1")
+        assert away != "host1"
+        assert host1.disabled_reason.startswith(
+            "nova-migrate-flows: maintenance since ")
+        assert host1.disabled_reason.endswith(
+            f"(run {entered.json['run_id']}): psu")
+
+        left = nmf.with_config(config, "submit", "host-maintenance", "exit",
+                               "host1", "--move-back", "--format", "json")
+        assert left.code == 0, left.err
+        cli.wait_until(lambda: finished(left.json["run_id"]), timeout=120)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+
+    assert sdk.compute.get_server(server["id"]).compute_host == "host1"
+    assert [s.status for s in sdk.compute.services(binary="nova-compute")
+            if s.host == "host1"] == ["enabled"]
