@@ -319,6 +319,9 @@ class Roll:
         finally:
             with self._lock:
                 self._current = None
+        if done.interrupted:
+            # Left without a result: resuming the roll resumes this run.
+            return done.to_json()
         step["result"] = done.to_json()
         self._records.update(book, steps=steps)
         return dict(step["result"])

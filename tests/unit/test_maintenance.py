@@ -18,7 +18,7 @@ import pytest
 
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.compute import fake
+from nova_migrate_flows.compute import fake, models
 from nova_migrate_flows.engine import maintenance, persistence
 from nova_migrate_flows.engine import records as records_mod
 from nova_migrate_flows.engine import roll as roll_mod
@@ -368,3 +368,32 @@ def test_the_hook_environment_is_the_process_environment_plus_two(
     hook(conf, f'echo "$NMF_TEST_VISIBLE $NMF_HOST" > {out}')
 
     assert out.read_text().split() == ["yes", "host1"]
+
+
+def test_enter_refuses_when_an_anti_affinity_group_cannot_be_kept(
+        conf, backend):
+    cloud = fake.FakeCompute(3, steps=2)
+    group = cloud.add_server_group("db", models.ANTI_AFFINITY)
+    for host in ("host1", "host2", "host3"):
+        cloud.add_server(host, group=group.id)
+
+    with pytest.raises(exceptions.PreflightFailed,
+                       match="member of anti-affinity server group db"):
+        runner(conf, cloud, backend).run(request(
+            conf, Operation.MAINTENANCE_ENTER, hosts=["host1"]))
+    assert cloud.writes == []
+
+
+def test_enter_skips_a_hard_affinity_pair_and_is_not_done(conf, backend):
+    cloud = fake.FakeCompute(3, steps=2)
+    group = cloud.add_server_group("db", models.AFFINITY)
+    pair = [cloud.add_server("host1", group=group.id).id for _ in range(2)]
+
+    entered = runner(conf, cloud, backend).run(request(
+        conf, Operation.MAINTENANCE_ENTER, hosts=["host1"]))
+
+    assert entered.exit_code == ExitCode.SERVERS_FAILED
+    assert {o["server"]: o["status"] for o in entered.outcomes} == {
+        server_id: "skipped" for server_id in pair}
+    assert markers.parse_marker(
+        cloud.services["host1"].disabled_reason).run_id == entered.run_id

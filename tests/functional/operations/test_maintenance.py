@@ -12,6 +12,7 @@
 """Host maintenance against the sandbox's Nova: enter, exit --move-back,
 status, and rolls with a hook that stops and starts nova-compute."""
 
+import json
 import pathlib
 import shlex
 import signal
@@ -276,3 +277,41 @@ def test_a_killed_roll_resumes_without_repeating_anything(
     for host in hosts:
         assert services(sdk)[host].status == "enabled"
     assert [h["done"] for h in resumed.json["hosts"]] == [True] * 3
+
+
+def test_an_interrupted_roll_stops_and_resumes(nmf, boot_servers, sdk,
+                                               sandbox, tmp_path):
+    servers = boot_servers("host1", count=2,
+                           metadata=cli.server_metadata(duration=4))
+    (other,) = boot_servers("host2", metadata=cli.server_metadata(
+        duration=1))
+    log = tmp_path / "hooks.log"
+    process = cli.spawn_cli(
+        sandbox.config_file, nmf.config, "host-maintenance", "roll",
+        "host1", "host2", "--batch", "1", "--hook",
+        f"echo $NMF_HOST >> {log}", "--move-back", "--format", "json")
+    cli.wait_until(lambda: any(
+        m.status == "running" for s in servers
+        for m in cli.live_migrations(sdk, s["id"])))
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+
+    assert process.returncode == 3, err
+    stopped = json.loads(out)
+    assert stopped["interrupted"] is True
+    assert not log.exists()  # no hook started
+    # As in a drain: the migrations in flight were aborted, the servers are
+    # safe on host1, and its service is enabled again.
+    for server in servers:
+        assert where(sdk, server["id"]) == ("host1", "ACTIVE")
+    assert services(sdk)["host1"].status == "enabled"
+    assert migrations_of(sdk, other["id"]) == []
+
+    resumed = nmf("resume", stopped["run_id"], "--format", "json")
+
+    assert resumed.code == 0, resumed.err
+    assert log.read_text().split() == ["host1", "host2"]
+    for host, server in [("host1", s) for s in servers] + [("host2", other)]:
+        assert where(sdk, server["id"]) == (host, "ACTIVE")
+    for host in ("host1", "host2"):
+        assert services(sdk)[host].status == "enabled"
