@@ -93,6 +93,10 @@ def flows_show(conf: cfg.ConfigOpts, args: Any) -> int:
               f"{cloud.get('compute_endpoint') or '-'}")
     output.table(("Flow", "State"),
                  [(f["name"], f["state"]) for f in view["flows"]])
+    if view["steps"]:
+        output.table(("Step", "Run"), sorted(view["steps"].items()))
+        print("Each step is a run of its own: 'flows show RUN'.")
+        return 0
     output.table(
         report.SUMMARY_HEADERS[:5] + ("Reason",),
         [(s["server"], s["name"], s["source"], s["destination"],

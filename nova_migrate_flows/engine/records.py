@@ -201,6 +201,10 @@ def describe(book: Any) -> dict[str, Any]:
         "summary": book.meta.get("summary"),
         "flows": flows,
         "servers": servers,
+        # A roll's steps (the ids of its enter and exit runs) and hosts.
+        "steps": {key: step.get("run_id") for key, step in
+                  (book.meta.get("steps") or {}).items()},
+        "hosts": book.meta.get("hosts") or [],
     }
 
 

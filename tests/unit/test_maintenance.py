@@ -318,8 +318,10 @@ def test_a_roll_goes_host_by_host(conf, backend, tmp_path):
         assert cloud.services[host].status == "enabled"
     book = records_mod.Records(backend).get(result.run_id)
     assert book.meta["state"] == "finished"
-    assert sorted(book.meta["steps"]) == ["1:enter", "1:exit", "2:enter",
-                                          "2:exit"]
+    steps = records_mod.describe(book)["steps"]
+    assert sorted(steps) == ["1:enter", "1:exit", "2:enter", "2:exit"]
+    assert records_mod.Records(backend).get(steps["2:exit"]).meta[
+        "request"]["operation"] == "host-maintenance-exit"
 
 
 def test_a_roll_that_stops_on_a_hook_leaves_its_host_in_maintenance(
