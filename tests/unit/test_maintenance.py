@@ -399,3 +399,39 @@ def test_enter_skips_a_hard_affinity_pair_and_is_not_done(conf, backend):
         server_id: "skipped" for server_id in pair}
     assert markers.parse_marker(
         cloud.services["host1"].disabled_reason).run_id == entered.run_id
+
+
+def test_a_host_left_not_empty_stops_the_roll_before_its_hook(
+        conf, backend, tmp_path):
+    cloud = fake.FakeCompute(4, steps=2)
+    cloud.add_server("host1", status="ERROR")
+    log = tmp_path / "hooks"
+
+    result = roll_mod.Roll(conf.conf, cloud, backend=backend).run(request(
+        conf, Operation.MAINTENANCE_ROLL, hosts=["host1", "host2"],
+        batch=1, hook=f"echo $NMF_HOST >> {log}"))
+
+    assert result.exit_code == ExitCode.SERVERS_FAILED
+    first = result.hosts[0]
+    assert (first["step"], first["done"]) == ("enter", False)
+    assert first["reason"].startswith("not emptied")
+    assert not log.exists()
+
+
+def test_exit_dry_run_shows_the_returns_and_changes_nothing(conf, backend):
+    cloud = fake.FakeCompute(4, steps=2)
+    server = cloud.add_server("host1").id
+    runner(conf, cloud, backend).run(request(
+        conf, Operation.MAINTENANCE_ENTER, hosts=["host1"]))
+    writes = len(cloud.writes)
+
+    dry = runner(conf, cloud, backend).run(request(
+        conf, Operation.MAINTENANCE_EXIT, hosts=["host1"], move_back=True,
+        dry_run=True))
+
+    assert dry.exit_code == ExitCode.OK
+    (row,) = dry.to_json()["plan"]
+    assert (row["server"], row["action"], row["target"]) == (
+        server, constants.LIVE, "host1")
+    assert len(cloud.writes) == writes
+    assert cloud.services["host1"].status == "disabled"
