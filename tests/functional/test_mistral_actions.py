@@ -30,6 +30,9 @@ pytestmark = [pytest.mark.functional, pytest.mark.usefixtures("restore_cloud")]
 NAMES = [
     "nova_migrate_flows.host_evacuate",
     "nova_migrate_flows.host_evacuate_live",
+    "nova_migrate_flows.host_maintenance_enter",
+    "nova_migrate_flows.host_maintenance_exit",
+    "nova_migrate_flows.host_maintenance_roll",
     "nova_migrate_flows.host_servers_migrate",
     "nova_migrate_flows.live_migrate",
     "nova_migrate_flows.resize",
@@ -76,8 +79,28 @@ def by_server(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["server"]: r for r in results}
 
 
-def test_the_five_actions_are_registered(mistral_actions):
+def test_every_action_is_registered(mistral_actions):
     assert sorted(mistral_actions) == NAMES
+
+
+def test_host_maintenance_enter_and_exit_with_move_back(run_action,
+                                                       boot_servers, sdk):
+    (server,) = boot_servers("host1", metadata=cli.server_metadata(
+        duration=1))
+
+    entered = run_action("nova_migrate_flows.host_maintenance_enter",
+                         hosts="host1", reason="fans")
+    assert entered.is_success(), entered.error
+    away = sdk.compute.get_server(server["id"]).compute_host
+    left = run_action("nova_migrate_flows.host_maintenance_exit",
+                      hosts=["host1"], move_back=True)
+
+    assert left.is_success(), left.error
+    assert away != "host1"
+    assert sdk.compute.get_server(server["id"]).compute_host == "host1"
+    (outcome,) = left.data["results"]
+    assert (outcome["source"], outcome["destination"], outcome["status"]) \
+        == (away, "host1", "migrated")
 
 
 def test_live_migrate(run_action, boot_servers, sdk, tmp_path):
