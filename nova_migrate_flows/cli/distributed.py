@@ -21,14 +21,9 @@ from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
-from taskflow.jobs import base as jobs_base
 
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.cli import moves, output, report
-from nova_migrate_flows.compute import connection
-from nova_migrate_flows.engine import conductor as conductor_mod
-from nova_migrate_flows.engine import jobboard, persistence, records
-from nova_migrate_flows.engine import runner as runner_mod
+from nova_migrate_flows.cli import moves, output
 
 LOG = logging.getLogger(__name__)
 
@@ -66,6 +61,11 @@ def add_parsers(subparsers: Any) -> None:
 
 def submit(conf: cfg.ConfigOpts, args: Any,
            request: request_mod.MoveRequest) -> int:
+    from nova_migrate_flows.cli import report
+    from nova_migrate_flows.compute import connection
+    from nova_migrate_flows.engine import jobboard, persistence
+    from nova_migrate_flows.engine import runner as runner_mod
+
     backend = persistence.backend_from_conf(conf)
     compute = connection.compute_from_conf(conf)
     with jobboard.connected(conf, backend) as board:
@@ -85,6 +85,10 @@ def submit(conf: cfg.ConfigOpts, args: Any,
 
 
 def run_conductor(conf: cfg.ConfigOpts, args: Any) -> int:
+    from nova_migrate_flows.compute import connection
+    from nova_migrate_flows.engine import conductor as conductor_mod
+    from nova_migrate_flows.engine import jobboard, persistence
+
     name = (args.conductor_name or conf.conductor.name
             or f"{socket.gethostname()}-{os.getpid()}")
     backend = persistence.backend_from_conf(conf)
@@ -119,6 +123,10 @@ def run_conductor(conf: cfg.ConfigOpts, args: Any) -> int:
 
 
 def jobs_list(conf: cfg.ConfigOpts, args: Any) -> int:
+    from taskflow.jobs import base as jobs_base
+
+    from nova_migrate_flows.engine import jobboard, persistence, records
+
     backend = persistence.backend_from_conf(conf)
     rows: list[dict[str, Any]] = []
     with jobboard.connected(conf, backend) as board:
