@@ -406,6 +406,10 @@ def run(quick: bool, sandbox: control.SandboxInfo,
                 "polls": figures.get("polls", []),
             }
         _goals(section, scenario, count * per_host, measured)
+        section.notes.append(
+            f"{scenario} {NMF}: where the requests go, per server: "
+            + where_per_server(measured[NMF]["requests_by_route"],
+                               count * per_host))
     section.notes += [
         "x_queue: wall time / Nova's own queue's in the same scenario; "
         "req_per_server: compute API requests counted by the sandbox "
@@ -423,6 +427,13 @@ def run(quick: bool, sandbox: control.SandboxInfo,
     ]
     section.details = details
     return section
+
+
+def where_per_server(routes: dict[str, int], servers: int) -> str:
+    """Compute requests by route, per server, the most first."""
+    return ", ".join(
+        f"{route} {count / servers:.2f}" for route, count in sorted(
+            routes.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _goals(section: common.Section, scenario: str, servers: int,
