@@ -28,6 +28,8 @@ nothing changed. Two contenders, each from the same fresh state:
 The sandbox counts the compute requests and says where they went.
 """
 
+import collections
+import re
 from typing import Any
 
 import b1_drain
@@ -43,6 +45,7 @@ QUICK = (2, 3, 1, 20)
 NMF = "nova-migrate-flows"
 NO_BACKOFF = "no-backoff"
 CONTENDERS = (NMF, NO_BACKOFF)
+_POLLED = re.compile(r"Polled the migrations of (\S+):")
 
 
 def computes(quick: bool) -> int:
@@ -64,6 +67,12 @@ def _drain(bench: b1_drain.Bench, contender: str, sources: list[str],
         migration["poll_interval_max"] = 1.0
     return bench.measure(placed, lambda p: bench.nmf(
         p, record=False, overrides={"migration": migration}))
+
+
+def _polls_by_host(polls: list[tuple[float, str]]) -> dict[str, int]:
+    """How many times the poller read each host's migrations."""
+    hosts = (_POLLED.match(text) for _, text in polls)
+    return dict(collections.Counter(m.group(1) for m in hosts if m))
 
 
 def run(quick: bool, sandbox: control.SandboxInfo) -> common.Section:
@@ -96,11 +105,16 @@ def run(quick: bool, sandbox: control.SandboxInfo) -> common.Section:
             "failed": figures["failed"],
             "pool_full": figures["pool_full"],
         })
-        details[contender] = {"requests_by_route": routes}
+        by_host = _polls_by_host(figures["polls"])
+        details[contender] = {"requests_by_route": routes,
+                              "polls_by_host": by_host}
         section.notes.append(
             f"{contender}: where the {figures['requests']} compute requests "
             "went: " + ", ".join(f"{route} {n}" for route, n in sorted(
-                routes.items(), key=lambda item: -item[1])))
+                routes.items(), key=lambda item: -item[1]))
+            + "; polls by host (* a migration hung there): " + ", ".join(
+                f"{host}{'*' if host in sources[:hanging] else ''} {n}"
+                for host, n in sorted(by_host.items())))
         if contender == NMF:
             section.goals.append(common.Goal(
                 f"{scenario}: <= {GOAL_REQUESTS:.0f} compute API requests "
