@@ -56,7 +56,7 @@ from oslo_config import cfg
 
 from nova_migrate_flows import opts
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.compute import nova
+from nova_migrate_flows.compute import connection, nova
 from nova_migrate_flows.engine import persistence
 from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows.sandbox import constants, control
@@ -106,6 +106,8 @@ class Bench:
             config_files=[sandbox.clouds_yaml], vendor_files=[])
         self.conn = openstack.connection.Connection(
             config=config.get_one(cloud=constants.CLOUD_ADMIN))
+        # As the command line does: a pooled connection per thread.
+        connection.size_pool(self.conn, connection.pool_size(make_conf()))
         # Authenticate and discover every endpoint now, for everyone.
         nova.NovaCompute(self.conn).host_capacities()
         list(self.conn.compute.migrations(limit=1))
@@ -154,10 +156,17 @@ class Bench:
                             disable=contender in (QUEUE, LOOP))
         action: Callable[[dict[str, str]], dict[str, Any]] = {
             QUEUE: self._queue,
-            NMF: lambda p: self._nmf(p, record=False),
-            NMF_SQLITE: lambda p: self._nmf(p, record=True),
+            NMF: lambda p: self.nmf(p, record=False),
+            NMF_SQLITE: lambda p: self.nmf(p, record=True),
             LOOP: self._loop,
         }[contender]
+        return self.measure(placed, action)
+
+    def measure(self, placed: dict[str, str],
+                action: Callable[[dict[str, str]], dict[str, Any]]
+                ) -> dict[str, Any]:
+        """Run ``action`` on the servers ``placed``; its figures, with the
+        compute requests the sandbox counted and what Nova did."""
         log_offset = os.path.getsize(self.sandbox.log_file)
         self.client.reset_stats()
         figures = action(placed)
@@ -174,11 +183,12 @@ class Bench:
 
     # -- the contenders --------------------------------------------------
 
-    def _nmf(self, placed: dict[str, str], record: bool) -> dict[str, Any]:
-        conf = cfg.ConfigOpts()
-        opts.register_opts(conf)
-        conf([], project="nova-migrate-flows-benchmarks",
-             default_config_files=[], default_config_dirs=[])
+    def nmf(self, placed: dict[str, str], record: bool,
+            overrides: dict[str, dict[str, Any]] | None = None
+            ) -> dict[str, Any]:
+        """``host-evacuate-live`` of the hosts of ``placed`` by the
+        runner, with the options ``overrides`` sets (by group)."""
+        conf = make_conf(overrides)
         sources = sorted(set(placed.values()))
         started: list[float] = []
 
@@ -187,7 +197,7 @@ class Bench:
                 started.append(time.monotonic())
 
         with tempfile.TemporaryDirectory(prefix="nmf-bench-b1-") as tmp, \
-                _captured_polls() as polls:
+                _captured_polls() as polls, _pool_full() as discarded:
             conf.set_override("state_dir", tmp)
             backend = persistence.backend_from_conf(conf) if record else None
             runner = runner_mod.Runner(conf, nova.NovaCompute(self.conn),
@@ -204,8 +214,10 @@ class Bench:
         return {
             "t0": t0, "wall_s": t1 - t0,
             "verified": result.count("migrated"),
+            "failed": result.count("failed"),
             "first_post_s": min(started) - t0 if started else None,
             "polls": [(t - t0, text) for t, text in polls],
+            "pool_full": len(discarded),
         }
 
     def _queue(self, placed: dict[str, str]) -> dict[str, Any]:
@@ -290,6 +302,19 @@ class Bench:
         }
 
 
+def make_conf(overrides: dict[str, dict[str, Any]] | None = None
+              ) -> cfg.ConfigOpts:
+    """The tool's options at their defaults, but for ``overrides``."""
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    conf([], project="nova-migrate-flows-benchmarks",
+         default_config_files=[], default_config_dirs=[])
+    for group, values in (overrides or {}).items():
+        for name, value in values.items():
+            conf.set_override(name, value, group=group)
+    return conf
+
+
 @contextlib.contextmanager
 def _captured_polls() -> Iterator[list[tuple[float, str]]]:
     """The poller's "Polled the migrations of HOST: ..." debug lines,
@@ -313,6 +338,26 @@ def _captured_polls() -> Iterator[list[tuple[float, str]]]:
         logger.removeHandler(handler)
         logger.setLevel(level)
         logger.propagate = propagate
+
+
+@contextlib.contextmanager
+def _pool_full() -> Iterator[list[str]]:
+    """urllib3's "Connection pool is full, discarding connection" warnings
+    (more threads sending requests than pooled connections)."""
+    discarded: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "pool is full" in record.getMessage():
+                discarded.append(record.getMessage())
+
+    logger = logging.getLogger("urllib3.connectionpool")
+    handler = Capture(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield discarded
+    finally:
+        logger.removeHandler(handler)
 
 
 # -- in the benchmark process ------------------------------------------
@@ -361,6 +406,10 @@ def run(quick: bool, sandbox: control.SandboxInfo,
                 "polls": figures.get("polls", []),
             }
         _goals(section, scenario, count * per_host, measured)
+        section.notes.append(
+            f"{scenario} {NMF}: where the requests go, per server: "
+            + where_per_server(measured[NMF]["requests_by_route"],
+                               count * per_host))
     section.notes += [
         "x_queue: wall time / Nova's own queue's in the same scenario; "
         "req_per_server: compute API requests counted by the sandbox "
@@ -378,6 +427,13 @@ def run(quick: bool, sandbox: control.SandboxInfo,
     ]
     section.details = details
     return section
+
+
+def where_per_server(routes: dict[str, int], servers: int) -> str:
+    """Compute requests by route, per server, the most first."""
+    return ", ".join(
+        f"{route} {count / servers:.2f}" for route, count in sorted(
+            routes.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _goals(section: common.Section, scenario: str, servers: int,

@@ -88,7 +88,7 @@ def _import_time(python: str, module: str) -> dict[str, Any]:
             "eventlet": eventlet == "True"}
 
 
-def _first_request(command: Sequence[str], sandbox: control.SandboxInfo,
+def first_request(command: Sequence[str], sandbox: control.SandboxInfo,
                    env: dict[str, str] | None = None
                    ) -> tuple[float | None, float | None]:
     """Seconds from starting ``command`` to the start of the first compute
@@ -143,7 +143,7 @@ def run(quick: bool, sandbox: control.SandboxInfo | None,
          "wall_s": _wall([NMF, "list-tasks"], repeat)},
     ]
     if sandbox is not None:
-        first, wall = _first_request(
+        first, wall = first_request(
             [NMF, "--config-file", sandbox.config_file, "migration-list"],
             sandbox)
         rows.append({"command": "nova-migrate-flow migration-list "
@@ -156,7 +156,7 @@ def run(quick: bool, sandbox: control.SandboxInfo | None,
                          **_import_time(python, "openstackclient.shell")))
         if sandbox is not None:
             env = dict(os.environ, OS_CLIENT_CONFIG_FILE=sandbox.clouds_yaml)
-            first, wall = _first_request(
+            first, wall = first_request(
                 [openstack, "--os-cloud", constants.CLOUD_ADMIN, "server",
                  "migration", "list"], sandbox, env)
             rows.append({"command": "openstack server migration list "

@@ -13,12 +13,13 @@
 
 ::
 
-    python benchmarks/run.py [--quick] [--only b1,b2,p1,b3] [--json FILE]
+    python benchmarks/run.py [--quick] [--only b1,b4,b5,b3,p1,b2]
+                             [--json FILE]
 
 Every benchmark measures its baseline in the same run on the same machine
 and reports ratios to it, so that figures from a busy machine still
-compare. B1 and B3 need the sandbox cloud (Nova installed in this
-interpreter: the ``sandbox`` extra); one sandbox is started for both and
+compare. B1, B4, B5 and B3 need the sandbox cloud (Nova installed in this
+interpreter: the ``sandbox`` extra); one sandbox is started for them and
 stopped at the end. See ``doc/source/benchmarks.rst``.
 """
 
@@ -36,12 +37,14 @@ from typing import Any
 import b1_drain
 import b2_scale
 import b3_startup
+import b4_single
+import b5_trouble
 import common
 import p1_persistence
 
 from nova_migrate_flows.sandbox import control
 
-BENCHMARKS = ("b1", "b3", "p1", "b2")
+BENCHMARKS = ("b1", "b4", "b5", "b3", "p1", "b2")
 DEFAULT_JSON = os.path.join(tempfile.gettempdir(), "nmf-benchmarks.json")
 
 
@@ -87,12 +90,13 @@ def run(args: argparse.Namespace) -> list[common.Section]:
     sections = []
     sandbox_dir = None
     sandbox: control.SandboxInfo | None = None
-    wants_sandbox = {"b1", "b3"} & set(args.only)
+    wants_sandbox = {"b1", "b4", "b5", "b3"} & set(args.only)
     try:
         if wants_sandbox and importlib.util.find_spec("nova") is not None:
             sandbox_dir = tempfile.mkdtemp(prefix="nmf-bench-sandbox-")
             sandbox = control.start(
-                sandbox_dir, computes=b1_drain.computes(args.quick),
+                sandbox_dir, computes=max(b1_drain.computes(args.quick),
+                                          b5_trouble.computes(args.quick)),
                 live_migration_duration=b1_drain.DURATION,
                 watch_pid=os.getpid())
         for key in args.only:
@@ -103,6 +107,12 @@ def run(args: argparse.Namespace) -> list[common.Section]:
             elif key == "b1":
                 assert sandbox is not None
                 section = b1_drain.run(args.quick, sandbox, args.repeat)
+            elif key == "b4":
+                assert sandbox is not None
+                section = b4_single.run(args.quick, sandbox)
+            elif key == "b5":
+                assert sandbox is not None
+                section = b5_trouble.run(args.quick, sandbox)
             elif key == "b3":
                 section = b3_startup.run(args.quick, sandbox,
                                          args.openstack)

@@ -129,3 +129,10 @@ RUNNING_STATUSES = frozenset({"preparing", "running", "post-migrating",
                               "pre-migrating", "migrating"})
 #: Statuses of a migration that has not started yet.
 WAITING_STATUSES = frozenset({"accepted", "queued"})
+
+#: A run's task threads are at most this many times ``[engine]
+#: executor_workers`` (one per throttle lane of every host, up to that).
+TASK_THREADS_FACTOR = 4
+#: Threads besides the task threads that may send requests at once: the
+#: poller, the abort lanes and the placement readers (with room to spare).
+OTHER_REQUEST_THREADS = 16

@@ -199,8 +199,20 @@ migration_opts: list[cfg.Opt] = [
         min=0.01,
         max=60.0,
         help="Longest time, in seconds, between two polls of a source host's "
-        "migrations. Polls come sooner when a migration is expected to end "
-        "sooner (from the progress Nova reports).",
+        "migrations while they change. Polls come sooner when a migration is "
+        "expected to end sooner (from the progress Nova reports).",
+    ),
+    cfg.FloatOpt(
+        "poll_interval_max",
+        default=30.0,
+        min=0.01,
+        max=600.0,
+        help="Longest time, in seconds, between two polls of a source host "
+        "whose migrations show no change: each poll that finds none of them "
+        "changed doubles the time to the next, from ``poll_interval`` up to "
+        "this; a change, a new migration or an abort brings it back to "
+        "``poll_interval``. Timeouts are still checked when they run out. "
+        "At or below ``poll_interval``, polls never back off.",
     ),
     cfg.FloatOpt(
         "poll_interval_min",

@@ -21,15 +21,9 @@ from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
-from taskflow.jobs import base as jobs_base
 
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.cli import maintenance, moves, output, report
-from nova_migrate_flows.compute import connection
-from nova_migrate_flows.engine import conductor as conductor_mod
-from nova_migrate_flows.engine import jobboard, persistence, records
-from nova_migrate_flows.engine import roll as roll_mod
-from nova_migrate_flows.engine import runner as runner_mod
+from nova_migrate_flows.cli import maintenance, moves, output
 from nova_migrate_flows.request import Operation
 
 LOG = logging.getLogger(__name__)
@@ -77,6 +71,12 @@ def add_parsers(subparsers: Any) -> None:
 
 def submit(conf: cfg.ConfigOpts, args: Any,
            request: request_mod.MoveRequest) -> int:
+    from nova_migrate_flows.cli import report
+    from nova_migrate_flows.compute import connection
+    from nova_migrate_flows.engine import jobboard, persistence
+    from nova_migrate_flows.engine import roll as roll_mod
+    from nova_migrate_flows.engine import runner as runner_mod
+
     backend = persistence.backend_from_conf(conf)
     compute = connection.compute_from_conf(conf)
     with jobboard.connected(conf, backend) as board:
@@ -100,6 +100,10 @@ def submit(conf: cfg.ConfigOpts, args: Any,
 
 
 def run_conductor(conf: cfg.ConfigOpts, args: Any) -> int:
+    from nova_migrate_flows.compute import connection
+    from nova_migrate_flows.engine import conductor as conductor_mod
+    from nova_migrate_flows.engine import jobboard, persistence
+
     name = (args.conductor_name or conf.conductor.name
             or f"{socket.gethostname()}-{os.getpid()}")
     backend = persistence.backend_from_conf(conf)
@@ -134,6 +138,10 @@ def run_conductor(conf: cfg.ConfigOpts, args: Any) -> int:
 
 
 def jobs_list(conf: cfg.ConfigOpts, args: Any) -> int:
+    from taskflow.jobs import base as jobs_base
+
+    from nova_migrate_flows.engine import jobboard, persistence, records
+
     backend = persistence.backend_from_conf(conf)
     rows: list[dict[str, Any]] = []
     with jobboard.connected(conf, backend) as board:

@@ -16,11 +16,8 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nova_migrate_flows.cli import maintenance, moves, output, report, signals
+from nova_migrate_flows.cli import maintenance, moves, output, signals
 from nova_migrate_flows.cli import progress as progress_mod
-from nova_migrate_flows.compute import connection
-from nova_migrate_flows.engine import persistence, records
-from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows.request import Operation
 
 
@@ -49,6 +46,8 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def flows_list(conf: cfg.ConfigOpts, args: Any) -> int:
+    from nova_migrate_flows.engine import persistence, records
+
     books = records.Records(persistence.backend_from_conf(conf)).list()
     runs = [
         {
@@ -80,6 +79,9 @@ def flows_list(conf: cfg.ConfigOpts, args: Any) -> int:
 
 
 def flows_show(conf: cfg.ConfigOpts, args: Any) -> int:
+    from nova_migrate_flows.cli import report
+    from nova_migrate_flows.engine import persistence, records
+
     store = records.Records(persistence.backend_from_conf(conf))
     view = records.describe(store.get(args.run_id))
     if args.format == "json":
@@ -106,6 +108,11 @@ def flows_show(conf: cfg.ConfigOpts, args: Any) -> int:
 
 
 def resume(conf: cfg.ConfigOpts, args: Any) -> int:
+    from nova_migrate_flows.cli import report
+    from nova_migrate_flows.compute import connection
+    from nova_migrate_flows.engine import persistence, records
+    from nova_migrate_flows.engine import runner as runner_mod
+
     backend = persistence.backend_from_conf(conf)
     book = records.Records(backend).get(args.run_id)
     if (book.meta.get("request") or {}).get("operation") == \

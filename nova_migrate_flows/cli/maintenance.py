@@ -17,12 +17,8 @@ from typing import Any
 from oslo_config import cfg
 
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.cli import moves, output, report, signals
+from nova_migrate_flows.cli import moves, output, signals
 from nova_migrate_flows.cli import progress as progress_mod
-from nova_migrate_flows.compute import connection
-from nova_migrate_flows.engine import maintenance, persistence
-from nova_migrate_flows.engine import records as records_mod
-from nova_migrate_flows.engine import roll as roll_mod
 from nova_migrate_flows.request import Operation
 
 
@@ -168,6 +164,11 @@ def roll_here(conf: cfg.ConfigOpts, fmt: str,
               run_id: str | None) -> int:
     """Run a roll in this process (``request``), or resume one
     (``run_id``)."""
+    from nova_migrate_flows.cli import report
+    from nova_migrate_flows.compute import connection
+    from nova_migrate_flows.engine import persistence
+    from nova_migrate_flows.engine import roll as roll_mod
+
     backend = persistence.backend_from_conf(conf)
     compute = connection.compute_from_conf(conf)
     interactive = fmt == "table" and sys.stderr.isatty()
@@ -190,6 +191,10 @@ def roll_here(conf: cfg.ConfigOpts, fmt: str,
 
 
 def show_status(conf: cfg.ConfigOpts, args: Any) -> int:
+    from nova_migrate_flows.compute import connection
+    from nova_migrate_flows.engine import maintenance, persistence
+    from nova_migrate_flows.engine import records as records_mod
+
     compute = connection.compute_from_conf(conf)
     backend = persistence.backend_from_conf(conf)
     try:

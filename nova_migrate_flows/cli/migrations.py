@@ -19,7 +19,7 @@ from oslo_config import cfg
 
 from nova_migrate_flows import exceptions
 from nova_migrate_flows.cli import output
-from nova_migrate_flows.compute import base, connection, models
+from nova_migrate_flows.compute import base, models
 
 LIST_HEADERS = ("Id", "Source Node", "Dest Node", "Source Compute",
                 "Dest Compute", "Dest Host", "Status", "Instance UUID",
@@ -62,6 +62,12 @@ def add_parsers(subparsers: Any) -> None:
         parser.set_defaults(func=func)
 
 
+def _compute(conf: cfg.ConfigOpts) -> base.Compute:
+    from nova_migrate_flows.compute import connection
+
+    return connection.compute_from_conf(conf)
+
+
 def _row(m: models.Migration) -> tuple[Any, ...]:
     return (m.id, m.source_node, m.dest_node, m.source_compute,
             m.dest_compute, m.dest_host, m.status, m.server_id,
@@ -77,7 +83,7 @@ def _json(m: models.Migration) -> dict[str, Any]:
 
 
 def migration_list(conf: cfg.ConfigOpts, args: Any) -> int:
-    compute = connection.compute_from_conf(conf)
+    compute = _compute(conf)
     server_id = compute.find_server(args.server).id if args.server else None
     migrations = compute.list_migrations(
         host=args.host, status=args.status, server_id=server_id,
@@ -121,7 +127,7 @@ def find_migration(
 
 
 def migration_show(conf: cfg.ConfigOpts, args: Any) -> int:
-    compute = connection.compute_from_conf(conf)
+    compute = _compute(conf)
     number = _migration_id(args.migration_id)
     server = compute.find_server(args.server)
     migration = find_migration(compute, server, number)
@@ -136,7 +142,7 @@ def migration_show(conf: cfg.ConfigOpts, args: Any) -> int:
 
 
 def _steer(conf: cfg.ConfigOpts, args: Any, what: str) -> int:
-    compute = connection.compute_from_conf(conf)
+    compute = _compute(conf)
     number = _migration_id(args.migration_id)
     server = compute.find_server(args.server)
     migration = find_migration(compute, server, number)

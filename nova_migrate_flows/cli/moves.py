@@ -22,11 +22,8 @@ from typing import Any
 from oslo_config import cfg
 
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.cli import output, report, signals
+from nova_migrate_flows.cli import output, signals
 from nova_migrate_flows.cli import progress as progress_mod
-from nova_migrate_flows.compute import connection
-from nova_migrate_flows.engine import persistence
-from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows.request import Operation
 
 #: What runs a parsed operation: the direct commands run it here, ``submit``
@@ -259,6 +256,11 @@ def host_evacuate(conf: cfg.ConfigOpts, args: Any) -> request_mod.MoveRequest:
 def run_here(conf: cfg.ConfigOpts, args: Any,
              request: request_mod.MoveRequest) -> int:
     """Run the operation in this process, to its end."""
+    from nova_migrate_flows.cli import report
+    from nova_migrate_flows.compute import connection
+    from nova_migrate_flows.engine import persistence
+    from nova_migrate_flows.engine import runner as runner_mod
+
     backend = None if request.dry_run else persistence.backend_from_conf(
         conf)
     compute = connection.compute_from_conf(conf)

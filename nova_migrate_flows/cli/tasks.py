@@ -16,8 +16,6 @@ from typing import Any
 from oslo_config import cfg
 
 from nova_migrate_flows.cli import output
-from nova_migrate_flows.moves import registry
-from nova_migrate_flows.tasks import loader
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -31,6 +29,9 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def list_tasks(conf: cfg.ConfigOpts, args: Any) -> int:
+    from nova_migrate_flows.moves import registry
+    from nova_migrate_flows.tasks import loader
+
     rows: list[dict[str, Any]] = []
     for name, plugin in loader.installed().items():
         if isinstance(plugin, BaseException):

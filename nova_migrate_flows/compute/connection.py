@@ -21,10 +21,11 @@ import openstack.connection
 import openstack.exceptions
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
+from keystoneauth1 import session as ks_session
 from oslo_config import cfg
 
 import nova_migrate_flows
-from nova_migrate_flows import exceptions, opts
+from nova_migrate_flows import constants, exceptions, opts
 from nova_migrate_flows.compute import nova
 
 APP_NAME = "nova-migrate-flows"
@@ -132,11 +133,42 @@ def describe_target(conf: cfg.ConfigOpts) -> dict[str, Any]:
     return {"cloud": None, "auth_url": getattr(group, "auth_url", None)}
 
 
+def pool_size(conf: cfg.ConfigOpts) -> int:
+    """HTTP connections to keep per endpoint: one for each thread of a run
+    that may send a request at once."""
+    return (constants.TASK_THREADS_FACTOR * conf.engine.executor_workers
+            + constants.OTHER_REQUEST_THREADS)
+
+
+def size_pool(connection: openstack.connection.Connection,
+              size: int) -> None:
+    """Keep up to ``size`` HTTP connections per endpoint.
+
+    keystoneauth's adapters keep requests' default of 10: with more threads
+    than that sending requests, every answer beyond the tenth closes its
+    connection (urllib3 logs "Connection pool is full, discarding
+    connection") and the next request opens another. Each of keystoneauth's
+    adapters is replaced by the same adapter (TCP keep-alive, TLS settings)
+    with a pool of ``size``; an adapter of anyone else is left alone.
+    """
+    requests_session = connection.session.session
+    for scheme, adapter in list(requests_session.adapters.items()):
+        if isinstance(adapter, ks_session.TCPKeepAliveAdapter):
+            requests_session.mount(scheme, ks_session.TCPKeepAliveAdapter(
+                pool_maxsize=size,
+                tls_ciphers=adapter.tls_ciphers,
+                tls_min_version=adapter.tls_min_version,
+            ))
+
+
 def compute_from_conf(conf: cfg.ConfigOpts) -> nova.NovaCompute:
-    """The compute interface over a connection made from ``conf``."""
+    """The compute interface over a connection made from ``conf``, with an
+    HTTP connection pool as large as the run's concurrency."""
     group = conf[opts.NOVA_GROUP]
+    connection = connect(conf)
+    size_pool(connection, pool_size(conf))
     return nova.NovaCompute(
-        connect(conf),
+        connection,
         target=describe_target(conf),
         read_retries=group.read_retries,
         retry_backoff=group.retry_backoff,

@@ -21,6 +21,7 @@ for the caller to look at Nova before acting again.
 """
 
 import collections
+import concurrent.futures
 import random
 import threading
 import time
@@ -38,6 +39,8 @@ from nova_migrate_flows.compute import microversions as mv
 LOG = logging.getLogger(__name__)
 
 PLACEMENT_MV = "1.14"
+#: Placement reads of :meth:`NovaCompute.host_capacities` sent at once.
+PLACEMENT_READERS = 8
 
 _RETRIABLE_STATUS = frozenset({500, 502, 503, 504})
 _PAGE_LIMIT = 1000
@@ -322,14 +325,26 @@ class NovaCompute:
         return models.Service.from_api(result["service"])
 
     def host_capacities(self) -> dict[str, models.HostCapacity]:
+        """Free capacity by host: one hypervisor listing, then each
+        hypervisor's placement inventories and usages, read
+        :data:`PLACEMENT_READERS` at a time."""
+        nodes = [
+            (host, hypervisor["id"])
+            for hypervisor in self._pages(
+                "/os-hypervisors/detail", "hypervisors", {}, mv.HYPERVISORS
+            )
+            if (host := (hypervisor.get("service") or {}).get("host"))
+        ]
+        if not nodes:
+            return {}
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(PLACEMENT_READERS, len(nodes)),
+            thread_name_prefix="placement-read",
+        ) as pool:
+            frees = list(pool.map(self._provider_free,
+                                  [node for _, node in nodes]))
         capacities: dict[str, models.HostCapacity] = {}
-        for hypervisor in self._pages(
-            "/os-hypervisors/detail", "hypervisors", {}, mv.HYPERVISORS
-        ):
-            host = (hypervisor.get("service") or {}).get("host")
-            if not host:
-                continue
-            free = self._provider_free(hypervisor["id"])
+        for (host, _), free in zip(nodes, frees, strict=True):
             if free is None:
                 return {}
             if host in capacities:

@@ -256,7 +256,8 @@ class Runner:
         lanes = (request.max_concurrent + request.pipeline_depth + 1
                  + request.max_concurrent_cold + 1)
         return max(configured, min(len(request.hosts) * lanes + 4,
-                                   4 * configured))
+                                   constants.TASK_THREADS_FACTOR
+                                   * configured))
 
 
 class _Run:

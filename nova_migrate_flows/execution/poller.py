@@ -15,7 +15,9 @@ Tasks that wait for a migration register a :class:`Watch` and block on it;
 the poller alone talks to Nova about them: one ``GET /os-migrations`` per
 source host per poll, whatever the number of migrations in flight there.
 :class:`MigrationPoller` coordinates: its thread polls each host when the
-:class:`~nova_migrate_flows.execution.schedule.Schedule` says, brings the
+:class:`~nova_migrate_flows.execution.schedule.Schedule` says (less and less
+often while the host's migration records show no change, as often again
+once one changes, a migration is added or an abort is sent), brings the
 host's watches up to date with
 :class:`~nova_migrate_flows.execution.migrations.Records`, checks them against
 their :class:`Timeouts` and takes the timeout action, has in-flight
@@ -52,6 +54,9 @@ class MigrationPoller:
 
     :param writer: the run that sends the aborts (its options and its
         hook before each write)
+    :param poll_interval_max: the longest time between two polls of a
+        host whose migrations show no change (None: ``poll_interval``, no
+        backing off)
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class MigrationPoller:
         writer: writes.Writer,
         poll_interval: float = 2.0,
         poll_interval_min: float = 0.2,
+        poll_interval_max: float | None = None,
         progress_interval: float | None = None,
         on_progress: Callable[[Watch], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -74,6 +80,7 @@ class MigrationPoller:
             self._durations,
             interval=poll_interval,
             interval_min=poll_interval_min,
+            interval_max=poll_interval_max,
             report_progress=on_progress is not None,
             clock=clock,
             wall=wall,
@@ -89,6 +96,10 @@ class MigrationPoller:
         self._watches: dict[str, list[Watch]] = {}
         self._next_poll: dict[str, float] = {}
         self._last_poll: dict[str, float] = {}
+        #: Per host: what its last poll read (id, status and update time
+        #: of each record), and how many polls in a row read the same.
+        self._seen: dict[str, frozenset[tuple[int, str, str | None]]] = {}
+        self._quiet: dict[str, int] = {}
         self._by_server: dict[str, Watch] = {}
         #: When polls of a host began to fail, while they fail.
         self._failing_since: dict[str, float] = {}
@@ -150,6 +161,7 @@ class MigrationPoller:
         with self._cond:
             self._watches.setdefault(host, []).append(watch)
             self._by_server[server_id] = watch
+            self._quiet.pop(host, None)
             self._reschedule(host)
             self._cond.notify_all()
         return watch
@@ -221,7 +233,8 @@ class MigrationPoller:
     def _reschedule(self, host: str) -> None:
         """Decide when to poll ``host`` next (called with the lock held)."""
         self._next_poll[host] = self._schedule.due(
-            self._watches.get(host, []), self._last_poll.get(host))
+            self._watches.get(host, []), self._last_poll.get(host),
+            self._quiet.get(host, 0))
 
     def _poll_failed(
         self, host: str, exc: exceptions.NovaMigrateFlowsError
@@ -258,6 +271,7 @@ class MigrationPoller:
         found = self._records.read(host, watches)
         LOG.debug("Polled the migrations of %s: %s", host, ", ".join(
             f"{r.id} {r.status}" for r in found) or "none")
+        self._count_quiet(host, found)
         now = self._clock()
         ended = False
         for watch in watches:
@@ -285,6 +299,26 @@ class MigrationPoller:
             ]
             if not self._watches[host]:
                 del self._watches[host]
+                self._seen.pop(host, None)
+                self._quiet.pop(host, None)
+
+    def _count_quiet(self, host: str, found: list[models.Migration]
+                     ) -> None:
+        """Count the polls in a row that read the same records of
+        ``host``; any change starts the count again."""
+        seen = frozenset((r.id, r.status, r.updated_at) for r in found)
+        with self._cond:
+            if self._seen.get(host) == seen:
+                self._quiet[host] = self._quiet.get(host, 0) + 1
+            else:
+                self._seen[host] = seen
+                self._quiet.pop(host, None)
+
+    def _wake(self, host: str) -> None:
+        """Poll ``host`` at the usual interval again: something was done
+        to its migrations."""
+        with self._cond:
+            self._quiet.pop(host, None)
 
     def _check(self, watch: Watch, now: float, gap: float) -> None:
         """Progress, timeouts and estimates of a migration still going."""
@@ -312,6 +346,7 @@ class MigrationPoller:
     def _take_timeout_action(self, watch: Watch, reason: str) -> None:
         action = watch.timeouts.action
         watch.timed_out = reason
+        self._wake(watch.host)
         LOG.warning(
             "Live migration %s of server %s hit its %s: %s",
             watch.migration_id, watch.server_id, reason,
@@ -342,6 +377,7 @@ class MigrationPoller:
     def _abort(self, watch: Watch) -> None:
         """Have the migration of ``watch`` aborted, off the poller thread."""
         watch.abort_refused = False
+        self._wake(watch.host)
         self._aborts.submit(watch.host, functools.partial(
             self._send_abort, watch, watch.migration_id or 0))
 

@@ -168,6 +168,7 @@ class Runtime:
             writer=self,
             poll_interval=migration.poll_interval,
             poll_interval_min=migration.poll_interval_min,
+            poll_interval_max=migration.poll_interval_max,
             progress_interval=progress_every,
             on_progress=self._progress if live_progress else None,
         )

@@ -15,7 +15,9 @@ A host is polled when one of its migrations is expected to end (learnt
 from the migrations that ended before, or from the progress Nova reports),
 when a timeout of one runs out or a progress sample is due, and at least
 every poll interval (a few intervals when every migration of the host is
-foreseen). The schedule reads only the clocks it is given and the
+foreseen). While polls of a host find none of its migrations changed, that
+interval doubles with each such poll, up to the longest interval; a change
+brings it back. The schedule reads only the clocks it is given and the
 :class:`~nova_migrate_flows.execution.migrations.Durations` learnt so far: no
 thread, no Nova.
 """
@@ -39,8 +41,11 @@ class Schedule:
     """Says when a host is next due, and what a poll of it should do.
 
     :param durations: what the poller learnt of how long migrations take
-    :param interval: the longest time between two polls of a host
+    :param interval: the longest time between two polls of a host whose
+        migrations change
     :param interval_min: the shortest time between two polls of a host
+    :param interval_max: the longest time between two polls of a host
+        whose migrations show no change (None: ``interval``)
     :param report_progress: whether someone wants the progress of every
         running live migration (a display), not only the progress timeout
     :param clock: the poller's monotonic clock
@@ -56,18 +61,27 @@ class Schedule:
         report_progress: bool,
         clock: Callable[[], float],
         wall: Callable[[], float],
+        interval_max: float | None = None,
     ):
         self.durations = durations
         self.interval = interval
         self.interval_min = min(interval_min, interval)
+        self.interval_max = max(interval_max or interval, interval)
         self.report_progress = report_progress
         self._clock = clock
         self._wall = wall
 
-    def due(self, watches: Sequence[Watch], last_poll: float | None) -> float:
+    def longest(self, quiet: int) -> float:
+        """The longest time between two polls of a host whose last
+        ``quiet`` polls in a row found none of its migrations changed."""
+        return min(self.interval * 2 ** min(quiet, 32), self.interval_max)
+
+    def due(self, watches: Sequence[Watch], last_poll: float | None,
+            quiet: int = 0) -> float:
         """When to poll the host of ``watches`` next (last polled at
-        ``last_poll``, or never)."""
+        ``last_poll``, or never; its last ``quiet`` polls saw no change)."""
         now = self._clock()
+        longest = self.longest(quiet)
         watches = [w for w in watches if not w.resolved]
         # When one migration of the host runs with a known end and the
         # others wait behind it, the moments below say when to look: the
@@ -77,13 +91,14 @@ class Schedule:
         known = (any(self._foreseen(w) for w in watches)
                  and all(self._foreseen(w) or self._waiting(w)
                          for w in watches))
-        due = now + self.interval * (QUIET_FACTOR if known else 1)
+        due = now + (max(longest, self.interval * QUIET_FACTOR) if known
+                     else longest)
         # With more than one migration of the host in Nova's hands, the
         # next one starts by itself when one ends: seeing the end a little
         # later costs nothing, and saves polls that come too early.
         margin = END_MARGIN if len(watches) <= 1 else END_MARGIN_QUEUED
         for watch in watches:
-            for moment in self._moments(watch, now, margin):
+            for moment in self._moments(watch, now, margin, longest):
                 due = min(due, moment)
         earliest = now if last_poll is None else last_poll + \
             self.interval_min
@@ -145,9 +160,10 @@ class Schedule:
         return (watch.migration is None
                 or watch.migration.status in constants.WAITING_STATUSES)
 
-    def _moments(self, watch: Watch, now: float, margin: float
-                 ) -> list[float]:
-        """The moments ``watch`` wants its host polled at."""
+    def _moments(self, watch: Watch, now: float, margin: float,
+                 longest: float) -> list[float]:
+        """The moments ``watch`` wants its host polled at (an overdue
+        migration's polls back off up to ``longest`` apart)."""
         moments = []
         if watch.aborting and watch.migration is None:
             moments.append(now)
@@ -165,7 +181,7 @@ class Schedule:
                     moments.append(expected + margin)
                 else:
                     backoff = self.interval_min * (2 ** watch.overdue_polls)
-                    moments.append(now + min(backoff, self.interval))
+                    moments.append(now + min(backoff, longest))
             last_progress_at = (watch.last_progress[1]
                                 if watch.last_progress else None)
             moments += watch.timeouts.deadlines(watch.running_since,

@@ -9,17 +9,21 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Which clouds.yaml a connection reads: an explicit ``[nova]
-clouds_yaml`` wins over the operator's environment."""
+"""Which clouds.yaml a connection reads (an explicit ``[nova]
+clouds_yaml`` wins over the operator's environment), and how many HTTP
+connections it keeps."""
 
 import pathlib
+from typing import Any
 
 import pytest
+import requests
 import yaml
+from keystoneauth1 import session as ks_session
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 
-from nova_migrate_flows import exceptions, opts
+from nova_migrate_flows import constants, exceptions, opts
 from nova_migrate_flows.compute import connection
 
 
@@ -124,3 +128,44 @@ def test_placement_endpoint_override_applies_to_a_clouds_yaml_entry(
 
     assert conn.config.get_endpoint("placement") == \
         "http://placement.invalid:8778"
+
+
+# -- the HTTP connection pool ----------------------------------------------
+
+def adapters(compute: Any) -> dict[str, Any]:
+    return dict(compute._conn.session.session.adapters)
+
+
+@pytest.mark.parametrize("workers", [2, 64, 300], ids=lambda w: f"{w}-workers")
+def test_the_pool_holds_a_connection_for_every_thread(tmp_path, conf,
+                                                      workers):
+    conf.set_override("cloud", "prod", group="nova")
+    conf.set_override("clouds_yaml", clouds_file(
+        tmp_path / "clouds.yaml", "http://keystone.invalid/v3"), group="nova")
+    conf.set_override("executor_workers", workers, group="engine")
+
+    compute = connection.compute_from_conf(conf)
+
+    threads = (constants.TASK_THREADS_FACTOR * workers
+               + constants.OTHER_REQUEST_THREADS)
+    mounted = adapters(compute)
+    assert set(mounted) == {"http://", "https://"}
+    for adapter in mounted.values():
+        # Still keystoneauth's adapter (TCP keep-alive), with a larger pool.
+        assert isinstance(adapter, ks_session.TCPKeepAliveAdapter)
+        assert adapter._pool_maxsize == threads
+        assert adapter.poolmanager.connection_pool_kw["maxsize"] == threads
+
+
+def test_an_adapter_mounted_by_someone_else_is_left_alone(tmp_path, conf):
+    conf.set_override("cloud", "prod", group="nova")
+    conf.set_override("clouds_yaml", clouds_file(
+        tmp_path / "clouds.yaml", "http://keystone.invalid/v3"), group="nova")
+    sdk = connection.connect(conf)
+    theirs = requests.adapters.HTTPAdapter(pool_maxsize=3)
+    sdk.session.session.mount("https://", theirs)
+
+    connection.size_pool(sdk, 50)
+
+    assert sdk.session.session.adapters["https://"] is theirs
+    assert sdk.session.session.adapters["http://"]._pool_maxsize == 50

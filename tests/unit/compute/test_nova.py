@@ -11,6 +11,7 @@
 # under the License.
 """NovaCompute against a fake openstacksdk connection."""
 
+import threading
 import uuid
 from typing import Any
 
@@ -632,6 +633,33 @@ def test_host_capacities_follow_the_hypervisor_pages(compute, connection):
         provider(connection, f"rp{i}", {"VCPU": inventory(4)}, {})
 
     assert sorted(compute.host_capacities()) == ["host0", "host1", "host2"]
+
+
+def test_host_capacities_read_the_providers_at_once(compute, connection):
+    # Each host's inventories answer only once the other host's are being
+    # read too: read one host after the other, the barrier breaks.
+    both_reading = threading.Barrier(2, timeout=10)
+
+    def together(sent: Any) -> FakeResponse:
+        both_reading.wait()
+        return ok({"inventories": {"VCPU": inventory(4)},
+                   "resource_provider_generation": 1})
+
+    connection.compute.route("GET", "/os-hypervisors/detail", ok({
+        "hypervisors": [hypervisor("rp1", "host1"),
+                        hypervisor("rp2", "host2")],
+    }))
+    for name in ("rp1", "rp2"):
+        connection.placement.route(
+            "GET", f"/resource_providers/{name}/inventories", together)
+        connection.placement.route(
+            "GET", f"/resource_providers/{name}/usages",
+            ok({"usages": {}, "resource_provider_generation": 1}))
+
+    assert compute.host_capacities() == {
+        "host1": models.HostCapacity("host1", 4, 0, 0),
+        "host2": models.HostCapacity("host2", 4, 0, 0),
+    }
 
 
 @pytest.mark.parametrize(

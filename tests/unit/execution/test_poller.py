@@ -938,3 +938,132 @@ def test_a_cold_move_beside_a_foreseen_migration_is_polled_at_the_interval(
 
     # Nova does not queue a cold move behind the live migration.
     gate.poll(t + 0.5)
+
+
+# -- backing off while nothing changes --------------------------------------
+
+#: The poll interval of these tests: a power of two, so that the times add
+#: up exactly.
+U = 1 / 64
+
+
+def quiet_host(stub, make_poller, **options):
+    """A poller (polls U apart, up to 8 U while nothing changes) watching
+    one running migration whose end nothing foretells; the turnstile, the
+    poller and the time."""
+    clock = ManualClock()
+    gate = Turnstile(stub, clock)
+    options.setdefault("poll_interval_max", 8 * U)
+    poller = make_poller(gate, clock=clock, poll_interval=U,
+                         poll_interval_min=U / 8, **options)
+    stub.add(1, status="running", created_at=CREATED)
+    return gate, poller, clock.now
+
+
+def test_a_host_whose_migrations_do_not_change_is_polled_less_and_less(
+    stub, make_poller
+):
+    gate, poller, t = quiet_host(stub, make_poller)
+    poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+
+    gate.poll(t + U)             # first seen: a change
+    gate.poll(t + 2 * U)         # the same: the next poll 2 U later
+    assert not gate.arrive(t + 3.5 * U, patience=0.3)
+    gate.poll(t + 4 * U)         # ... then 4 U
+    gate.poll(t + 8 * U)         # ... then 8 U, the longest
+    gate.poll(t + 16 * U)
+    gate.poll(t + 24 * U)
+
+    assert len(stub.listed) == 6
+
+
+def test_without_a_longest_interval_the_polls_keep_the_interval(
+    stub, make_poller
+):
+    gate, poller, t = quiet_host(stub, make_poller, poll_interval_max=None)
+    poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+
+    for poll in range(1, 6):
+        gate.poll(t + poll * U)
+
+
+def test_a_change_brings_the_interval_back(stub, make_poller):
+    gate, poller, t = quiet_host(stub, make_poller)
+    poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    for at in (1, 2, 4, 8):
+        gate.poll(t + at * U)
+
+    # Nova updated the record (progress, or a new status).
+    stub.set(1, updated_at="2026-01-01T00:00:12")
+    gate.poll(t + 16 * U)
+
+    gate.poll(t + 17 * U)
+
+
+def test_a_new_migration_on_the_host_brings_the_interval_back(
+    stub, make_poller
+):
+    gate, poller, t = quiet_host(stub, make_poller)
+    poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    for at in (1, 2, 4, 8):
+        gate.poll(t + at * U)
+    gate.clock.set(t + 10 * U)
+
+    poller.watch("other", "host1", LIVE, accepted_at=ACCEPTED)
+
+    gate.poll(t + 11 * U)
+
+
+def test_the_completion_timeout_fires_on_time_while_backing_off(
+    stub, make_poller
+):
+    gate, poller, t = quiet_host(stub, make_poller)
+    poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED,
+                 timeouts=poller_mod.Timeouts(completion=5.5 * U))
+    for at in (1, 2, 4):
+        gate.poll(t + at * U)
+    assert stub.aborted == []
+
+    # Backing off, the next poll would come at 8 U; the timeout runs out at
+    # 6.5 U (5.5 U after the migration was first seen running).
+    gate.poll(t + 6.75 * U)
+
+    wait_until(lambda: stub.aborted == [("srv", 1)], "the abort")
+
+
+def test_an_abort_brings_the_interval_back(stub, make_poller):
+    gate, poller, t = quiet_host(stub, make_poller)
+    poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    for at in (1, 2, 4):
+        gate.poll(t + at * U)
+    gate.clock.set(t + 5 * U)
+
+    assert poller.abort_all("stopping") == 1
+    gate.poll(t + 5 * U)         # at once, to see the abort taken
+
+    # Then as after a change (2 U: the poll at once saw none), not 8 U.
+    gate.poll(t + 7 * U)
+    wait_until(lambda: stub.aborted == [("srv", 1)], "the abort")
+
+
+def test_the_progress_timeout_fires_on_time_while_backing_off(
+    stub, make_poller
+):
+    gate, poller, t = quiet_host(stub, make_poller,
+                                 poll_interval_max=16 * U,
+                                 progress_interval=8 * U)
+    stub.progress = [progress(1, 100)]
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED,
+                         timeouts=poller_mod.Timeouts(progress=3 * U))
+    for at in (1, 2, 4, 8):
+        gate.poll(t + at * U)
+    gate.poll(t + 9 * U)         # the first progress sample
+    assert watch.last_progress == (100, t + 9 * U)
+    assert stub.aborted == []
+
+    # Backing off, the next poll would come at 17 U (the next sample) or
+    # 25 U; no progress for 3 U runs out at 12 U.
+    gate.poll(t + 12.25 * U)
+
+    wait_until(lambda: stub.aborted == [("srv", 1)], "the abort")
+    assert "no progress" in (watch.timed_out or "")

@@ -90,6 +90,33 @@ def test_nothing_known_means_the_interval_on_the_clock_given():
     assert plan.due([watch()], last_poll=None) == 500.0 + INTERVAL
 
 
+@pytest.mark.parametrize(
+    ("quiet", "longest"),
+    [(0, 1.0), (1, 2.0), (3, 8.0), (5, 30.0), (10_000, 30.0)],
+    ids=lambda value: str(value),
+)
+def test_each_poll_without_change_doubles_the_interval_up_to_the_longest(
+    quiet, longest
+):
+    plan = schedule.Schedule(migrations.Durations(), interval=1.0,
+                             interval_min=INTERVAL_MIN, interval_max=30.0,
+                             report_progress=False, clock=Clock(NOW),
+                             wall=Clock(0.0))
+
+    assert plan.longest(quiet) == longest
+    assert plan.due([watch("running", running_since=NOW - 1)], NOW,
+                    quiet) == NOW + longest
+
+
+def test_a_longest_interval_below_the_interval_turns_backing_off_off():
+    plan = schedule.Schedule(migrations.Durations(), interval=1.0,
+                             interval_min=INTERVAL_MIN, interval_max=0.5,
+                             report_progress=False, clock=Clock(NOW),
+                             wall=Clock(0.0))
+
+    assert plan.longest(4) == 1.0
+
+
 def test_an_abort_asked_before_the_record_is_seen_is_due_now():
     assert make().due([watch(aborting="SIGTERM")], last_poll=None) == NOW
 

@@ -1,0 +1,129 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""B4: one server, as a user runs it (the sandbox's real Nova).
+
+Each contender is a whole process, timed from its start to its exit, on a
+fresh server of the first host (live migrations of 2 s; Nova's scheduler
+picks the target), the two contenders taking turns:
+
+* ``nova-migrate-flow live-migrate SERVER`` with the sandbox's
+  configuration (the run recorded in SQLite, as the command line does):
+  checked before, watched, verified after;
+* ``sdk-script``: ``benchmarks/sdk_live_migrate.py``, openstacksdk's
+  ``live_migrate_server`` then ``get_server`` every 0.25 s until the server
+  is ACTIVE on another host: nothing checked, nothing verified.
+
+The sandbox counts the compute API requests of each run and logs when
+each began, which gives the time from the start of the process to its
+first compute request.
+"""
+
+import os
+import sys
+from typing import Any
+
+import b1_drain
+import b3_startup
+import common
+
+from nova_migrate_flows.sandbox import constants, control
+
+GOAL_RATIO = 1.10
+NMF = "nova-migrate-flow live-migrate"
+SDK = "sdk-script"
+SDK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "sdk_live_migrate.py")
+
+
+def _command(contender: str, sandbox: control.SandboxInfo,
+             server_id: str) -> list[str]:
+    if contender == NMF:
+        return [b3_startup.NMF, "--config-file", sandbox.config_file,
+                "live-migrate", server_id]
+    return [sys.executable, SDK_SCRIPT, constants.CLOUD_ADMIN, server_id]
+
+
+def _once(bench: b1_drain.Bench, contender: str, host: str
+          ) -> dict[str, Any]:
+    """One run of ``contender`` on a fresh server of ``host``."""
+    server_id = next(iter(bench.reset([host], 1, disable=False)))
+    bench.client.reset_stats()
+    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=bench.sandbox.clouds_yaml)
+    first, wall = b3_startup.first_request(
+        _command(contender, bench.sandbox, server_id), bench.sandbox, env)
+    compute = bench.client.request_stats()["services"].get("compute", {})
+    return {
+        "ok": wall is not None and bench.landed({server_id: host}) == 1,
+        "wall_s": wall,
+        "first_request_s": first,
+        "requests": compute.get("total", 0),
+        "requests_by_route": compute.get("requests", {}),
+    }
+
+
+def run(quick: bool, sandbox: control.SandboxInfo) -> common.Section:
+    """Both contenders, taking turns, ``1`` (quick) or ``5`` times each."""
+    runs = 1 if quick else 5
+    section = common.Section(
+        "b4", "B4: one server, whole processes (sandbox, live migration of "
+        f"{b1_drain.DURATION:.0f} s)",
+        ["contender", "wall_s", "x_sdk", "wall_min_s", "wall_max_s",
+         "first_request_s", "requests", "landed"],
+    )
+    bench = b1_drain.Bench(sandbox)
+    host = control.info(sandbox.state_dir).hosts[0]
+    measured: dict[str, list[dict[str, Any]]] = {NMF: [], SDK: []}
+    for turn in range(runs):
+        order = (SDK, NMF) if turn % 2 else (NMF, SDK)
+        for contender in order:
+            measured[contender].append(_once(bench, contender, host))
+    medians: dict[str, dict[str, Any]] = {}
+    for contender, figures in measured.items():
+        walls = [f["wall_s"] for f in figures if f["ok"]]
+        firsts = [f["first_request_s"] for f in figures
+                  if f["ok"] and f["first_request_s"] is not None]
+        medians[contender] = {
+            "wall_s": common.median(walls) if walls else None,
+            "wall_min_s": min(walls) if walls else None,
+            "wall_max_s": max(walls) if walls else None,
+            "first_request_s": common.median(firsts) if firsts else None,
+            "requests": common.median([f["requests"] for f in figures]),
+            "landed": f"{sum(f['ok'] for f in figures)}/{len(figures)}",
+        }
+    floor = medians[SDK]["wall_s"]
+    for contender, row in medians.items():
+        section.rows.append(dict(
+            row, contender=contender,
+            x_sdk=common.ratio(row["wall_s"], floor)))
+    ours = medians[NMF]["wall_s"]
+    ratio = common.ratio(ours, floor)
+    routes = measured[NMF][-1]["requests_by_route"]
+    section.goals.append(common.Goal(
+        "one server: live-migrate within 1.10x of the openstacksdk script",
+        None if ratio is None else ratio <= GOAL_RATIO,
+        "not measured" if ratio is None or ours is None or floor is None
+        else f"{ours:.2f} s = {ratio:.2f}x the script's {floor:.2f} s"))
+    section.notes += [
+        f"Medians of {runs} run(s) per contender, taking turns; wall_s: "
+        "from starting the process to its exit; x_sdk: / the script's.",
+        "first_request_s: from the start to the start of the first "
+        "compute request (the sandbox's log; token and endpoint discovery "
+        "included).",
+        "Where nova-migrate-flow's compute requests went (last run): "
+        + ", ".join(f"{route} {count}"
+                    for route, count in sorted(routes.items())),
+        "Where the script's went (last run): " + ", ".join(
+            f"{route} {count}" for route, count in sorted(
+                measured[SDK][-1]["requests_by_route"].items())),
+    ]
+    section.details = {"runs": measured}
+    return section
