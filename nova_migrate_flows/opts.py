@@ -358,6 +358,58 @@ drain_opts: list[cfg.Opt] = [
     ),
 ]
 
+watch_opts: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "source",
+        default="poll",
+        choices=[
+            ("poll", "Poll GET /os-migrations per source host."),
+            ("notifications", "Listen to Nova's versioned notifications "
+             "and poll only as a safety net."),
+        ],
+        help="How runs notice that a move ended. With ``notifications``, "
+        "a move's end is seen the moment Nova says it, and each source "
+        "host is polled only every ``fallback_interval`` (and when a "
+        "timeout is due).",
+    ),
+    cfg.StrOpt(
+        "transport_url",
+        secret=True,
+        help="The oslo.messaging transport of Nova's notifications (as "
+        "``[oslo_messaging_notifications] transport_url`` in nova.conf, "
+        "e.g. ``rabbit://user:password@rabbit01:5672/``).",
+    ),
+    cfg.ListOpt(
+        "topics",
+        default=["versioned_notifications"],
+        help="The topics Nova sends its versioned notifications to "
+        "(``[notifications] versioned_notifications_topics`` in nova.conf)."
+        " Nova must have ``[notifications] notification_format`` "
+        "``versioned`` or ``both``.",
+    ),
+    cfg.StrOpt(
+        "exchange",
+        default="nova",
+        help="The exchange of Nova's notifications (Nova's control "
+        "exchange).",
+    ),
+    cfg.StrOpt(
+        "pool",
+        help="The listener pool: a pool gets its own copy of every "
+        "notification, so Nova's other listeners miss none. Default: one "
+        "per process (``nova-migrate-flows-HOST-PID``).",
+    ),
+    cfg.FloatOpt(
+        "fallback_interval",
+        default=30.0,
+        min=1.0,
+        help="With ``source = notifications``: seconds between two polls of "
+        "a source host while no notification arrives, so that a lost "
+        "notification, or a bus that is down, only delays noticing a "
+        "move's end.",
+    ),
+]
+
 maintenance_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "hook_task",
@@ -514,6 +566,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(migration_opts, group="migration")
     conf.register_opts(drain_opts, group="drain")
     conf.register_opts(maintenance_opts, group="maintenance")
+    conf.register_opts(watch_opts, group="watch")
     conf.register_opts(engine_opts, group="engine")
     conf.register_opts(persistence_opts, group="persistence")
     conf.register_opts(jobboard_opts, group="jobboard")
@@ -532,6 +585,7 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         ("migration", migration_opts),
         ("drain", drain_opts),
         ("maintenance", maintenance_opts),
+        ("watch", watch_opts),
         ("engine", engine_opts),
         ("persistence", persistence_opts),
         ("jobboard", jobboard_opts),

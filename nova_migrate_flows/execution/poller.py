@@ -166,6 +166,25 @@ class MigrationPoller:
             self._cond.notify_all()
         return watch
 
+    def notified(self, server_id: str, event_type: str) -> bool:
+        """Nova's notification ``event_type`` says the move of
+        ``server_id`` ended: read its host's records now. False when no
+        move of that server is watched."""
+        with self._cond:
+            watch = next((w for watches in self._watches.values()
+                          for w in watches
+                          if w.server_id == server_id and not w.resolved),
+                         None)
+            if watch is None:
+                return False
+            LOG.debug("Nova notified %s for %s: polling %s now", event_type,
+                      server_id, watch.host)
+            watch.end_notified = True
+            self._quiet.pop(watch.host, None)
+            self._next_poll[watch.host] = self._clock()
+            self._cond.notify_all()
+            return True
+
     def take(self, server_id: str) -> Watch | None:
         """The watch registered for ``server_id``, handed over once."""
         with self._cond:

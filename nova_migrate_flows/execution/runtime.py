@@ -29,6 +29,7 @@ from oslo_log import log as logging
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base, models
+from nova_migrate_flows.execution import notifications
 from nova_migrate_flows.execution import poller as poller_mod
 from nova_migrate_flows.execution import throttle as throttle_mod
 
@@ -163,15 +164,26 @@ class Runtime:
                 migration.poll_interval, migration.progress_timeout / 5
             )
         self._target_named = threading.Event()
+        interval, longest = migration.poll_interval, \
+            migration.poll_interval_max
+        self.listener: notifications.Listener | None = None
+        if conf.watch.source == "notifications":
+            # Nova says when a move ends: polls are the safety net.
+            interval = max(interval, conf.watch.fallback_interval)
+            longest = max(longest or interval, interval)
+            progress_every = max(progress_every or 0.0, interval)
         self.poller = poller_mod.MigrationPoller(
             compute,
             writer=self,
-            poll_interval=migration.poll_interval,
+            poll_interval=interval,
             poll_interval_min=migration.poll_interval_min,
-            poll_interval_max=migration.poll_interval_max,
+            poll_interval_max=longest,
             progress_interval=progress_every,
             on_progress=self._progress if live_progress else None,
         )
+        if conf.watch.source == "notifications":
+            self.listener = notifications.Listener(conf,
+                                                   self.poller.notified)
         self._stopping = threading.Event()
         self.stop_reason: str | None = None
         self._interruption = False
@@ -191,9 +203,14 @@ class Runtime:
             LOG.info("Acting on %s", _named_target(self.compute.target()))
 
     def start(self) -> None:
+        # Subscribed before any task reads Nova: no end is missed between.
+        if self.listener is not None:
+            self.listener.start()
         self.poller.start()
 
     def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         self.poller.stop()
 
     # -- stopping ----------------------------------------------------------

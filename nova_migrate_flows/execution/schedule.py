@@ -167,6 +167,9 @@ class Schedule:
         moments = []
         if watch.aborting and watch.migration is None:
             moments.append(now)
+        if watch.end_notified:
+            # Nova said it ended: its record says so at once, or soon.
+            moments.append(now + self.interval_min)
         learnt = self.durations.learnt(watch.host, watch.kind)
         if watch.running_since is None and learnt is not None:
             # Not seen running yet: it ends this soon at the earliest (a

@@ -54,6 +54,9 @@ class Watch:
     abort_refused: bool = False
     force_completed: bool = False
     overdue_polls: int = 0
+    #: Nova's notifications said the move ended (the poller then reads its
+    #: record at once, and again soon until the record says so too).
+    end_notified: bool = False
     error: exceptions.NovaMigrateFlowsError | None = None
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     resolved: bool = False

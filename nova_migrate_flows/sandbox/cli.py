@@ -83,6 +83,10 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
             "later), e.g. that of a virtualenv with an older Nova; "
             "nova-migrate-flows need not be installed there "
             "(default: the tool's own).")
+    _option(start, "notifications", default=None, metavar="TRANSPORT_URL",
+            help="Have Nova emit its versioned notifications to this "
+            "oslo.messaging transport (e.g. rabbit://guest:guest@"
+            "127.0.0.1:5672/), for '[watch] source = notifications'.")
 
     status = _command(commands, "status", _status,
                       "Show the sandbox's hosts, flavors and image.")
@@ -200,6 +204,7 @@ def _start(conf: Any, args: argparse.Namespace) -> int:
         max_concurrent_live_migrations=options.max_concurrent_live_migrations,
         timeout=options.timeout,
         python=options.python,
+        notifications=options.notifications,
     )
     print(f"Sandbox with {len(sandbox.hosts)} compute hosts started in "
           f"{sandbox.start_seconds:.1f} s (pid {sandbox.pid}).")

@@ -101,6 +101,9 @@ class CloudOptions:
     host_disk_gb: int = constants.DEFAULT_HOST_DISK_GB
     max_concurrent_live_migrations: int = (
         constants.DEFAULT_MAX_CONCURRENT_LIVE_MIGRATIONS)
+    #: The oslo.messaging transport Nova's versioned notifications go to
+    #: (None: Nova emits none).
+    notifications: str | None = None
 
 
 class SandboxCloud(fixtures.Fixture):
@@ -226,12 +229,23 @@ class SandboxCloud(fixtures.Fixture):
             })],
             group="pci",
         )
-        # Nobody listens to notifications here: build none, keep none.
         for group, options in oslo_messaging_opts.list_opts():
             if group == "oslo_messaging_notifications":
                 CONF.register_opts(options, group=group)
-        self.flags(driver=["noop"], group="oslo_messaging_notifications")
-        self.flags(notification_format="unversioned", group="notifications")
+        if self.options.notifications:
+            # Nova's versioned notifications, on the bus named (RPC stays
+            # in this process).
+            self.flags(driver=["messagingv2"],
+                       transport_url=self.options.notifications,
+                       group="oslo_messaging_notifications")
+            self.flags(notification_format="versioned",
+                       group="notifications")
+        else:
+            # Nobody listens to notifications: build none, keep none.
+            self.flags(driver=["noop"],
+                       group="oslo_messaging_notifications")
+            self.flags(notification_format="unversioned",
+                       group="notifications")
         self.flags(
             live_migration_duration=self.options.live_migration_duration,
             cold_migration_delay=self.options.cold_migration_delay,

@@ -116,6 +116,7 @@ def start(
     timeout: float = START_TIMEOUT,
     python: str | None = None,
     watch_pid: int | None = None,
+    notifications: str | None = None,
 ) -> SandboxInfo:
     """Start a sandbox in ``state_dir``; return once it is ready.
 
@@ -130,6 +131,8 @@ def start(
         nova-migrate-flows need not be installed there, the server imports
         this copy's sandbox modules.
     :param watch_pid: the server stops by itself once this process is gone
+    :param notifications: an oslo.messaging transport URL: Nova emits its
+        versioned notifications there (``rabbit://...``)
     :raises InvalidInput: bad options, no interpreter at ``python``, or a
         sandbox already runs there
     :raises SandboxError: the server failed to start (with its log's tail)
@@ -166,6 +169,8 @@ def start(
     ]
     if watch_pid is not None:
         command += ["--watch-pid", str(watch_pid)]
+    if notifications:
+        command += ["--notifications", notifications]
     started = time.monotonic()
     with open(state.log_file, "wb") as log:
         process = subprocess.Popen(

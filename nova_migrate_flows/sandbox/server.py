@@ -91,6 +91,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-concurrent-live-migrations", type=int,
         default=constants.DEFAULT_MAX_CONCURRENT_LIVE_MIGRATIONS)
+    parser.add_argument(
+        "--notifications", default=None, metavar="TRANSPORT_URL",
+        help="Emit Nova's versioned notifications to this oslo.messaging "
+        "transport (e.g. rabbit://guest:guest@127.0.0.1:5672/).")
     parser.add_argument("--watch-pid", type=int, default=None,
                         help="Stop when this process is gone.")
     args = parser.parse_args(argv)
@@ -175,6 +179,7 @@ def _run(args: argparse.Namespace, state: statefiles.StateDir,
         host_ram_mb=args.host_ram_mb,
         host_disk_gb=args.host_disk_gb,
         max_concurrent_live_migrations=args.max_concurrent_live_migrations,
+        notifications=args.notifications,
     ))
     try:
         the_cloud.setUp()

@@ -1,0 +1,160 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Watching moves through Nova's versioned notifications.
+
+With ``[watch] source = notifications``, a run listens on the cloud's
+notification bus (oslo.messaging, ``[watch] transport_url``) in a pool of its
+own, so that Nova's other listeners (Watcher, Masakari, Ceilometer) still
+get every message. When Nova says that a watched server's move ended
+(:data:`END_EVENTS`, or any ``.error``), the poller reads that host's
+migration records at once and the move completes, fails or is reverted as
+its record says, then is verified as always. Polling stays as the safety
+net, at ``[watch] fallback_interval``: a lost or late notification, a
+listener that disconnects or a bus that is down never leaves a move
+unwatched, only noticed later.
+
+The listener subscribes when the run starts, before any task reads Nova's
+state (a resumed run, or a conductor that takes a job over, too), so no end
+falls between the two.
+"""
+
+import contextlib
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+#: The versioned notifications that say a move ended, one way or another.
+END_EVENTS = frozenset({
+    "instance.live_migration_post.end",
+    "instance.live_migration_rollback.end",
+    "instance.live_migration_rollback_dest.end",
+    "instance.live_migration_abort.end",
+    "instance.live_migration_force_complete.end",
+    "instance.resize_finish.end",
+    "instance.resize_confirm.end",
+    "instance.resize_revert.end",
+    "instance.evacuate",
+    "instance.rebuild.end",
+    "instance.unshelve.end",
+})
+
+#: What a notification of a server's move is handed to: the server's id
+#: and the event type; answers whether that server is watched.
+Notified = Callable[[str, str], bool]
+
+
+def is_end(event_type: str) -> bool:
+    """Whether ``event_type`` says a move ended (or failed)."""
+    return event_type in END_EVENTS or (
+        event_type.startswith("instance.") and event_type.endswith(".error"))
+
+
+def server_of(payload: Any) -> str | None:
+    """The server a versioned notification is about (``nova_object.data``
+    ``uuid`` of an instance payload), or None."""
+    if not isinstance(payload, dict):
+        return None
+    data = payload.get("nova_object.data")
+    if not isinstance(data, dict):
+        return None
+    uuid = data.get("uuid")
+    return uuid if isinstance(uuid, str) else None
+
+
+class Endpoint:
+    """The oslo.messaging endpoint: hands the end of a watched move to
+    ``notified``; ignores everything else."""
+
+    def __init__(self, notified: Notified):
+        self._notified = notified
+        #: Notifications that ended a watched move, for summaries and tests.
+        self.ends_seen = 0
+
+    def info(self, ctxt: Any, publisher_id: str, event_type: str,
+             payload: Any, metadata: Any) -> None:
+        self._handle(event_type, payload)
+
+    def error(self, ctxt: Any, publisher_id: str, event_type: str,
+              payload: Any, metadata: Any) -> None:
+        self._handle(event_type, payload)
+
+    def _handle(self, event_type: str, payload: Any) -> None:
+        if not is_end(event_type):
+            return
+        server_id = server_of(payload)
+        if server_id is not None and self._notified(server_id, event_type):
+            self.ends_seen += 1
+
+
+def default_pool() -> str:
+    """A pool of this process's own: it gets a copy of every message."""
+    return f"nova-migrate-flows-{socket.gethostname()}-{os.getpid()}"
+
+
+class Listener:
+    """Listens to Nova's versioned notifications for one run."""
+
+    def __init__(self, conf: cfg.ConfigOpts, notified: Notified):
+        self._conf = conf
+        self.endpoint = Endpoint(notified)
+        self._listener: Any = None
+
+    def start(self) -> None:
+        """Subscribe. A bus that cannot be reached is logged, not raised:
+        polling watches the moves all the same."""
+        # oslo.messaging only where notifications are used, on
+        # oslo.service's threading backend (never eventlet).
+        from oslo_service import backend as service_backend
+
+        with contextlib.suppress(service_backend.exceptions
+                                 .BackendAlreadySelected):
+            service_backend.init_backend(
+                service_backend.BackendType.THREADING)
+        import oslo_messaging
+
+        watch = self._conf.watch
+        try:
+            transport = oslo_messaging.get_notification_transport(
+                self._conf, url=watch.transport_url)
+            targets = [oslo_messaging.Target(topic=topic,
+                                             exchange=watch.exchange)
+                       for topic in watch.topics]
+            self._listener = oslo_messaging.get_notification_listener(
+                transport, targets, [self.endpoint], executor="threading",
+                pool=watch.pool or default_pool())
+            self._listener.start()
+        except Exception as exc:  # noqa: BLE001 - polling is the safety net
+            LOG.warning("Cannot listen to Nova's notifications (%s): "
+                        "watching the moves by polling every %.0f s",
+                        exc, watch.fallback_interval)
+            self._listener = None
+            return
+        LOG.info("Listening to Nova's notifications (topics %s, exchange "
+                 "%s); polling every %.0f s as a safety net",
+                 ", ".join(watch.topics), watch.exchange,
+                 watch.fallback_interval)
+
+    def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return
+        try:
+            listener.stop()
+            listener.wait()
+        except Exception as exc:  # noqa: BLE001 - the run is over anyway
+            LOG.warning("Stopping the notification listener failed: %s", exc)

@@ -1,0 +1,109 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Watching moves through Nova's notifications: which notifications end a
+move, and what the poller does when one arrives."""
+
+import pytest
+
+from nova_migrate_flows import request as request_mod
+from nova_migrate_flows.compute import fake
+from nova_migrate_flows.execution import notifications, schedule, watch
+from nova_migrate_flows.execution import poller as poller_mod
+from nova_migrate_flows.execution import runtime as runtime_mod
+
+
+def payload(server_id):
+    return {"nova_object.name": "InstanceActionPayload",
+            "nova_object.data": {"uuid": server_id, "host": "host1"}}
+
+
+@pytest.mark.parametrize(("event_type", "ends"), [
+    ("instance.live_migration_post.end", True),
+    ("instance.live_migration_rollback.end", True),
+    ("instance.live_migration_abort.end", True),
+    ("instance.resize_finish.end", True),
+    ("instance.evacuate", True),
+    ("instance.live_migration_pre.error", True),
+    ("instance.live_migration_pre.end", False),
+    ("instance.live_migration_post.start", False),
+    ("service.update", False),
+])
+def test_which_notifications_end_a_move(event_type, ends):
+    assert notifications.is_end(event_type) is ends
+
+
+def test_the_endpoint_hands_over_only_ends_of_watched_servers():
+    told = []
+    endpoint = notifications.Endpoint(
+        lambda server_id, event: told.append((server_id, event))
+        or server_id == "watched")
+
+    endpoint.info({}, "nova-compute:host1",
+                  "instance.live_migration_pre.end", payload("watched"), {})
+    endpoint.info({}, "nova-compute:host1",
+                  "instance.live_migration_post.end", payload("watched"), {})
+    endpoint.info({}, "nova-compute:host1",
+                  "instance.live_migration_post.end", payload("other"), {})
+    endpoint.error({}, "nova-compute:host1", "instance.resize.error",
+                   payload("watched"), {})
+    endpoint.info({}, "nova-scheduler:c1", "instance.evacuate",
+                  {"no": "payload"}, {})
+
+    assert told == [("watched", "instance.live_migration_post.end"),
+                    ("other", "instance.live_migration_post.end"),
+                    ("watched", "instance.resize.error")]
+    assert endpoint.ends_seen == 2
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_notified_end_polls_its_host_at_once_and_soon_again():
+    clock = Clock()
+    poller = poller_mod.MigrationPoller(
+        fake.FakeCompute(2), writer=None, poll_interval=30.0,
+        poll_interval_min=0.2, clock=clock, wall=clock)
+    polled = poller.watch("s1", "host1", "live-migration")
+    clock.now += 1.0
+    poller._next_poll["host1"] = clock.now + 29.0
+
+    assert poller.notified("s1", "instance.live_migration_post.end")
+    assert poller.notified("unknown", "instance.resize_finish.end") is False
+
+    assert poller._next_poll["host1"] == clock.now
+    assert polled.end_notified is True
+    # Until its record says it ended, the host is polled at the shortest
+    # interval, not the fallback one.
+    planned = schedule.Schedule(
+        poller._durations, interval=30.0, interval_min=0.2,
+        report_progress=False, clock=clock, wall=clock)
+    assert planned.due([polled], last_poll=clock.now) == clock.now + 0.2
+    quiet = watch.Watch(server_id="s2", host="host1",
+                        kind="live-migration", since=polled.since)
+    assert planned.due([quiet], last_poll=clock.now) == clock.now + 30.0
+
+
+def test_the_fallback_interval_paces_the_polls(conf):
+    conf.config(group="watch", source="notifications",
+                transport_url="rabbit://guest:guest@127.0.0.1:1/",
+                fallback_interval=45)
+    move = request_mod.build_request(
+        conf.conf, request_mod.Operation.HOST_EVACUATE_LIVE, hosts=["h"])
+    runtime = runtime_mod.Runtime(conf.conf, fake.FakeCompute(1), move)
+
+    assert runtime.listener is not None
+    assert runtime.poller._schedule.interval == 45
