@@ -227,6 +227,9 @@ def test_migration_abort(capsys, cloud, config):
 
     assert code == 0
     assert "aborted" in out
+    assert cloud.instance_actions(server.id)[0].action == (
+        "live_migration_cancel")
+    cloud.advance()
     assert cloud.migrations[0].record.status == "cancelled"
 
 

@@ -165,9 +165,9 @@ def test_a_failed_live_migration(cloud, make_poller, finals):
 
     assert type(raised.value) is exceptions.MigrationFailed
     assert (raised.value.server_id, raised.value.status) == (server.id,
-                                                             "error")
+                                                             "failed")
     assert raised.value.migration_id == watch.migration_id
-    assert "ended error" in str(raised.value)
+    assert "ended failed" in str(raised.value)
     assert finals.calls == [server.id]
 
 
