@@ -253,10 +253,12 @@ class SandboxDriver(fake.FakeDriver):
 
         Progress goes into the Migration record every quarter second. When
         the job is aborted, Nova's rollback runs with status ``cancelled``;
-        when it is forced to complete, or its time is up and it succeeds,
-        Nova's post-migration runs; when it fails, the reason is recorded as
-        a failed instance-action event and Nova's rollback runs (status
-        ``failed``), the way a virt driver reports a failed migration job.
+        when it fails (at its time, or at once when forced to complete: a
+        forced switch-over does not save a failing job), the reason is
+        recorded as a failed instance-action event and Nova's rollback runs
+        (status ``failed``), the way a virt driver reports a failed
+        migration job; otherwise, when its time is up or it is forced to
+        complete, Nova's post-migration runs.
         """
         duration = _metadata_float(
             instance,
@@ -287,12 +289,12 @@ class SandboxDriver(fake.FakeDriver):
             LOG.info("Live migration to %s aborted", dest, instance=instance)
             recover_method(context, instance, dest, migrate_data,
                            migration_status="cancelled")
-        elif job.request == job.COMPLETE or result == constants.RESULT_SUCCESS:
-            post_method(context, instance, dest, block_migration,
-                        migrate_data)
-        else:
+        elif result == constants.RESULT_FAIL:
             self._record_failure(context, instance, dest)
             recover_method(context, instance, dest, migrate_data)
+        else:
+            post_method(context, instance, dest, block_migration,
+                        migrate_data)
 
     def _run_live_migration(
         self,
