@@ -48,6 +48,12 @@ MIB = 1024 ** 2
 COLD_KINDS = frozenset({"migration", "resize"})
 #: Live-migration statuses an abort is accepted in (microversion 2.65).
 ABORTABLE_STATUSES = frozenset({"queued", "preparing", "running"})
+#: The task state that follows another while Nova's computes finish a
+#: cold move or rebuild an evacuated server.
+_NEXT_TASK_STATE = {
+    "resize_migrated": "resize_finish",
+    "rebuild_block_device_mapping": "rebuild_spawning",
+}
 
 FLAVORS = {
     "m1.tiny": models.Flavor("m1.tiny", 512, 1, 1, id="1"),
@@ -346,20 +352,21 @@ class FakeCompute:
                 raise exceptions.NoValidHost("No valid host was found.", 400)
             return self._pick_host(server, host, flavor, forced)
         except exceptions.NoValidHost as exc:
-            self._refused_by_conductor(server, kind, host, str(exc))
+            self._refused_by_conductor(server, kind, str(exc))
             return None
 
     def _refused_by_conductor(self, server: models.Server, kind: str,
-                              host: str | None, message: str) -> None:
+                              message: str) -> None:
         """Nova's conductor refused a move the API accepted: its migration
-        record ends in error and its instance action says why."""
+        record ends in error with no target, and its instance action says
+        why."""
         self._fail_action(server.id, message)
         created = self._now()
         self.migrations.append(_Migration(
             models.Migration(
                 id=next(self._ids), server_id=server.id, status="error",
                 migration_type=kind, source_compute=server.host,
-                dest_compute=host, created_at=created, updated_at=created,
+                created_at=created, updated_at=created,
             ),
             kind, 0, "fail", server.flavor_info,
         ))
@@ -472,10 +479,13 @@ class FakeCompute:
 
     def _run_through(self, migration: _Migration) -> None:
         """Advance ``migration`` until it ends or waits in Nova's queue."""
+        server_id = migration.record.server_id
         while not migration.record.is_final:
-            before = migration.record.status
+            before = (migration.record.status,
+                      self.servers[server_id].task_state)
             self._advance(migration)
-            if migration.record.status == before:
+            if (migration.record.status,
+                    self.servers[server_id].task_state) == before:
                 break
 
     def _advance(self, migration: _Migration) -> None:
@@ -549,21 +559,26 @@ class FakeCompute:
         )
 
     def _advance_cold(self, migration: _Migration) -> None:
-        """One step of a cold move or evacuation: Nova's statuses, the
-        copy taking ``steps`` steps from its first."""
+        """One step of a cold move or evacuation, through Nova's statuses
+        and task states: the copy (a cold move ``migrating``, an evacuation
+        ``rebuilding``) takes ``steps`` steps, then the target finishes."""
         record = migration.record
         server = self.servers[record.server_id]
+        task = server.task_state or ""
+        if record.status == "accepted":
+            self._set(migration, status="pre-migrating")
+            return
         if record.status == "pre-migrating" and migration.kind in COLD_KINDS:
             migration.steps_left -= 1
             self._set(migration, status="migrating")
             self._update_server(server.id, task_state="resize_migrating")
             return
-        if record.status == "accepted":
-            migration.steps_left -= 1
-            self._set(migration, status="pre-migrating")
-            return
-        if record.status == "post-migrating":
-            self._finish_cold(migration)
+        if record.status != "migrating" and task != "rebuilding":
+            if task in _NEXT_TASK_STATE:
+                self._update_server(server.id,
+                                    task_state=_NEXT_TASK_STATE[task])
+            else:
+                self._finish_cold(migration)
             return
         if migration.steps_left > 1:
             migration.steps_left -= 1
@@ -576,21 +591,31 @@ class FakeCompute:
                 server.id, task_state=None, status="ERROR", vm_state="error"
             )
             self._fail_action(server.id, f"{migration.kind} failed")
-            return
-        if migration.kind in COLD_KINDS:
+        elif migration.kind in COLD_KINDS:
             self._set(migration, status="post-migrating")
             self._update_server(server.id, task_state="resize_migrated")
-            return
-        self._finish_cold(migration)
+        else:
+            self._update_server(server.id,
+                                task_state="rebuild_block_device_mapping")
 
     def _finish_cold(self, migration: _Migration) -> None:
         record = migration.record
         server = self.servers[record.server_id]
         if migration.kind == "evacuation":
+            stopping = server.task_state == "powering-off"
+            stopped = stopping or server.vm_state == "stopped" or (
+                microversions.supports(self.max_microversion, "2.95"))
+            if stopped and not stopping:
+                # Nova spawns it on the target, then stops it there.
+                self._update_server(
+                    server.id, host=record.dest_compute,
+                    hypervisor_hostname=record.dest_compute,
+                    task_state="powering-off", status="ACTIVE",
+                    vm_state="active", power_state=models.POWER_STATE_RUNNING,
+                )
+                return
             self._release(migration, record.source_compute)
             self._set(migration, status="done")
-            stopped = server.vm_state == "stopped" or microversions.supports(
-                self.max_microversion, "2.95")
             self._update_server(
                 server.id,
                 host=record.dest_compute,
@@ -798,7 +823,7 @@ class FakeCompute:
             result = self._record_action(server_id, "live-migration")
             if host == server.host:
                 self._refused_by_conductor(
-                    server, "live-migration", host,
+                    server, "live-migration",
                     f"Unable to migrate instance ({server_id}) to current "
                     f"host ({host}).")
                 return result
@@ -904,16 +929,21 @@ class FakeCompute:
             f for f in self.flavors.values()
             if f.id == migration.record.old_flavor
         )
-        running = server.power_state == models.POWER_STATE_RUNNING
         self._update_server(
             server.id,
             host=migration.record.source_compute,
             hypervisor_hostname=migration.record.source_compute,
             flavor=old.to_dict(),
-            task_state=None,
-            status="ACTIVE" if running else "SHUTOFF",
-            vm_state="active" if running else "stopped",
         )
+        if server.power_state == models.POWER_STATE_RUNNING:
+            self._update_server(server.id, task_state=None, status="ACTIVE",
+                                vm_state="active")
+            return
+        # Nova stops a server that was stopped on its source again.
+        self._update_server(server.id, task_state="powering-off",
+                            status="VERIFY_RESIZE")
+        self._later(lambda: self._update_server(
+            server.id, task_state=None, status="SHUTOFF", vm_state="stopped"))
 
     def evacuate(
         self, server_id: str, host: str | None
@@ -1101,8 +1131,15 @@ class FakeCompute:
         next step; a failing one still fails."""
         with self._lock:
             self._write("force_complete_migration", server_id)
-            migration = self._live(server_id, migration_id, "force complete",
-                                   {"active"}, frozenset({"running"}))
+            self._server(server_id)
+            try:
+                migration = self._live(server_id, migration_id,
+                                       "force complete", {"active"},
+                                       frozenset({"running"}))
+            except exceptions.NotFound as exc:
+                # Nova's force-complete answers another server's
+                # migration with 400, where its abort answers 404.
+                raise exceptions.BadRequest(str(exc), 400) from None
             self._record_action(server_id, "live_migration_force_complete")
             if migration.outcome == "hang":
                 migration.outcome = "success"

@@ -100,8 +100,11 @@ def test_no_valid_host_tries_the_next_candidate(conf, cloud, run):
 
     assert by_status(result) == {"migrated": [server.id]}
     assert cloud.servers[server.id].host == "host3"
-    errors = [m for m in cloud.migrations if m.record.status == "error"]
-    assert [m.record.dest_compute for m in errors] == ["host2"]
+    errors = [m.record for m in cloud.migrations if m.record.status == "error"]
+    assert [r.server_id for r in errors] == [server.id]
+    first_try = cloud.instance_actions(server.id)[-1]
+    assert [e.details for e in first_try.failed_events] == [
+        "No valid host was found. host2 is not suitable"]
 
 
 def test_stop_on_failure_starts_nothing_after_a_failure(cloud, run):

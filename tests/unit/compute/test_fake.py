@@ -383,7 +383,7 @@ def test_a_target_without_room_is_an_error_record(force):
     cloud.live_migrate(server.id, "b", "auto", force=force)
 
     record = newest(cloud, server.id)
-    assert (record.status, record.dest_compute) == ("error", "b")
+    assert (record.status, record.dest_compute) == ("error", None)
     assert cloud.get_server(server.id).task_state is None
 
 
@@ -416,7 +416,7 @@ def test_a_live_migration_to_its_own_host_is_accepted_then_an_error(cloud):
 
     record = newest(cloud, server.id)
     assert (record.status, record.migration_type, record.dest_compute) == (
-        "error", "live-migration", "host1")
+        "error", "live-migration", None)
     action = cloud.instance_action(server.id, result.request_id)
     assert action is not None
     assert "to current host (host1)" in action.failed_events[0].details
@@ -564,6 +564,22 @@ def test_abort_of_an_unknown_migration(cloud):
     assert raised.value.status_code == 404
 
 
+@pytest.mark.parametrize(("action", "code"), [
+    ("abort_migration", 404), ("force_complete_migration", 400)],
+    ids=["abort", "force-complete"])
+def test_another_server_s_migration_is_refused(cloud, action, code):
+    mine, other = cloud.add_server("host1"), cloud.add_server("host2")
+    cloud.behaviours[mine.id] = fake.Behaviour(live="hang")
+    cloud.live_migrate(mine.id, "host3", "auto")
+    cloud.live_migrate(other.id, "host3", "auto")
+    statuses(cloud, mine.id, 3)
+
+    with pytest.raises(exceptions.ComputeError) as raised:
+        getattr(cloud, action)(mine.id, newest(cloud, other.id).id)
+
+    assert raised.value.status_code == code
+
+
 def test_force_complete_finishes_a_hanging_migration(cloud):
     server = cloud.add_server("host1")
     cloud.behaviours[server.id] = fake.Behaviour(live="hang")
@@ -675,8 +691,16 @@ def test_cold_migration_waits_in_verify_resize_then_confirms(cloud):
 
     assert seen(cloud.servers[server.id]) == ("RESIZE", "resize_prep")
     assert newest(cloud, server.id).status == "pre-migrating"
-    assert statuses(cloud, server.id, 3) == ["migrating", "post-migrating",
-                                             "finished"]
+    steps = []
+    for _ in range(4):
+        status = cloud.list_migrations(server_id=server.id)[0].status
+        steps.append((status, seen(cloud.servers[server.id])))
+    assert steps == [
+        ("migrating", ("RESIZE", "resize_migrating")),
+        ("post-migrating", ("RESIZE", "resize_migrated")),
+        ("post-migrating", ("RESIZE", "resize_finish")),
+        ("finished", ("VERIFY_RESIZE", None)),
+    ]
     resized = cloud.servers[server.id]
     assert (resized.host, resized.status, resized.vm_state) == (
         "host2", "VERIFY_RESIZE", "resized")
@@ -699,17 +723,34 @@ def test_a_stopped_server_stays_stopped_after_its_cold_migration(cloud):
 
     cloud.cold_migrate(server.id, None)
     assert seen(cloud.servers[server.id]) == ("RESIZE", "resize_prep")
-    statuses(cloud, server.id, 3)
+    statuses(cloud, server.id, 4)
     cloud.confirm_resize(server.id)
 
     after = cloud.get_server(server.id)
     assert (after.status, after.vm_state) == ("SHUTOFF", "stopped")
 
 
+def test_a_stopped_server_reverted_is_stopped_again_on_its_source(cloud):
+    server = cloud.add_server("host1", status="SHUTOFF")
+    cloud.cold_migrate(server.id, "host2")
+    statuses(cloud, server.id, 4)
+
+    cloud.revert_resize(server.id)
+    cloud.advance()
+    reverted = cloud.servers[server.id]
+    cloud.advance()
+    stopped = cloud.servers[server.id]
+
+    assert (reverted.host, seen(reverted)) == (
+        "host1", ("VERIFY_RESIZE", "powering-off"))
+    assert (stopped.host, seen(stopped), stopped.vm_state) == (
+        "host1", ("SHUTOFF", None), "stopped")
+
+
 def test_revert_puts_the_server_back(cloud):
     server = cloud.add_server("host1")
     cloud.cold_migrate(server.id, "host2")
-    statuses(cloud, server.id, 3)
+    statuses(cloud, server.id, 4)
 
     cloud.revert_resize(server.id)
 
@@ -830,7 +871,18 @@ def test_evacuate_rebuilds_the_server_stopped_elsewhere(cloud):
 
     assert seen(cloud.servers[server.id]) == ("REBUILD", "rebuilding")
     assert newest(cloud, server.id).status == "accepted"
-    assert statuses(cloud, server.id, 2) == ["pre-migrating", "done"]
+    steps = []
+    for _ in range(6):
+        status = cloud.list_migrations(server_id=server.id)[0].status
+        steps.append((status, seen(cloud.servers[server.id])))
+    # From 2.95 Nova stops the server it rebuilt.
+    assert steps == [
+        ("pre-migrating", ("REBUILD", "rebuilding")),
+        ("pre-migrating", ("REBUILD", "rebuilding")),
+        ("pre-migrating", ("REBUILD", "rebuild_block_device_mapping")),
+        ("pre-migrating", ("REBUILD", "rebuild_spawning")),
+        ("pre-migrating", ("ACTIVE", "powering-off")),
+        ("done", ("SHUTOFF", None))]
     record = newest(cloud, server.id)
     assert (record.migration_type, record.dest_compute) == ("evacuation",
                                                             "host3")
