@@ -11,6 +11,9 @@
 # under the License.
 """The runner end to end against the in-memory cloud: host operations."""
 
+import contextlib
+import threading
+
 import pytest
 
 from nova_migrate_flows import exceptions
@@ -201,11 +204,25 @@ def test_two_hosts_drain_in_parallel_onto_the_others(cloud, run):
            range(3)]
     seen = []
     original = cloud.live_migrate
+    # The first migration of each host waits for the other's: only flows
+    # that run side by side get past it.
+    meeting = threading.Barrier(2, timeout=30)
+    lock = threading.Lock()
+    first: set[str] = set()
+    met: list[str] = []
 
-    def spy(*args, **kwargs):
+    def spy(server_id, *args, **kwargs):
         seen.append({h: cloud.services[h].status for h in ("host1",
                                                           "host2")})
-        return original(*args, **kwargs)
+        source = cloud.servers[server_id].host
+        with lock:
+            is_first = source not in first
+            first.add(source)
+        if is_first:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                meeting.wait()
+                met.append(source)
+        return original(server_id, *args, **kwargs)
 
     cloud.live_migrate = spy
 
@@ -213,6 +230,7 @@ def test_two_hosts_drain_in_parallel_onto_the_others(cloud, run):
 
     assert sorted(by_status(result)["migrated"]) == sorted(ids)
     assert {cloud.servers[i].host for i in ids} <= {"host3", "host4"}
+    assert sorted(met) == ["host1", "host2"]
     # Both sources were disabled before the first migration of either.
     assert seen and all(s == {"host1": "disabled", "host2": "disabled"}
                         for s in seen)
