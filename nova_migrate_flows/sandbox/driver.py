@@ -150,7 +150,9 @@ class SandboxDriver(fake.FakeDriver):
       the server, fails (calling Nova's rollback, so the server stays on its
       source, and recording the reason in an instance-action event) or hangs
       until Nova aborts it or forces it to complete.
-    * A cold migration or resize copies its disks for a set delay.
+    * A cold migration or resize copies its disks for a set delay, then
+      fails (Nova rolls it back) if the server's metadata says so; an
+      evacuation's rebuild fails if the metadata says so.
     * Every host has PCI devices (alias ``nmf-pci``) and vGPUs, for flavors
       that ask for them (servers Nova does not live-migrate).
     * The host's capacity is set at start and changes at run time
@@ -373,6 +375,19 @@ class SandboxDriver(fake.FakeDriver):
         self.destroy(context, instance, network_info=None,
                      block_device_info=block_device_info)
 
+    def rebuild(self, context: Any, instance: Any, *args: Any,
+                evacuate: bool = False, **kwargs: Any) -> None:
+        """Fail an evacuation's rebuild when the server's metadata says so;
+        otherwise leave it to Nova's own rebuild (destroy, then spawn)."""
+        if evacuate and _told_to_fail(instance,
+                                      constants.META_EVACUATION_RESULT):
+            raise exception.NovaException(
+                "rebuilding the evacuated server failed: the sandbox "
+                "driver was told to fail it "
+                f"({constants.META_EVACUATION_RESULT}="
+                f"{constants.RESULT_FAIL})")
+        raise NotImplementedError()
+
     def cleanup_host(self, host: str) -> None:
         """Stop the running migrations when the compute service stops.
 
@@ -405,6 +420,15 @@ class SandboxDriver(fake.FakeDriver):
         LOG.info("Copying disks to %s for %.1f s", dest, delay,
                  instance=instance)
         time.sleep(delay)
+        if _told_to_fail(instance, constants.META_COLD_MIGRATION_RESULT):
+            # The way libvirt reports a copy that failed before anything
+            # changed: Nova puts the server back as it was.
+            raise exception.InstanceFaultRollback(
+                inner_exception=exception.ResizeError(
+                    reason=f"copying the disks to {dest} failed: the "
+                    "sandbox driver was told to fail it "
+                    f"({constants.META_COLD_MIGRATION_RESULT}="
+                    f"{constants.RESULT_FAIL})"))
         return super().migrate_disk_and_power_off(
             context, instance, dest, flavor, network_info,
             block_device_info, timeout, retry_interval,
@@ -459,6 +483,15 @@ def _metadata_float(instance: Any, key: str, default: float) -> float:
                     instance=instance)
         return default
     return value
+
+
+def _told_to_fail(instance: Any, key: str) -> bool:
+    """Whether the server's metadata ``key`` says ``fail``."""
+    raw = _metadata(instance).get(key, constants.RESULT_SUCCESS)
+    if raw not in constants.MOVE_RESULTS:
+        LOG.warning("Ignoring %s=%r: not one of %s", key, raw,
+                    ", ".join(constants.MOVE_RESULTS), instance=instance)
+    return raw == constants.RESULT_FAIL
 
 
 def _metadata_result(instance: Any) -> str:
