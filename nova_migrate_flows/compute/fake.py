@@ -80,7 +80,9 @@ class Behaviour:
 
     #: ``success``, ``fail``, ``hang`` or ``no_valid_host``.
     live: str = "success"
-    #: ``success``, ``fail`` or ``no_valid_host`` for cold moves.
+    #: ``success``, ``fail`` or ``no_valid_host`` for cold moves (a
+    #: failed one is rolled back) and evacuations (a failed one leaves the
+    #: server in ERROR).
     cold: str = "success"
     #: Steps a migration stays ``running``; None: the cloud's default.
     steps: int | None = None
@@ -584,19 +586,29 @@ class FakeCompute:
             migration.steps_left -= 1
             return
         if migration.outcome == "fail":
-            failed = "failed" if migration.kind == "evacuation" else "error"
-            self._set(migration, status=failed)
-            self._release(migration, record.dest_compute)
-            self._update_server(
-                server.id, task_state=None, status="ERROR", vm_state="error"
-            )
-            self._fail_action(server.id, f"{migration.kind} failed")
+            self._fail(migration, server)
         elif migration.kind in COLD_KINDS:
             self._set(migration, status="post-migrating")
             self._update_server(server.id, task_state="resize_migrated")
         else:
             self._update_server(server.id,
                                 task_state="rebuild_block_device_mapping")
+
+    def _fail(self, migration: _Migration, server: models.Server) -> None:
+        """A cold move's copy fails and Nova rolls it back (the server as
+        it was, on its source); an evacuation's rebuild fails (ERROR)."""
+        self._release(migration, migration.record.dest_compute)
+        if migration.kind == "evacuation":
+            self._set(migration, status="failed")
+            self._update_server(server.id, task_state=None, status="ERROR",
+                                vm_state="error")
+        else:
+            self._set(migration, status="error")
+            status = _status_of(server)
+            self._update_server(
+                server.id, task_state=None, status=status,
+                vm_state="active" if status == "ACTIVE" else "stopped")
+        self._fail_action(server.id, f"{migration.kind} failed")
 
     def _finish_cold(self, migration: _Migration) -> None:
         record = migration.record

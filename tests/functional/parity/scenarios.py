@@ -154,6 +154,23 @@ def stopped_server_resized_then_reverted(run: Run) -> None:
     run.settled("a")
 
 
+def cold_migration_fails(run: Run) -> None:
+    run.boot("a", "host1", cold=constants.RESULT_FAIL)
+    server_id = run.ids["a"]
+    run.ask("cold-migrate to host2", lambda: run.compute.cold_migrate(
+        server_id, "host2"))
+    run.settled("a")
+
+
+def stopped_server_resize_fails(run: Run) -> None:
+    run.boot("a", "host1", status="SHUTOFF", cold=constants.RESULT_FAIL)
+    run.scheduled("a")
+    server_id = run.ids["a"]
+    flavor = run.compute.get_flavor("m1.small").id or ""
+    run.ask("resize", lambda: run.compute.resize(server_id, flavor))
+    run.settled("a")
+
+
 def stop_then_start(run: Run) -> None:
     run.boot("a", "host1")
     server_id = run.ids["a"]
@@ -163,6 +180,21 @@ def stop_then_start(run: Run) -> None:
     run.ask("stop stopped", lambda: run.compute.stop_server(server_id))
     run.ask("start", lambda: run.compute.start_server(server_id))
     run.settled("a")
+
+
+def _evacuate_from_a_failed_host(run: Run, label: str) -> None:
+    run.cloud.stop_compute("host1")
+    service = _service_id(run, "host1")
+    run.ask("force host1 down", lambda: run.compute.update_service(
+        service, forced_down=True))
+    server_id = run.ids[label]
+    run.ask("evacuate", lambda: run.compute.evacuate(server_id, "host3"))
+    run.settled(label)
+
+
+def evacuation_fails(run: Run) -> None:
+    run.boot("a", "host1", cold=constants.RESULT_FAIL)
+    _evacuate_from_a_failed_host(run, "a")
 
 
 def evacuation(run: Run) -> None:
@@ -194,6 +226,9 @@ ALL: tuple[Scenario, ...] = (
     force_complete_a_failing_migration,
     cold_migration_confirmed,
     stopped_server_resized_then_reverted,
+    cold_migration_fails,
+    stopped_server_resize_fails,
     stop_then_start,
     evacuation,
+    evacuation_fails,
 )

@@ -803,15 +803,19 @@ def test_confirm_or_revert_needs_verify_resize(cloud, action):
         getattr(cloud, action)(server.id)
 
 
-def test_a_failing_cold_migration_puts_the_server_in_error(cloud):
-    server = cloud.add_server("host1")
+@pytest.mark.parametrize("status", ["ACTIVE", "SHUTOFF"])
+def test_a_failing_cold_migration_is_rolled_back(cloud, status):
+    """Nova's InstanceFaultRollback: the server as it was, on its source;
+    the record in error."""
+    server = cloud.add_server("host1", status=status)
     cloud.behaviours[server.id] = fake.Behaviour(cold="fail")
 
     result = cloud.cold_migrate(server.id, "host2")
 
     assert statuses(cloud, server.id, 3)[-1] == "error"
     after = cloud.get_server(server.id)
-    assert (after.host, after.status) == ("host1", "ERROR")
+    assert (after.host, after.status, after.task_state) == (
+        "host1", status, None)
     assert room(cloud, "host2") == full()
     action = cloud.instance_action(server.id, result.request_id)
     assert action is not None and action.failed_events
