@@ -84,6 +84,9 @@ class Behaviour:
     #: failed one is rolled back) and evacuations (a failed one leaves the
     #: server in ERROR).
     cold: str = "success"
+    #: ``success`` or ``fail`` for the revert of a cold move (a failed one
+    #: leaves the server in ERROR on its source, with its old flavor).
+    revert: str = "success"
     #: Steps a migration stays ``running``; None: the cloud's default.
     steps: int | None = None
 
@@ -889,6 +892,14 @@ class FakeCompute:
                 server_id, None, "resize", self.get_flavor(flavor_id)
             )
 
+    def _revert_failed(self, migration: _Migration) -> None:
+        """ERROR while still reverting, then its task state is reset."""
+        server_id = migration.record.server_id
+        self._set(migration, status="error")
+        self._update_server(server_id, status="ERROR", vm_state="error")
+        self._fail_action(server_id, "revert failed")
+        self._later(lambda: self._update_server(server_id, task_state=None))
+
     def _resized(self, server_id: str, action: str) -> _Migration:
         """The finished cold move of a server in VERIFY_RESIZE (409
         otherwise, as Nova's ``check_instance_state`` answers)."""
@@ -934,7 +945,6 @@ class FakeCompute:
             return self._record_action(server_id, "revertResize")
 
     def _reverted(self, migration: _Migration) -> None:
-        self._set(migration, status="reverted")
         self._release(migration, migration.record.dest_compute)
         server = self.servers[migration.record.server_id]
         old = next(
@@ -947,6 +957,12 @@ class FakeCompute:
             hypervisor_hostname=migration.record.source_compute,
             flavor=old.to_dict(),
         )
+        self._set(migration, status="reverted")
+        if self.behaviours[server.id].revert == "fail":
+            # The target said reverted; then the source fails to start the
+            # server again, and Nova errors both out.
+            self._later(lambda: self._revert_failed(migration))
+            return
         if server.power_state == models.POWER_STATE_RUNNING:
             self._update_server(server.id, task_state=None, status="ACTIVE",
                                 vm_state="active")

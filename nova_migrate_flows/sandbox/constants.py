@@ -27,6 +27,10 @@ META_COLD_MIGRATION_DELAY = METADATA_PREFIX + "cold_migration_delay"
 #: ``fail`` (the disk copy fails and Nova rolls back: the server stays on
 #: its source, in its state, with its flavor; the migration is ``error``).
 META_COLD_MIGRATION_RESULT = METADATA_PREFIX + "cold_migration_result"
+#: How reverting a resize or cold migration of this server ends:
+#: ``success``, or ``fail`` (the server, back on its source with its old
+#: flavor, goes to ERROR; the migration is ``error``).
+META_RESIZE_REVERT_RESULT = METADATA_PREFIX + "resize_revert_result"
 #: How an evacuation of this server ends: ``success``, or ``fail`` (the
 #: rebuild on the target fails: the migration is ``failed``, the server in
 #: ERROR).

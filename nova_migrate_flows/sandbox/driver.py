@@ -151,8 +151,8 @@ class SandboxDriver(fake.FakeDriver):
       source, and recording the reason in an instance-action event) or hangs
       until Nova aborts it or forces it to complete.
     * A cold migration or resize copies its disks for a set delay, then
-      fails (Nova rolls it back) if the server's metadata says so; an
-      evacuation's rebuild fails if the metadata says so.
+      fails (Nova rolls it back) if the server's metadata says so; so do
+      the revert of a resize and an evacuation's rebuild.
     * Every host has PCI devices (alias ``nmf-pci``) and vGPUs, for flavors
       that ask for them (servers Nova does not live-migrate).
     * The host's capacity is set at start and changes at run time
@@ -374,6 +374,18 @@ class SandboxDriver(fake.FakeDriver):
         """Forget the server on the source once it runs on the target."""
         self.destroy(context, instance, network_info=None,
                      block_device_info=block_device_info)
+
+    def finish_revert_migration(self, context: Any, instance: Any,
+                                *args: Any, **kwargs: Any) -> None:
+        """Fail the end of a resize's revert, on the source, when the
+        server's metadata says so."""
+        if _told_to_fail(instance, constants.META_RESIZE_REVERT_RESULT):
+            raise exception.NovaException(
+                "restarting the reverted server failed: the sandbox driver "
+                "was told to fail it "
+                f"({constants.META_RESIZE_REVERT_RESULT}="
+                f"{constants.RESULT_FAIL})")
+        super().finish_revert_migration(context, instance, *args, **kwargs)
 
     def rebuild(self, context: Any, instance: Any, *args: Any,
                 evacuate: bool = False, **kwargs: Any) -> None:

@@ -50,10 +50,12 @@ class Cloud(Protocol):
 
     def boot(self, host: str, *, live: str = constants.RESULT_SUCCESS,
              duration: str = SHORT, status: str = "ACTIVE",
-             cold: str = constants.RESULT_SUCCESS) -> str:
+             cold: str = constants.RESULT_SUCCESS,
+             revert: str = constants.RESULT_SUCCESS) -> str:
         """A new m1.tiny server on ``host`` (ACTIVE, SHUTOFF or PAUSED)
-        whose live migrations end as ``live`` says, and its cold moves and
-        evacuations as ``cold`` says; its id."""
+        whose live migrations end as ``live`` says, its cold moves and
+        evacuations as ``cold`` says, the reverts of its cold moves as
+        ``revert`` says; its id."""
 
     def server(self, server_id: str) -> models.Server:
         """The server as it is now."""
@@ -78,11 +80,13 @@ class FakeCloud:
 
     def boot(self, host: str, *, live: str = constants.RESULT_SUCCESS,
              duration: str = SHORT, status: str = "ACTIVE",
-             cold: str = constants.RESULT_SUCCESS) -> str:
+             cold: str = constants.RESULT_SUCCESS,
+             revert: str = constants.RESULT_SUCCESS) -> str:
         server = self.compute.add_server(host, flavor="m1.tiny",
                                          status=status)
         self.compute.behaviours[server.id] = fake.Behaviour(
-            live=live, cold=cold, steps=_FAKE_STEPS[duration])
+            live=live, cold=cold, revert=revert,
+            steps=_FAKE_STEPS[duration])
         return server.id
 
     def server(self, server_id: str) -> models.Server:
@@ -117,13 +121,15 @@ class SandboxCloud:
 
     def boot(self, host: str, *, live: str = constants.RESULT_SUCCESS,
              duration: str = SHORT, status: str = "ACTIVE",
-             cold: str = constants.RESULT_SUCCESS) -> str:
+             cold: str = constants.RESULT_SUCCESS,
+             revert: str = constants.RESULT_SUCCESS) -> str:
         [server] = self._boot(host, stopped=status == "SHUTOFF", metadata={
             constants.META_LIVE_MIGRATION_RESULT: live,
             constants.META_LIVE_MIGRATION_DURATION:
                 str(_SANDBOX_SECONDS[duration]),
             constants.META_COLD_MIGRATION_RESULT: cold,
             constants.META_EVACUATION_RESULT: cold,
+            constants.META_RESIZE_REVERT_RESULT: revert,
         })
         if status == "PAUSED":
             self._sdk.compute.pause_server(server["id"])

@@ -35,6 +35,8 @@ _COLD: Graph = {
     "finished": frozenset({"confirming", "reverting"}),
     "confirming": frozenset({"confirmed", "error"}),
     "reverting": frozenset({"reverted", "error"}),
+    # The target drops its claim (reverted), then the source fails.
+    "reverted": frozenset({"error"}),
 }
 _EVACUATION: Graph = {
     "accepted": frozenset({"pre-migrating", "error", "failed"}),
@@ -71,7 +73,8 @@ SERVER: Graph = {
     "VERIFY_RESIZE": frozenset({"ACTIVE", "SHUTOFF",
                                 "REVERT_RESIZE:resize_reverting"}),
     "REVERT_RESIZE:resize_reverting": frozenset(
-        {"ACTIVE", "VERIFY_RESIZE:powering-off", "ERROR"}),
+        {"ACTIVE", "VERIFY_RESIZE:powering-off", "ERROR:resize_reverting"}),
+    "ERROR:resize_reverting": frozenset({"ERROR"}),
     "VERIFY_RESIZE:powering-off": frozenset({"SHUTOFF"}),
     "REBUILD:rebuilding": frozenset({"REBUILD:rebuild_block_device_mapping",
                                      "ERROR"}),

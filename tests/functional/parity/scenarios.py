@@ -154,6 +154,16 @@ def stopped_server_resized_then_reverted(run: Run) -> None:
     run.settled("a")
 
 
+def a_revert_that_fails(run: Run) -> None:
+    run.boot("a", "host1", revert=constants.RESULT_FAIL)
+    server_id = run.ids["a"]
+    run.ask("cold-migrate to host2", lambda: run.compute.cold_migrate(
+        server_id, "host2"))
+    _until_verify_resize(run, "a")
+    run.ask("revert", lambda: run.compute.revert_resize(server_id))
+    run.settled("a")
+
+
 def cold_migration_fails(run: Run) -> None:
     run.boot("a", "host1", cold=constants.RESULT_FAIL)
     server_id = run.ids["a"]
@@ -226,6 +236,7 @@ ALL: tuple[Scenario, ...] = (
     force_complete_a_failing_migration,
     cold_migration_confirmed,
     stopped_server_resized_then_reverted,
+    a_revert_that_fails,
     cold_migration_fails,
     stopped_server_resize_fails,
     stop_then_start,

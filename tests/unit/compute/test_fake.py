@@ -747,6 +747,22 @@ def test_a_stopped_server_reverted_is_stopped_again_on_its_source(cloud):
         "host1", ("SHUTOFF", None), "stopped")
 
 
+def test_a_failing_revert_says_reverted_then_errors_out(cloud):
+    server = cloud.add_server("host1")
+    cloud.behaviours[server.id] = fake.Behaviour(revert="fail")
+    cloud.cold_migrate(server.id, "host2")
+    statuses(cloud, server.id, 4)
+
+    cloud.revert_resize(server.id)
+
+    assert statuses(cloud, server.id, 2) == ["reverted", "error"]
+    assert seen(cloud.servers[server.id]) == ("ERROR", "resize_reverting")
+    after = cloud.get_server(server.id)
+    assert (after.host, after.status, after.task_state) == (
+        "host1", "ERROR", None)
+    assert room(cloud, "host2") == full()
+
+
 def test_revert_puts_the_server_back(cloud):
     server = cloud.add_server("host1")
     cloud.cold_migrate(server.id, "host2")
