@@ -15,8 +15,18 @@ For unit tests and for benchmarking the orchestrator alone: migrations really
 move servers between hosts, Nova's per-host live-migration limit queues the
 extras, capacity is counted, services go up and down, and every server can
 be told to fail, hang or find no valid host. Time is counted in *steps*: each
-read of migrations advances every active migration by one step, so tests are
-deterministic; ``steps=0`` finishes each migration as it is requested.
+read a client waits with (``list_migrations``, ``get_server``,
+``list_servers``) moves the cloud on by one step, so tests are deterministic;
+``steps=0`` does every request as it is made.
+
+What a client sees follows Nova's own paths: a migration goes through the
+statuses Nova gives it (a live one ``accepted``, ``queued``, ``preparing``,
+``running``, then ``completed``, ``failed`` or ``cancelled``; a cold one
+``pre-migrating``, ``migrating``, ``post-migrating``, ``finished``, then
+``confirming``/``confirmed`` or ``reverting``/``reverted``; an evacuation
+``accepted``, ``pre-migrating``, then ``done`` or ``failed``), a server
+through its ``RESIZE``, ``REVERT_RESIZE``, ``REBUILD`` and powering task
+states, and the API refuses with the HTTP codes Nova uses.
 """
 
 import collections
@@ -26,6 +36,7 @@ import email.utils
 import itertools
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from nova_migrate_flows import exceptions
@@ -33,6 +44,16 @@ from nova_migrate_flows.compute import base, microversions, models
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
+#: The kinds of cold move: they end ``finished``, waiting to be confirmed.
+COLD_KINDS = frozenset({"migration", "resize"})
+#: Live-migration statuses an abort is accepted in (microversion 2.65).
+ABORTABLE_STATUSES = frozenset({"queued", "preparing", "running"})
+#: The task state that follows another while Nova's computes finish a
+#: cold move or rebuild an evacuated server.
+_NEXT_TASK_STATE = {
+    "resize_migrated": "resize_finish",
+    "rebuild_block_device_mapping": "rebuild_spawning",
+}
 
 FLAVORS = {
     "m1.tiny": models.Flavor("m1.tiny", 512, 1, 1, id="1"),
@@ -59,8 +80,13 @@ class Behaviour:
 
     #: ``success``, ``fail``, ``hang`` or ``no_valid_host``.
     live: str = "success"
-    #: ``success``, ``fail`` or ``no_valid_host`` for cold moves.
+    #: ``success``, ``fail`` or ``no_valid_host`` for cold moves (a
+    #: failed one is rolled back) and evacuations (a failed one leaves the
+    #: server in ERROR).
     cold: str = "success"
+    #: ``success`` or ``fail`` for the revert of a cold move (a failed one
+    #: leaves the server in ERROR on its source, with its old flavor).
+    revert: str = "success"
     #: Steps a migration stays ``running``; None: the cloud's default.
     steps: int | None = None
 
@@ -75,6 +101,8 @@ class _Migration:
     flavor: models.Flavor
     new_flavor: models.Flavor | None = None
     started: bool = False
+    #: An abort Nova accepted: the migration is cancelled at its next step.
+    aborting: bool = False
 
 
 class FakeCompute:
@@ -132,6 +160,9 @@ class FakeCompute:
         self.writes: list[tuple[str, str]] = []
         self._ids = itertools.count(1)
         self._clock = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+        #: What Nova's computes still have to do for requests the API took
+        #: (confirm, revert, start, stop): done at the next step.
+        self._pending: list[Callable[[], None]] = []
 
     def close(self) -> None:
         """Nothing to close: the cloud lives in memory."""
@@ -295,11 +326,14 @@ class FakeCompute:
         self.calls[method] += 1
         self.writes.append((method, target))
 
-    def _check_target(self, server: models.Server, host: str | None) -> None:
-        """What Nova's API checks before it accepts a move (HTTP 400)."""
+    def _check_target(self, server: models.Server, host: str | None,
+                      same_host: bool = False) -> None:
+        """What Nova's API checks of a move's target before it accepts the
+        move (HTTP 400); ``same_host``: the API leaves that check to the
+        conductor (a live migration, since microversion 2.34)."""
         if host and host not in self.services:
             raise exceptions.BadRequest(f"Compute host {host} not found", 400)
-        if host and host == server.host:
+        if host and host == server.host and not same_host:
             raise exceptions.BadRequest(
                 "The target host can't be the same one", 400
             )
@@ -323,17 +357,24 @@ class FakeCompute:
                 raise exceptions.NoValidHost("No valid host was found.", 400)
             return self._pick_host(server, host, flavor, forced)
         except exceptions.NoValidHost as exc:
-            self._fail_action(server.id, str(exc))
-            self.migrations.append(_Migration(
-                models.Migration(
-                    id=next(self._ids), server_id=server.id, status="error",
-                    migration_type=kind, source_compute=server.host,
-                    dest_compute=host, created_at=self._now(),
-                    updated_at=self._clock.isoformat(),
-                ),
-                kind, 0, "fail", server.flavor_info,
-            ))
+            self._refused_by_conductor(server, kind, str(exc))
             return None
+
+    def _refused_by_conductor(self, server: models.Server, kind: str,
+                              message: str) -> None:
+        """Nova's conductor refused a move the API accepted: its migration
+        record ends in error with no target, and its instance action says
+        why."""
+        self._fail_action(server.id, message)
+        created = self._now()
+        self.migrations.append(_Migration(
+            models.Migration(
+                id=next(self._ids), server_id=server.id, status="error",
+                migration_type=kind, source_compute=server.host,
+                created_at=created, updated_at=created,
+            ),
+            kind, 0, "fail", server.flavor_info,
+        ))
 
     def _pick_host(
         self,
@@ -393,7 +434,7 @@ class FakeCompute:
         record = models.Migration(
             id=next(self._ids),
             server_id=server.id,
-            status="accepted" if kind == "live-migration" else "migrating",
+            status="pre-migrating" if kind in COLD_KINDS else "accepted",
             migration_type=kind,
             source_compute=server.host,
             dest_compute=dest,
@@ -403,7 +444,8 @@ class FakeCompute:
             old_flavor=flavor.id,
             new_flavor=(new_flavor or flavor).id,
             created_at=self._now(),
-            updated_at=self._clock.isoformat(),
+            # Nova sets it at the record's first save, not at its creation.
+            updated_at=None,
             uuid=str(uuid.uuid4()),
             memory_total=memory,
             memory_processed=1,
@@ -442,10 +484,13 @@ class FakeCompute:
 
     def _run_through(self, migration: _Migration) -> None:
         """Advance ``migration`` until it ends or waits in Nova's queue."""
+        server_id = migration.record.server_id
         while not migration.record.is_final:
-            before = migration.record.status
+            before = (migration.record.status,
+                      self.servers[server_id].task_state)
             self._advance(migration)
-            if migration.record.status == before:
+            if (migration.record.status,
+                    self.servers[server_id].task_state) == before:
                 break
 
     def _advance(self, migration: _Migration) -> None:
@@ -454,6 +499,9 @@ class FakeCompute:
             return
         if migration.kind != "live-migration":
             self._advance_cold(migration)
+            return
+        if migration.aborting:
+            self._cancel_live(migration)
             return
         if record.status in ("accepted", "queued"):
             if (
@@ -487,7 +535,8 @@ class FakeCompute:
         record = migration.record
         server = self.servers[record.server_id]
         if migration.outcome == "fail":
-            self._set(migration, status="error")
+            # Nova's rollback of a failed live migration.
+            self._set(migration, status="failed")
             self._release(migration, record.dest_compute)
             self._update_server(
                 server.id, task_state=None, status=_status_of(server)
@@ -505,26 +554,83 @@ class FakeCompute:
             status=_status_of(server),
         )
 
+    def _cancel_live(self, migration: _Migration) -> None:
+        """Nova's rollback of an aborted live migration."""
+        self._set(migration, status="cancelled")
+        self._release(migration, migration.record.dest_compute)
+        server = self.servers[migration.record.server_id]
+        self._update_server(
+            server.id, task_state=None, status=_status_of(server)
+        )
+
     def _advance_cold(self, migration: _Migration) -> None:
+        """One step of a cold move or evacuation, through Nova's statuses
+        and task states: the copy (a cold move ``migrating``, an evacuation
+        ``rebuilding``) takes ``steps`` steps, then the target finishes."""
         record = migration.record
-        if migration.steps_left > 0:
+        server = self.servers[record.server_id]
+        task = server.task_state or ""
+        if record.status == "accepted":
+            self._set(migration, status="pre-migrating")
+            return
+        if record.status == "pre-migrating" and migration.kind in COLD_KINDS:
             migration.steps_left -= 1
             self._set(migration, status="migrating")
+            self._update_server(server.id, task_state="resize_migrating")
             return
-        server = self.servers[record.server_id]
+        if record.status != "migrating" and task != "rebuilding":
+            if task in _NEXT_TASK_STATE:
+                self._update_server(server.id,
+                                    task_state=_NEXT_TASK_STATE[task])
+            else:
+                self._finish_cold(migration)
+            return
+        if migration.steps_left > 1:
+            migration.steps_left -= 1
+            return
         if migration.outcome == "fail":
-            self._set(migration, status="error")
-            self._release(migration, record.dest_compute)
-            self._update_server(
-                server.id, task_state=None, status="ERROR", vm_state="error"
-            )
-            self._fail_action(server.id, "cold migration failed")
-            return
+            self._fail(migration, server)
+        elif migration.kind in COLD_KINDS:
+            self._set(migration, status="post-migrating")
+            self._update_server(server.id, task_state="resize_migrated")
+        else:
+            self._update_server(server.id,
+                                task_state="rebuild_block_device_mapping")
+
+    def _fail(self, migration: _Migration, server: models.Server) -> None:
+        """A cold move's copy fails and Nova rolls it back (the server as
+        it was, on its source); an evacuation's rebuild fails (ERROR)."""
+        self._release(migration, migration.record.dest_compute)
         if migration.kind == "evacuation":
+            self._set(migration, status="failed")
+            self._update_server(server.id, task_state=None, status="ERROR",
+                                vm_state="error")
+        else:
+            self._set(migration, status="error")
+            status = _status_of(server)
+            self._update_server(
+                server.id, task_state=None, status=status,
+                vm_state="active" if status == "ACTIVE" else "stopped")
+        self._fail_action(server.id, f"{migration.kind} failed")
+
+    def _finish_cold(self, migration: _Migration) -> None:
+        record = migration.record
+        server = self.servers[record.server_id]
+        if migration.kind == "evacuation":
+            stopping = server.task_state == "powering-off"
+            stopped = stopping or server.vm_state == "stopped" or (
+                microversions.supports(self.max_microversion, "2.95"))
+            if stopped and not stopping:
+                # Nova spawns it on the target, then stops it there.
+                self._update_server(
+                    server.id, host=record.dest_compute,
+                    hypervisor_hostname=record.dest_compute,
+                    task_state="powering-off", status="ACTIVE",
+                    vm_state="active", power_state=models.POWER_STATE_RUNNING,
+                )
+                return
             self._release(migration, record.source_compute)
             self._set(migration, status="done")
-            stopped = server.status == "SHUTOFF" or microversions.supports(
-                self.max_microversion, "2.95")
             self._update_server(
                 server.id,
                 host=record.dest_compute,
@@ -562,17 +668,30 @@ class FakeCompute:
         )
 
     def advance(self, steps: int = 1) -> None:
-        """Move every active migration on by ``steps`` steps."""
+        """Move the cloud on by ``steps`` steps: what the computes still had
+        to do is done, every active migration moves one step."""
         with self._lock:
             for _ in range(steps):
+                pending, self._pending = self._pending, []
+                for finish in pending:
+                    finish()
                 for migration in self.migrations:
                     self._advance(migration)
+
+    def _later(self, finish: Callable[[], None]) -> None:
+        """Have a compute do ``finish`` at the next step (at once with
+        ``steps=0``)."""
+        if self.steps == 0:
+            finish()
+        else:
+            self._pending.append(finish)
 
     # -- the Compute interface: servers ------------------------------------
 
     def get_server(self, server_id: str) -> models.Server:
         with self._lock:
             self.calls["get_server"] += 1
+            self.advance()
             return self._server(server_id)
 
     def find_server(self, ref: str) -> models.Server:
@@ -592,35 +711,49 @@ class FakeCompute:
     def list_servers(self, host: str) -> list[models.Server]:
         with self._lock:
             self.calls["list_servers"] += 1
+            self.advance()
             return [s for s in self.servers.values() if s.host == host]
 
     def start_server(self, server_id: str) -> base.ActionResult:
+        """Nova's ``os-start``: ``powering-on``, then ACTIVE."""
         with self._lock:
             self._write("start_server", server_id)
-            server = self._server(server_id)
-            if server.status != "SHUTOFF":
-                raise exceptions.Conflict(
-                    f"Cannot 'start' instance {server_id} while it is in "
-                    f"vm_state {server.vm_state}", 409
-                )
-            self._update_server(
-                server_id,
-                status="ACTIVE",
-                vm_state="active",
-                power_state=models.POWER_STATE_RUNNING,
-            )
+            self._check_state(self._server(server_id), "start", {"stopped"})
+            self._update_server(server_id, task_state="powering-on")
+            self._later(lambda: self._update_server(
+                server_id, status="ACTIVE", vm_state="active",
+                task_state=None, power_state=models.POWER_STATE_RUNNING,
+            ))
             return self._record_action(server_id, "start")
 
     def stop_server(self, server_id: str) -> base.ActionResult:
+        """Nova's ``os-stop``: ``powering-off``, then SHUTOFF."""
         with self._lock:
             self._write("stop_server", server_id)
-            self._update_server(
-                server_id,
-                status="SHUTOFF",
-                vm_state="stopped",
-                power_state=models.POWER_STATE_SHUTDOWN,
-            )
+            self._check_state(self._server(server_id), "stop",
+                              {"active", "error"})
+            self._update_server(server_id, task_state="powering-off")
+            self._later(lambda: self._update_server(
+                server_id, status="SHUTOFF", vm_state="stopped",
+                task_state=None, power_state=models.POWER_STATE_SHUTDOWN,
+            ))
             return self._record_action(server_id, "stop")
+
+    @staticmethod
+    def _check_state(server: models.Server, action: str,
+                     vm_states: set[str], any_task: bool = False) -> None:
+        """Nova's ``check_instance_state``: HTTP 409 unless the server is
+        in one of ``vm_states`` with no task (or any task)."""
+        if server.task_state and not any_task:
+            raise exceptions.Conflict(
+                f"Cannot '{action}' instance {server.id} while it is in "
+                f"task_state {server.task_state}", 409
+            )
+        if server.vm_state not in vm_states:
+            raise exceptions.Conflict(
+                f"Cannot '{action}' instance {server.id} while it is in "
+                f"vm_state {server.vm_state}", 409
+            )
 
     # -- services, capacity, flavors ---------------------------------------
 
@@ -701,8 +834,14 @@ class FakeCompute:
             self._write("live_migrate", server_id)
             server = self._server(server_id)
             self._check_movable(server, {"ACTIVE", "PAUSED"})
-            self._check_target(server, host)
+            self._check_target(server, host, same_host=True)
             result = self._record_action(server_id, "live-migration")
+            if host == server.host:
+                self._refused_by_conductor(
+                    server, "live-migration",
+                    f"Unable to migrate instance ({server_id}) to current "
+                    f"host ({host}).")
+                return result
             behaviour = self.behaviours[server_id]
             dest = self._schedule(
                 server, "live-migration", host, server.flavor_info,
@@ -734,7 +873,8 @@ class FakeCompute:
                               behaviour.cold == "no_valid_host")
         if dest is None:
             return result
-        self._update_server(server_id, task_state="resize_prep")
+        self._update_server(server_id, task_state="resize_prep",
+                            status="RESIZE")
         self._start(server, kind, dest, behaviour.cold, new_flavor)
         return result
 
@@ -752,13 +892,18 @@ class FakeCompute:
                 server_id, None, "resize", self.get_flavor(flavor_id)
             )
 
-    def _resized(self, server_id: str) -> _Migration:
-        server = self._server(server_id)
-        if server.status != "VERIFY_RESIZE":
-            raise exceptions.Conflict(
-                f"Instance {server_id} is in {server.status}, not "
-                "VERIFY_RESIZE", 409
-            )
+    def _revert_failed(self, migration: _Migration) -> None:
+        """ERROR while still reverting, then its task state is reset."""
+        server_id = migration.record.server_id
+        self._set(migration, status="error")
+        self._update_server(server_id, status="ERROR", vm_state="error")
+        self._fail_action(server_id, "revert failed")
+        self._later(lambda: self._update_server(server_id, task_state=None))
+
+    def _resized(self, server_id: str, action: str) -> _Migration:
+        """The finished cold move of a server in VERIFY_RESIZE (409
+        otherwise, as Nova's ``check_instance_state`` answers)."""
+        self._check_state(self._server(server_id), action, {"resized"})
         return next(
             m for m in reversed(self.migrations)
             if m.record.server_id == server_id
@@ -766,41 +911,67 @@ class FakeCompute:
         )
 
     def confirm_resize(self, server_id: str) -> base.ActionResult:
+        """Nova's ``confirmResize``: ``confirming``, then ``confirmed``
+        and the server ACTIVE (or SHUTOFF) where it moved."""
         with self._lock:
             self._write("confirm_resize", server_id)
-            migration = self._resized(server_id)
-            self._set(migration, status="confirmed")
-            self._release(migration, migration.record.source_compute)
-            server = self.servers[server_id]
-            running = server.power_state == models.POWER_STATE_RUNNING
-            self._update_server(
-                server_id,
-                status="ACTIVE" if running else "SHUTOFF",
-                vm_state="active" if running else "stopped",
-            )
+            migration = self._resized(server_id, "confirmResize")
+            self._set(migration, status="confirming")
+            self._later(lambda: self._confirmed(migration))
             return self._record_action(server_id, "confirmResize")
 
+    def _confirmed(self, migration: _Migration) -> None:
+        self._set(migration, status="confirmed")
+        self._release(migration, migration.record.source_compute)
+        server = self.servers[migration.record.server_id]
+        running = server.power_state == models.POWER_STATE_RUNNING
+        self._update_server(
+            server.id,
+            status="ACTIVE" if running else "SHUTOFF",
+            vm_state="active" if running else "stopped",
+        )
+
     def revert_resize(self, server_id: str) -> base.ActionResult:
+        """Nova's ``revertResize``: ``reverting`` (the server in
+        REVERT_RESIZE), then ``reverted`` and the server back on its
+        source with its old flavor."""
         with self._lock:
             self._write("revert_resize", server_id)
-            migration = self._resized(server_id)
-            self._set(migration, status="reverted")
-            self._release(migration, migration.record.dest_compute)
-            server = self.servers[server_id]
-            old = next(
-                f for f in self.flavors.values()
-                if f.id == migration.record.old_flavor
-            )
-            running = server.power_state == models.POWER_STATE_RUNNING
-            self._update_server(
-                server_id,
-                host=migration.record.source_compute,
-                hypervisor_hostname=migration.record.source_compute,
-                flavor=old.to_dict(),
-                status="ACTIVE" if running else "SHUTOFF",
-                vm_state="active" if running else "stopped",
-            )
+            migration = self._resized(server_id, "revertResize")
+            self._set(migration, status="reverting")
+            self._update_server(server_id, task_state="resize_reverting",
+                                status="REVERT_RESIZE")
+            self._later(lambda: self._reverted(migration))
             return self._record_action(server_id, "revertResize")
+
+    def _reverted(self, migration: _Migration) -> None:
+        self._release(migration, migration.record.dest_compute)
+        server = self.servers[migration.record.server_id]
+        old = next(
+            f for f in self.flavors.values()
+            if f.id == migration.record.old_flavor
+        )
+        self._update_server(
+            server.id,
+            host=migration.record.source_compute,
+            hypervisor_hostname=migration.record.source_compute,
+            flavor=old.to_dict(),
+        )
+        self._set(migration, status="reverted")
+        if self.behaviours[server.id].revert == "fail":
+            # The target said reverted; then the source fails to start the
+            # server again, and Nova errors both out.
+            self._later(lambda: self._revert_failed(migration))
+            return
+        if server.power_state == models.POWER_STATE_RUNNING:
+            self._update_server(server.id, task_state=None, status="ACTIVE",
+                                vm_state="active")
+            return
+        # Nova stops a server that was stopped on its source again.
+        self._update_server(server.id, task_state="powering-off",
+                            status="VERIFY_RESIZE")
+        self._later(lambda: self._update_server(
+            server.id, task_state=None, status="SHUTOFF", vm_state="stopped"))
 
     def evacuate(
         self, server_id: str, host: str | None
@@ -808,12 +979,17 @@ class FakeCompute:
         with self._lock:
             self._write("evacuate", server_id)
             server = self._server(server_id)
-            service = self.services[server.host or ""]
-            if service.up:
+            # Nova's checks, in its order.
+            if host and host not in self.services:
+                raise exceptions.NotFound(
+                    f"Compute host {host} not found.", 404)
+            self._check_target(server, host)
+            self._check_state(server, "evacuate",
+                              {"active", "stopped", "error"}, any_task=True)
+            if self.services[server.host or ""].up:
                 raise exceptions.BadRequest(
                     f"Compute service of {server.host} is still in use.", 400
                 )
-            self._check_target(server, host)
             behaviour = self.behaviours[server_id]
             result = self._record_action(server_id, "evacuate")
             dest = self._schedule(server, "evacuation", host,
@@ -821,7 +997,8 @@ class FakeCompute:
                                   behaviour.cold == "no_valid_host")
             if dest is None:
                 return result
-            self._update_server(server_id, task_state="rebuilding")
+            self._update_server(server_id, task_state="rebuilding",
+                                status="REBUILD")
             self._start(server, "evacuation", dest, behaviour.cold)
             return result
 
@@ -935,42 +1112,68 @@ class FakeCompute:
                 and m.record.status in models.LIVE_MIGRATION_ACTIVE_STATUSES
             ]
 
-    def _live(self, server_id: str, migration_id: int) -> _Migration:
-        for migration in self.migrations:
-            if (migration.record.id == migration_id
-                    and migration.record.server_id == server_id):
-                if migration.record.status not in (
-                        models.LIVE_MIGRATION_ACTIVE_STATUSES):
-                    raise exceptions.BadRequest(
-                        f"Migration {migration_id} is not in progress", 400
-                    )
-                return migration
-        raise exceptions.NotFound(f"migration {migration_id}", 404)
+    def _live(self, server_id: str, migration_id: int, action: str,
+              vm_states: set[str], allowed: frozenset[str]) -> _Migration:
+        """The live migration an abort or force-complete is about, checked
+        as Nova checks it: the server migrating (409), the migration its
+        own (404) and in one of the ``allowed`` statuses (400)."""
+        server = self._server(server_id)
+        if server.task_state != "migrating" or (
+                server.vm_state not in vm_states):
+            raise exceptions.Conflict(
+                f"Cannot '{action}' instance {server_id} while it is in "
+                f"vm_state {server.vm_state}, task_state "
+                f"{server.task_state}", 409
+            )
+        migration = next(
+            (m for m in self.migrations if m.record.id == migration_id
+             and m.record.server_id == server_id), None)
+        if migration is None:
+            raise exceptions.NotFound(
+                f"Instance {server_id} has no migration {migration_id}", 404)
+        if migration.record.status not in allowed:
+            raise exceptions.BadRequest(
+                f"Migration {migration_id} state of instance {server_id} is "
+                f"{migration.record.status}. Cannot {action} while the "
+                "migration is in this state.", 400
+            )
+        return migration
 
     def abort_migration(self, server_id: str, migration_id: int) -> None:
+        """Nova's abort (2.65): recorded as a ``live_migration_cancel``
+        action; the migration is cancelled at its next step."""
         with self._lock:
             self._write("abort_migration", server_id)
-            migration = self._live(server_id, migration_id)
-            self._set(migration, status="cancelled")
-            self._release(migration, migration.record.dest_compute)
-            server = self.servers[server_id]
-            self._update_server(
-                server_id, task_state=None, status=_status_of(server)
-            )
+            migration = self._live(server_id, migration_id,
+                                   "abort live migration",
+                                   {"active", "paused"}, ABORTABLE_STATUSES)
+            self._record_action(server_id, "live_migration_cancel")
+            migration.aborting = True
+            if self.steps == 0:
+                self._run_through(migration)
 
     def force_complete_migration(
         self, server_id: str, migration_id: int
     ) -> None:
+        """Nova's force-complete: a hanging migration completes at its
+        next step; a failing one still fails."""
         with self._lock:
             self._write("force_complete_migration", server_id)
-            migration = self._live(server_id, migration_id)
-            if migration.record.status != "running":
-                raise exceptions.Conflict(
-                    f"Migration {migration_id} is not running", 409
-                )
-            migration.outcome = "success"
+            self._server(server_id)
+            try:
+                migration = self._live(server_id, migration_id,
+                                       "force complete", {"active"},
+                                       frozenset({"running"}))
+            except exceptions.NotFound as exc:
+                # Nova's force-complete answers another server's
+                # migration with 400, where its abort answers 404.
+                raise exceptions.BadRequest(str(exc), 400) from None
+            self._record_action(server_id, "live_migration_force_complete")
+            if migration.outcome == "hang":
+                migration.outcome = "success"
             migration.steps_left = 0
-            self._finish_live(migration)
+            if self.steps == 0:
+                self._run_through(migration)
 
     # -- the Compute interface: diagnosis ----------------------------------
 

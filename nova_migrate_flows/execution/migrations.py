@@ -100,6 +100,8 @@ class Records:
     ):
         self._compute = compute
         self._durations = durations
+        #: The records watches have followed: each is one watch's.
+        self._followed: set[int] = set()
         self._progress_every = progress_every
         self._on_progress = on_progress
 
@@ -130,13 +132,14 @@ class Records:
             ))
         return record
 
-    @staticmethod
     def match(
-        watch: Watch, records: list[models.Migration]
+        self, watch: Watch, records: list[models.Migration]
     ) -> models.Migration | None:
         """The record of ``watch`` among ``records``: the one it follows,
         or the newest of its server and kind made since its request (which
-        it follows from then on)."""
+        it follows from then on) that no other watch followed: a retry
+        within the clock's slack must not take the record of the try
+        before, which Nova made just before it recorded the retry's."""
         if watch.migration_id is not None:
             return next(
                 (r for r in records if r.id == watch.migration_id),
@@ -145,6 +148,7 @@ class Records:
         mine = [
             r for r in records
             if r.server_id == watch.server_id
+            and r.id not in self._followed
             and (r.migration_type or watch.kind) == watch.kind
             and (
                 watch.accepted_at is None
@@ -156,6 +160,7 @@ class Records:
             return None
         record = max(mine, key=lambda r: r.id)
         watch.migration_id = record.id
+        self._followed.add(record.id)
         return record
 
     def update(

@@ -23,6 +23,18 @@ META_LIVE_MIGRATION_DURATION = METADATA_PREFIX + "live_migration_duration"
 META_LIVE_MIGRATION_RESULT = METADATA_PREFIX + "live_migration_result"
 #: Seconds a cold migration or resize of this server copies its disks.
 META_COLD_MIGRATION_DELAY = METADATA_PREFIX + "cold_migration_delay"
+#: How a cold migration or resize of this server ends: ``success``, or
+#: ``fail`` (the disk copy fails and Nova rolls back: the server stays on
+#: its source, in its state, with its flavor; the migration is ``error``).
+META_COLD_MIGRATION_RESULT = METADATA_PREFIX + "cold_migration_result"
+#: How reverting a resize or cold migration of this server ends:
+#: ``success``, or ``fail`` (the server, back on its source with its old
+#: flavor, goes to ERROR; the migration is ``error``).
+META_RESIZE_REVERT_RESULT = METADATA_PREFIX + "resize_revert_result"
+#: How an evacuation of this server ends: ``success``, or ``fail`` (the
+#: rebuild on the target fails: the migration is ``failed``, the server in
+#: ERROR).
+META_EVACUATION_RESULT = METADATA_PREFIX + "evacuation_result"
 
 #: Devices every compute host of the sandbox has, for flavors that ask for
 #: them: PCI passthrough devices (the flavor extra spec
@@ -38,6 +50,8 @@ RESULT_SUCCESS = "success"
 RESULT_FAIL = "fail"
 RESULT_HANG = "hang"
 LIVE_MIGRATION_RESULTS = (RESULT_SUCCESS, RESULT_FAIL, RESULT_HANG)
+#: What a cold migration, a resize or an evacuation can be told to do.
+MOVE_RESULTS = (RESULT_SUCCESS, RESULT_FAIL)
 
 #: Name of the instance-action event the driver records a failed live
 #: migration under, with the reason in its ``details`` (microversion 2.84).

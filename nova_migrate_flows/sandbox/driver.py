@@ -150,7 +150,9 @@ class SandboxDriver(fake.FakeDriver):
       the server, fails (calling Nova's rollback, so the server stays on its
       source, and recording the reason in an instance-action event) or hangs
       until Nova aborts it or forces it to complete.
-    * A cold migration or resize copies its disks for a set delay.
+    * A cold migration or resize copies its disks for a set delay, then
+      fails (Nova rolls it back) if the server's metadata says so; so do
+      the revert of a resize and an evacuation's rebuild.
     * Every host has PCI devices (alias ``nmf-pci``) and vGPUs, for flavors
       that ask for them (servers Nova does not live-migrate).
     * The host's capacity is set at start and changes at run time
@@ -253,10 +255,12 @@ class SandboxDriver(fake.FakeDriver):
 
         Progress goes into the Migration record every quarter second. When
         the job is aborted, Nova's rollback runs with status ``cancelled``;
-        when it is forced to complete, or its time is up and it succeeds,
-        Nova's post-migration runs; when it fails, the reason is recorded as
-        a failed instance-action event and Nova's rollback runs (status
-        ``failed``), the way a virt driver reports a failed migration job.
+        when it fails (at its time, or at once when forced to complete: a
+        forced switch-over does not save a failing job), the reason is
+        recorded as a failed instance-action event and Nova's rollback runs
+        (status ``failed``), the way a virt driver reports a failed
+        migration job; otherwise, when its time is up or it is forced to
+        complete, Nova's post-migration runs.
         """
         duration = _metadata_float(
             instance,
@@ -287,12 +291,12 @@ class SandboxDriver(fake.FakeDriver):
             LOG.info("Live migration to %s aborted", dest, instance=instance)
             recover_method(context, instance, dest, migrate_data,
                            migration_status="cancelled")
-        elif job.request == job.COMPLETE or result == constants.RESULT_SUCCESS:
-            post_method(context, instance, dest, block_migration,
-                        migrate_data)
-        else:
+        elif result == constants.RESULT_FAIL:
             self._record_failure(context, instance, dest)
             recover_method(context, instance, dest, migrate_data)
+        else:
+            post_method(context, instance, dest, block_migration,
+                        migrate_data)
 
     def _run_live_migration(
         self,
@@ -371,6 +375,31 @@ class SandboxDriver(fake.FakeDriver):
         self.destroy(context, instance, network_info=None,
                      block_device_info=block_device_info)
 
+    def finish_revert_migration(self, context: Any, instance: Any,
+                                *args: Any, **kwargs: Any) -> None:
+        """Fail the end of a resize's revert, on the source, when the
+        server's metadata says so."""
+        if _told_to_fail(instance, constants.META_RESIZE_REVERT_RESULT):
+            raise exception.NovaException(
+                "restarting the reverted server failed: the sandbox driver "
+                "was told to fail it "
+                f"({constants.META_RESIZE_REVERT_RESULT}="
+                f"{constants.RESULT_FAIL})")
+        super().finish_revert_migration(context, instance, *args, **kwargs)
+
+    def rebuild(self, context: Any, instance: Any, *args: Any,
+                evacuate: bool = False, **kwargs: Any) -> None:
+        """Fail an evacuation's rebuild when the server's metadata says so;
+        otherwise leave it to Nova's own rebuild (destroy, then spawn)."""
+        if evacuate and _told_to_fail(instance,
+                                      constants.META_EVACUATION_RESULT):
+            raise exception.NovaException(
+                "rebuilding the evacuated server failed: the sandbox "
+                "driver was told to fail it "
+                f"({constants.META_EVACUATION_RESULT}="
+                f"{constants.RESULT_FAIL})")
+        raise NotImplementedError()
+
     def cleanup_host(self, host: str) -> None:
         """Stop the running migrations when the compute service stops.
 
@@ -403,6 +432,15 @@ class SandboxDriver(fake.FakeDriver):
         LOG.info("Copying disks to %s for %.1f s", dest, delay,
                  instance=instance)
         time.sleep(delay)
+        if _told_to_fail(instance, constants.META_COLD_MIGRATION_RESULT):
+            # The way libvirt reports a copy that failed before anything
+            # changed: Nova puts the server back as it was.
+            raise exception.InstanceFaultRollback(
+                inner_exception=exception.ResizeError(
+                    reason=f"copying the disks to {dest} failed: the "
+                    "sandbox driver was told to fail it "
+                    f"({constants.META_COLD_MIGRATION_RESULT}="
+                    f"{constants.RESULT_FAIL})"))
         return super().migrate_disk_and_power_off(
             context, instance, dest, flavor, network_info,
             block_device_info, timeout, retry_interval,
@@ -457,6 +495,15 @@ def _metadata_float(instance: Any, key: str, default: float) -> float:
                     instance=instance)
         return default
     return value
+
+
+def _told_to_fail(instance: Any, key: str) -> bool:
+    """Whether the server's metadata ``key`` says ``fail``."""
+    raw = _metadata(instance).get(key, constants.RESULT_SUCCESS)
+    if raw not in constants.MOVE_RESULTS:
+        LOG.warning("Ignoring %s=%r: not one of %s", key, raw,
+                    ", ".join(constants.MOVE_RESULTS), instance=instance)
+    return raw == constants.RESULT_FAIL
 
 
 def _metadata_result(instance: Any) -> str:

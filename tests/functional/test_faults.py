@@ -176,10 +176,13 @@ def report(proxy: faultproxy.FaultProxy, ran: cli.Ran,
 
 def judged(sdk: Any, capsys: Any, faulty: faultproxy.FaultProxy,
            ran: cli.Ran, servers: list[dict[str, Any]], kind: str,
-           done: str, source: str) -> collections.Counter[str]:
+           done: str, source: str, least_migrated: int
+           ) -> collections.Counter[str]:
     """Judge a run under faults (with the faults off), report it, and check
     what every such run must show: nothing lost, every server accounted
-    for, and the whole fault mix met."""
+    for, the whole fault mix met, and at least ``least_migrated`` servers
+    moved in spite of it (what the retries achieve: without them most
+    servers fail, safely)."""
     faulty.enabled = False
     counts = judge(sdk, ran, servers, kind, done, source)
     with capsys.disabled():
@@ -187,6 +190,7 @@ def judged(sdk: Any, capsys: Any, faulty: faultproxy.FaultProxy,
     assert ran.code in (0, 1), ran.err
     assert counts["lost"] == 0
     assert counts["migrated"] + counts["failed-safe"] == len(servers)
+    assert counts["migrated"] >= least_migrated, counts
     check_mix(faulty)
     return counts
 
@@ -200,8 +204,9 @@ def test_host_evacuate_live_under_faults(sandbox, sdk, boot_servers, proxy,
 
     ran = tool("host-evacuate-live", "host1", "--format", "json")
 
+    # 10 of 10 in every run seen; one fault may still fail one safely.
     counts = judged(sdk, capsys, faulty, ran, servers, "live-migration",
-                    "completed", "host1")
+                    "completed", "host1", least_migrated=SERVERS - 1)
     assert len(servers) == SERVERS
     # The ambiguous case was met on os-migrateLive itself.
     assert faulty.injected_routes[(
@@ -221,8 +226,9 @@ def test_host_servers_migrate_with_faults_on_confirm(
 
     ran = tool("host-servers-migrate", "host1", "--format", "json")
 
+    # 4 of 5 in every run seen: a reset before a migrate fails it safely.
     judged(sdk, capsys, faulty, ran, servers, "migration", "confirmed",
-           "host1")
+           "host1", least_migrated=4)
     confirm = "POST /compute/v2.1/servers/{id}/action confirmResize"
     assert faulty.injected_routes[(faultproxy.RESET_AFTER, confirm)] >= 1
 
@@ -240,8 +246,9 @@ def test_host_evacuate_with_faults_on_evacuate_and_start(
 
     ran = tool("host-evacuate", "host4", "--format", "json")
 
+    # 4 of 4 in every run seen.
     judged(sdk, capsys, faulty, ran, servers, "evacuation", "done",
-           "host4")
+           "host4", least_migrated=3)
     for action in ("evacuate", "os-start"):
         route = f"POST /compute/v2.1/servers/{{id}}/action {action}"
         assert faulty.injected_routes[(faultproxy.RESET_AFTER, route)] >= 1

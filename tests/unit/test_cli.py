@@ -152,30 +152,41 @@ def test_a_failed_server_exits_1(capsys, cloud, config):
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "says"),
     [
-        ["live-migrate", "no-such-server"],
-        ["live-migrate", "web", "host1"],
-        ["live-migrate", "web", "nohost"],
-        ["host-evacuate-live", "nohost"],
-        ["host-evacuate-live", "host1", "--target-host", "host1"],
-        ["host-evacuate-live", "host1", "--max-concurrent", "0"],
-        ["host-evacuate-live", "host1", "--max-concurrent", "-3"],
-        ["resize", "web", "m9.nothing"],
-        ["migration-abort", "web", "abc"],
-        ["migration-show", "web", "99"],
+        (["live-migrate", "no-such-server"],
+         "server 'no-such-server': no server has this name or id"),
+        (["live-migrate", "web", "host1"],
+         "target host host1 is the server's own host"),
+        (["live-migrate", "web", "nohost"],
+         "target host nohost: no nova-compute service there"),
+        (["host-evacuate-live", "nohost"],
+         "host nohost: no nova-compute service there"),
+        (["host-evacuate-live", "host1", "--target-host", "host1"],
+         "--target-host host1: it is one of the hosts being emptied"),
+        (["host-evacuate-live", "host1", "--max-concurrent", "0"],
+         "--max-concurrent 0: must be 1 or more"),
+        (["host-evacuate-live", "host1", "--max-concurrent", "-3"],
+         "--max-concurrent -3: must be 1 or more"),
+        (["resize", "web", "m9.nothing"],
+         "flavor 'm9.nothing': no such flavor"),
+        (["migration-abort", "web", "abc"],
+         "MIGRATION 'abc': not a migration id"),
+        (["migration-show", "web", "99"], "MIGRATION 99: server web ("),
     ],
     ids=["unknown-server", "same-host", "unknown-target", "unknown-host",
          "onto-itself", "zero-concurrency", "negative-concurrency",
          "unknown-flavor", "malformed-migration", "unknown-migration"],
 )
-def test_bad_input_exits_2_and_changes_nothing(capsys, cloud, config, argv):
+def test_bad_input_exits_2_and_changes_nothing(capsys, cloud, config, argv,
+                                               says):
     cloud.add_server("host1", name="web")
 
     code, out, err = run(capsys, "--config-file", config(), *argv)
 
     assert code == 2
-    one_error_line(err)
+    assert says in one_error_line(err)
+    assert out == ""
     assert cloud.writes == []
 
 
@@ -230,6 +241,9 @@ def test_migration_abort(capsys, cloud, config):
 
     assert code == 0
     assert "aborted" in out
+    assert cloud.instance_actions(server.id)[0].action == (
+        "live_migration_cancel")
+    cloud.advance()
     assert cloud.migrations[0].record.status == "cancelled"
 
 

@@ -110,14 +110,16 @@ def test_servers_that_move_one_after_the_other_share_a_lane():
 def test_the_engine_validates_a_host_flow(conf):
     flow = host_flows.host_flow("host-evacuate-live", "host1", moves(2),
                                 VERIFY)
-    engine = engines.load(flow, store={
-        constants.REQUEST: {}, constants.PLAN: {}, "run_id": "r",
-        constants.RUNTIME: None,
-    })
+    store = {constants.REQUEST: {}, constants.PLAN: {}, "run_id": "r",
+             constants.RUNTIME: None}
+    engine = engines.load(flow, store=store)
 
     engine.compile()
     engine.prepare()
-    engine.validate()
+    engine.validate()  # raises MissingDependencies, among others
+
+    assert set(flow.requires) <= set(store)
+    assert constants.host_key("result", "host1") in flow.provides
 
 
 def test_a_live_migration_runs_its_steps_in_order(conf):

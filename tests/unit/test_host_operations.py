@@ -11,6 +11,9 @@
 # under the License.
 """The runner end to end against the in-memory cloud: host operations."""
 
+import contextlib
+import threading
+
 import pytest
 
 from nova_migrate_flows import exceptions
@@ -100,8 +103,11 @@ def test_no_valid_host_tries_the_next_candidate(conf, cloud, run):
 
     assert by_status(result) == {"migrated": [server.id]}
     assert cloud.servers[server.id].host == "host3"
-    errors = [m for m in cloud.migrations if m.record.status == "error"]
-    assert [m.record.dest_compute for m in errors] == ["host2"]
+    errors = [m.record for m in cloud.migrations if m.record.status == "error"]
+    assert [r.server_id for r in errors] == [server.id]
+    first_try = cloud.instance_actions(server.id)[-1]
+    assert [e.details for e in first_try.failed_events] == [
+        "No valid host was found. host2 is not suitable"]
 
 
 def test_stop_on_failure_starts_nothing_after_a_failure(cloud, run):
@@ -198,11 +204,25 @@ def test_two_hosts_drain_in_parallel_onto_the_others(cloud, run):
            range(3)]
     seen = []
     original = cloud.live_migrate
+    # The first migration of each host waits for the other's: only flows
+    # that run side by side get past it.
+    meeting = threading.Barrier(2, timeout=30)
+    lock = threading.Lock()
+    first: set[str] = set()
+    met: list[str] = []
 
-    def spy(*args, **kwargs):
+    def spy(server_id, *args, **kwargs):
         seen.append({h: cloud.services[h].status for h in ("host1",
                                                           "host2")})
-        return original(*args, **kwargs)
+        source = cloud.servers[server_id].host
+        with lock:
+            is_first = source not in first
+            first.add(source)
+        if is_first:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                meeting.wait()
+                met.append(source)
+        return original(server_id, *args, **kwargs)
 
     cloud.live_migrate = spy
 
@@ -210,6 +230,7 @@ def test_two_hosts_drain_in_parallel_onto_the_others(cloud, run):
 
     assert sorted(by_status(result)["migrated"]) == sorted(ids)
     assert {cloud.servers[i].host for i in ids} <= {"host3", "host4"}
+    assert sorted(met) == ["host1", "host2"]
     # Both sources were disabled before the first migration of either.
     assert seen and all(s == {"host1": "disabled", "host2": "disabled"}
                         for s in seen)

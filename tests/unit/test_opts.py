@@ -45,12 +45,18 @@ def test_every_listed_option_is_registered():
     # keystoneauth registers an auth plugin's own options when it loads it.
     plugin = {o.dest for o in ks_loading.get_auth_plugin_conf_options(
         "password")}
+    missing = []
     for group, options in opts.list_opts():
         section = conf[group] if group else conf
         for opt in options:
             if group == opts.NOVA_GROUP and opt.dest in plugin:
                 continue
-            getattr(section, opt.dest)
+            try:
+                getattr(section, opt.dest)
+            except cfg.NoSuchOptError:
+                missing.append(f"[{group}] {opt.dest}")
+
+    assert missing == []
 
 
 def test_secret_options_are_secret():

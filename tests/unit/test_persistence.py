@@ -386,11 +386,12 @@ def test_resume_finishes_a_run_whose_process_stopped(conf, cloud, backend):
             for s in records.describe(b)["servers"]} == expected), None))
     cloud.live_migrate = original
 
-    result = runner_mod.Runner(conf.conf, cloud, backend=backend).resume(
-        book.uuid)
+    result, recorded = _resume_in_another_process(conf, cloud, book.uuid)
 
     release.set()
     thread.join(10)
+    assert recorded == (constants.RunState.FINISHED,
+                        {s: "migrated" for s in servers})
     assert [o["status"] for o in result.outcomes] == ["migrated"] * 3
     per_server = [m.record.server_id for m in cloud.migrations]
     assert sorted(per_server) == sorted(servers)
@@ -421,11 +422,12 @@ def test_resume_adopts_a_migration_in_flight(conf, cloud, backend):
     book = _wait_for(lambda: _stuck_book(store, server.id))
     cloud.live_migrate = original
 
-    result = runner_mod.Runner(conf.conf, cloud, backend=backend).resume(
-        book.uuid)
+    result, recorded = _resume_in_another_process(conf, cloud, book.uuid)
 
     release.set()
     thread.join(10)
+    assert recorded == (constants.RunState.FINISHED,
+                        {server.id: "migrated"})
     assert result.outcomes[0]["status"] == "migrated"
     assert len(cloud.migrations) == 1
     assert cloud.calls["live_migrate"] == 1
@@ -435,6 +437,29 @@ def test_resume_of_an_unknown_run_is_bad_input(conf, cloud, backend):
     with pytest.raises(exceptions.InvalidInput, match="no such run"):
         runner_mod.Runner(conf.conf, cloud, backend=backend).resume(
             "0b5a2f7e-0000-4000-8000-000000000000")
+
+
+def _resume_in_another_process(conf, cloud, run_id):
+    """Resume the run from the database opened anew, as another process
+    would; the result, and the run as then recorded."""
+    reopened = persistence.backend_from_conf(conf.conf)
+    try:
+        result = runner_mod.Runner(conf.conf, cloud,
+                                   backend=reopened).resume(run_id)
+    finally:
+        reopened.close()
+    return result, _recorded(conf, run_id)
+
+
+def _recorded(conf, run_id):
+    """The run's state and each server's status, read from the database
+    opened anew."""
+    reopened = persistence.backend_from_conf(conf.conf)
+    try:
+        run = records.describe(records.Records(reopened).get(run_id))
+    finally:
+        reopened.close()
+    return run["state"], {s["server"]: s["status"] for s in run["servers"]}
 
 
 def _stuck_book(store, server_id):

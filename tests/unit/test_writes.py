@@ -369,5 +369,8 @@ def test_a_live_migration_is_aborted_once(conf, slept, faults, sent):
 
     assert faulty.sent["abort_migration"] == sent
     assert faulty.effects("abort_migration") == 1
+    assert [a.action for a in cloud.instance_actions(server.id)].count(
+        "live_migration_cancel") == 1
+    cloud.advance()
     assert [m.record.status for m in cloud.migrations] == ["cancelled"]
     assert cloud.servers[server.id].host == "host1"

@@ -137,27 +137,50 @@ def test_list_servers_of_a_host(cloud):
     assert cloud.calls["list_servers"] == 1
 
 
-def test_stop_and_start(cloud):
+def seen(server: models.Server) -> tuple[str, str | None]:
+    return server.status, server.task_state
+
+
+def test_stop_and_start_pass_through_powering_off_and_on(cloud):
     server = cloud.add_server("host1")
 
     cloud.stop_server(server.id)
+    stopping = cloud.servers[server.id]
     stopped = cloud.get_server(server.id)
     cloud.start_server(server.id)
+    starting = cloud.servers[server.id]
     started = cloud.get_server(server.id)
 
-    assert (stopped.status, stopped.power_state) == (
-        "SHUTOFF", models.POWER_STATE_SHUTDOWN)
-    assert (started.status, started.power_state) == (
-        "ACTIVE", models.POWER_STATE_RUNNING)
+    assert seen(stopping) == ("ACTIVE", "powering-off")
+    assert (stopped.status, stopped.task_state, stopped.power_state) == (
+        "SHUTOFF", None, models.POWER_STATE_SHUTDOWN)
+    assert seen(starting) == ("SHUTOFF", "powering-on")
+    assert (started.status, started.task_state, started.power_state) == (
+        "ACTIVE", None, models.POWER_STATE_RUNNING)
     assert cloud.writes == [("stop_server", server.id),
                             ("start_server", server.id)]
 
 
-def test_start_a_running_server_is_a_conflict(cloud):
-    server = cloud.add_server("host1")
+@pytest.mark.parametrize(("status", "action"), [
+    ("ACTIVE", "start_server"), ("SHUTOFF", "stop_server"),
+    ("PAUSED", "stop_server"),
+], ids=["start-running", "stop-stopped", "stop-paused"])
+def test_a_power_action_in_the_wrong_state_is_a_conflict(cloud, status,
+                                                         action):
+    server = cloud.add_server("host1", status=status)
 
-    with pytest.raises(exceptions.Conflict):
-        cloud.start_server(server.id)
+    with pytest.raises(exceptions.Conflict, match="vm_state") as raised:
+        getattr(cloud, action)(server.id)
+
+    assert raised.value.status_code == 409
+
+
+def test_a_server_powering_off_cannot_be_started(cloud):
+    server = cloud.add_server("host1")
+    cloud.stop_server(server.id)
+
+    with pytest.raises(exceptions.Conflict, match="task_state powering-off"):
+        cloud.stop_server(server.id)
 
 
 # -- live migration --------------------------------------------------------
@@ -168,9 +191,11 @@ def test_live_migration_progresses_one_step_per_read(cloud):
     result = cloud.live_migrate(server.id, "host2", "auto")
 
     assert newest(cloud, server.id).status == "accepted"
+    assert seen(cloud.servers[server.id]) == ("MIGRATING", "migrating")
+    assert statuses(cloud, server.id, 3) == [
+        "preparing", "running", "running"]
     assert cloud.get_server(server.id).status == "MIGRATING"
-    assert statuses(cloud, server.id, 5) == [
-        "preparing", "running", "running", "running", "completed"]
+    assert statuses(cloud, server.id, 1) == ["completed"]
     moved = cloud.get_server(server.id)
     assert (moved.host, moved.hypervisor_hostname) == ("host2", "host2")
     assert (moved.status, moved.task_state) == ("ACTIVE", None)
@@ -313,7 +338,7 @@ def test_a_failing_live_migration_leaves_the_server_where_it_was(cloud):
 
     result = cloud.live_migrate(server.id, "host2", "auto")
 
-    assert statuses(cloud, server.id, 5)[-1] == "error"
+    assert statuses(cloud, server.id, 5)[-1] == "failed"
     after = cloud.get_server(server.id)
     assert (after.host, after.status, after.task_state) == (
         "host1", "ACTIVE", None)
@@ -358,30 +383,44 @@ def test_a_target_without_room_is_an_error_record(force):
     cloud.live_migrate(server.id, "b", "auto", force=force)
 
     record = newest(cloud, server.id)
-    assert (record.status, record.dest_compute) == ("error", "b")
+    assert (record.status, record.dest_compute) == ("error", None)
     assert cloud.get_server(server.id).task_state is None
 
 
 @pytest.mark.parametrize(
-    ("target", "message"),
-    [("nowhere", "not found"), ("host1", "same")],
-    ids=["unknown-host", "same-host"],
-)
-@pytest.mark.parametrize(
-    "move",
-    [lambda c, s, h: c.live_migrate(s.id, h, "auto"),
-     lambda c, s, h: c.cold_migrate(s.id, h)],
-    ids=["live", "cold"],
+    ("move", "target", "message"),
+    [(lambda c, s, h: c.live_migrate(s.id, h, "auto"), "nowhere",
+      "not found"),
+     (lambda c, s, h: c.cold_migrate(s.id, h), "nowhere", "not found"),
+     (lambda c, s, h: c.cold_migrate(s.id, h), "host1", "same")],
+    ids=["live-unknown-host", "cold-unknown-host", "cold-same-host"],
 )
 def test_nova_s_api_refuses_a_bad_target_at_once(cloud, move, target,
                                                   message):
     server = cloud.add_server("host1")
 
-    with pytest.raises(exceptions.BadRequest, match=message):
+    with pytest.raises(exceptions.BadRequest, match=message) as raised:
         move(cloud, server, target)
 
+    assert raised.value.status_code == 400
     assert cloud.list_migrations(server_id=server.id) == []
     assert cloud.get_server(server.id).task_state is None
+
+
+def test_a_live_migration_to_its_own_host_is_accepted_then_an_error(cloud):
+    """Since 2.34 Nova's conductor, not its API, finds the target is the
+    source: HTTP 202, and the record ends in error."""
+    server = cloud.add_server("host1")
+
+    result = cloud.live_migrate(server.id, "host1", "auto")
+
+    record = newest(cloud, server.id)
+    assert (record.status, record.migration_type, record.dest_compute) == (
+        "error", "live-migration", None)
+    action = cloud.instance_action(server.id, result.request_id)
+    assert action is not None
+    assert "to current host (host1)" in action.failed_events[0].details
+    assert seen(cloud.get_server(server.id)) == ("ACTIVE", None)
 
 
 LIVE_MOVE = (lambda c, s, h: c.live_migrate(s.id, h, "auto"),
@@ -450,9 +489,10 @@ def test_a_hanging_live_migration_runs_for_ever_without_progress(cloud):
     assert cloud.get_server(server.id).host == "host1"
 
 
-@pytest.mark.parametrize("reads", [0, 1, 3],
-                         ids=["accepted", "preparing", "running"])
-def test_abort_cancels_and_gives_the_room_back(cloud, reads):
+@pytest.mark.parametrize(("reads", "status"), [(1, "preparing"),
+                                               (3, "running")],
+                         ids=["preparing", "running"])
+def test_abort_cancels_and_gives_the_room_back(cloud, reads, status):
     server = cloud.add_server("host1")
     cloud.behaviours[server.id] = fake.Behaviour(live="hang")
     cloud.live_migrate(server.id, "host2", "auto")
@@ -460,6 +500,10 @@ def test_abort_cancels_and_gives_the_room_back(cloud, reads):
 
     cloud.abort_migration(server.id, newest(cloud, server.id).id)
 
+    # Nova records the abort as it takes it; the compute cancels later.
+    assert newest(cloud, server.id).status == status
+    assert cloud.instance_actions(server.id)[0].action == (
+        "live_migration_cancel")
     assert statuses(cloud, server.id, 2) == ["cancelled", "cancelled"]
     after = cloud.get_server(server.id)
     assert (after.host, after.status, after.task_state) == (
@@ -479,24 +523,61 @@ def test_abort_of_a_queued_migration_lets_it_never_start(cloud):
     cloud.abort_migration(second.id, newest(cloud, second.id).id)
     cloud.advance(3)
 
+    assert [a.action for a in cloud.instance_actions(second.id)] == [
+        "live_migration_cancel", "live-migration"]
     assert newest(cloud, second.id).status == "cancelled"
     assert newest(cloud, first.id).status == "running"
 
 
+def test_abort_of_an_accepted_migration_is_refused(cloud):
+    """Microversion 2.65 aborts only queued, preparing and running ones."""
+    server = cloud.add_server("host1")
+    cloud.live_migrate(server.id, "host2", "auto")
+
+    with pytest.raises(exceptions.BadRequest, match="is accepted") as raised:
+        cloud.abort_migration(server.id, newest(cloud, server.id).id)
+
+    assert raised.value.status_code == 400
+    assert [a.action for a in cloud.instance_actions(server.id)] == [
+        "live-migration"]
+    assert statuses(cloud, server.id, 1) == ["preparing"]
+
+
 def test_abort_of_a_finished_migration_is_refused(cloud):
+    """The server no longer migrates: Nova's state check answers 409."""
     server = cloud.add_server("host1")
     cloud.live_migrate(server.id, "host2", "auto")
     statuses(cloud, server.id, 5)
 
-    with pytest.raises(exceptions.BadRequest, match="not in progress"):
+    with pytest.raises(exceptions.Conflict, match="task_state None"):
         cloud.abort_migration(server.id, newest(cloud, server.id).id)
 
 
 def test_abort_of_an_unknown_migration(cloud):
     server = cloud.add_server("host1")
+    cloud.behaviours[server.id] = fake.Behaviour(live="hang")
+    cloud.live_migrate(server.id, "host2", "auto")
 
-    with pytest.raises(exceptions.NotFound):
+    with pytest.raises(exceptions.NotFound) as raised:
         cloud.abort_migration(server.id, 99)
+
+    assert raised.value.status_code == 404
+
+
+@pytest.mark.parametrize(("action", "code"), [
+    ("abort_migration", 404), ("force_complete_migration", 400)],
+    ids=["abort", "force-complete"])
+def test_another_server_s_migration_is_refused(cloud, action, code):
+    mine, other = cloud.add_server("host1"), cloud.add_server("host2")
+    cloud.behaviours[mine.id] = fake.Behaviour(live="hang")
+    cloud.live_migrate(mine.id, "host3", "auto")
+    cloud.live_migrate(other.id, "host3", "auto")
+    statuses(cloud, mine.id, 3)
+
+    with pytest.raises(exceptions.ComputeError) as raised:
+        getattr(cloud, action)(mine.id, newest(cloud, other.id).id)
+
+    assert raised.value.status_code == code
 
 
 def test_force_complete_finishes_a_hanging_migration(cloud):
@@ -507,9 +588,24 @@ def test_force_complete_finishes_a_hanging_migration(cloud):
 
     cloud.force_complete_migration(server.id, newest(cloud, server.id).id)
 
-    assert newest(cloud, server.id).status == "completed"
+    assert newest(cloud, server.id).status == "running"
+    assert cloud.instance_actions(server.id)[0].action == (
+        "live_migration_force_complete")
+    assert statuses(cloud, server.id, 1) == ["completed"]
     assert cloud.get_server(server.id).host == "host2"
     assert room(cloud, "host1") == full()
+
+
+def test_force_complete_never_makes_a_failing_migration_succeed(cloud):
+    server = cloud.add_server("host1")
+    cloud.behaviours[server.id] = fake.Behaviour(live="fail", steps=5)
+    cloud.live_migrate(server.id, "host2", "auto")
+    statuses(cloud, server.id, 2)
+
+    cloud.force_complete_migration(server.id, newest(cloud, server.id).id)
+
+    assert statuses(cloud, server.id, 1) == ["failed"]
+    assert cloud.get_server(server.id).host == "host1"
 
 
 @pytest.mark.parametrize("reads", [0, 1], ids=["accepted", "preparing"])
@@ -518,7 +614,21 @@ def test_force_complete_needs_a_running_migration(cloud, reads):
     cloud.live_migrate(server.id, "host2", "auto")
     statuses(cloud, server.id, reads)
 
-    with pytest.raises(exceptions.Conflict, match="not running"):
+    with pytest.raises(exceptions.BadRequest,
+                       match="Cannot force complete") as raised:
+        cloud.force_complete_migration(server.id,
+                                       newest(cloud, server.id).id)
+
+    assert raised.value.status_code == 400
+
+
+def test_force_complete_of_a_paused_server_is_a_conflict(cloud):
+    server = cloud.add_server("host1", status="PAUSED")
+    cloud.behaviours[server.id] = fake.Behaviour(live="hang")
+    cloud.live_migrate(server.id, "host2", "auto")
+    statuses(cloud, server.id, 3)
+
+    with pytest.raises(exceptions.Conflict, match="vm_state paused"):
         cloud.force_complete_migration(server.id,
                                        newest(cloud, server.id).id)
 
@@ -545,9 +655,9 @@ def test_steps_zero_for_one_server_finishes_it_at_once(cloud):
     cloud.live_migrate(quick.id, "host3", "auto")
 
     assert newest(cloud, quick.id).status == "completed"
-    assert cloud.get_server(quick.id).host == "host3"
-    # The other migration does not move on: nobody read the migrations.
+    # The other migration does not move on: nobody read the cloud.
     assert newest(cloud, slow.id).status == "accepted"
+    assert cloud.servers[quick.id].host == "host3"
 
 
 def test_steps_zero_behind_a_running_migration_still_queues(cloud):
@@ -579,10 +689,19 @@ def test_cold_migration_waits_in_verify_resize_then_confirms(cloud):
 
     cloud.cold_migrate(server.id, "host2")
 
-    assert cloud.get_server(server.id).task_state == "resize_prep"
-    assert statuses(cloud, server.id, 3) == ["migrating", "migrating",
-                                             "finished"]
-    resized = cloud.get_server(server.id)
+    assert seen(cloud.servers[server.id]) == ("RESIZE", "resize_prep")
+    assert newest(cloud, server.id).status == "pre-migrating"
+    steps = []
+    for _ in range(4):
+        status = cloud.list_migrations(server_id=server.id)[0].status
+        steps.append((status, seen(cloud.servers[server.id])))
+    assert steps == [
+        ("migrating", ("RESIZE", "resize_migrating")),
+        ("post-migrating", ("RESIZE", "resize_migrated")),
+        ("post-migrating", ("RESIZE", "resize_finish")),
+        ("finished", ("VERIFY_RESIZE", None)),
+    ]
+    resized = cloud.servers[server.id]
     assert (resized.host, resized.status, resized.vm_state) == (
         "host2", "VERIFY_RESIZE", "resized")
     # Until confirmed, both hosts hold the server's room.
@@ -590,7 +709,9 @@ def test_cold_migration_waits_in_verify_resize_then_confirms(cloud):
 
     cloud.confirm_resize(server.id)
 
-    assert newest(cloud, server.id).status == "confirmed"
+    assert newest(cloud, server.id).status == "confirming"
+    assert seen(cloud.servers[server.id]) == ("VERIFY_RESIZE", None)
+    assert statuses(cloud, server.id, 1) == ["confirmed"]
     confirmed = cloud.get_server(server.id)
     assert (confirmed.host, confirmed.status) == ("host2", "ACTIVE")
     assert room(cloud, "host1") == full()
@@ -601,23 +722,61 @@ def test_a_stopped_server_stays_stopped_after_its_cold_migration(cloud):
     server = cloud.add_server("host1", status="SHUTOFF")
 
     cloud.cold_migrate(server.id, None)
-    statuses(cloud, server.id, 3)
+    assert seen(cloud.servers[server.id]) == ("RESIZE", "resize_prep")
+    statuses(cloud, server.id, 4)
     cloud.confirm_resize(server.id)
 
     after = cloud.get_server(server.id)
     assert (after.status, after.vm_state) == ("SHUTOFF", "stopped")
 
 
-def test_revert_puts_the_server_back(cloud):
-    server = cloud.add_server("host1")
+def test_a_stopped_server_reverted_is_stopped_again_on_its_source(cloud):
+    server = cloud.add_server("host1", status="SHUTOFF")
     cloud.cold_migrate(server.id, "host2")
-    statuses(cloud, server.id, 3)
+    statuses(cloud, server.id, 4)
+
+    cloud.revert_resize(server.id)
+    cloud.advance()
+    reverted = cloud.servers[server.id]
+    cloud.advance()
+    stopped = cloud.servers[server.id]
+
+    assert (reverted.host, seen(reverted)) == (
+        "host1", ("VERIFY_RESIZE", "powering-off"))
+    assert (stopped.host, seen(stopped), stopped.vm_state) == (
+        "host1", ("SHUTOFF", None), "stopped")
+
+
+def test_a_failing_revert_says_reverted_then_errors_out(cloud):
+    server = cloud.add_server("host1")
+    cloud.behaviours[server.id] = fake.Behaviour(revert="fail")
+    cloud.cold_migrate(server.id, "host2")
+    statuses(cloud, server.id, 4)
 
     cloud.revert_resize(server.id)
 
-    assert newest(cloud, server.id).status == "reverted"
+    assert statuses(cloud, server.id, 2) == ["reverted", "error"]
+    assert seen(cloud.servers[server.id]) == ("ERROR", "resize_reverting")
     after = cloud.get_server(server.id)
-    assert (after.host, after.status) == ("host1", "ACTIVE")
+    assert (after.host, after.status, after.task_state) == (
+        "host1", "ERROR", None)
+    assert room(cloud, "host2") == full()
+
+
+def test_revert_puts_the_server_back(cloud):
+    server = cloud.add_server("host1")
+    cloud.cold_migrate(server.id, "host2")
+    statuses(cloud, server.id, 4)
+
+    cloud.revert_resize(server.id)
+
+    assert newest(cloud, server.id).status == "reverting"
+    assert seen(cloud.servers[server.id]) == ("REVERT_RESIZE",
+                                              "resize_reverting")
+    assert statuses(cloud, server.id, 1) == ["reverted"]
+    after = cloud.get_server(server.id)
+    assert (after.host, after.status, after.task_state) == (
+        "host1", "ACTIVE", None)
     assert room(cloud, "host2") == full()
     assert room(cloud, "host1") == less("m1.small")
 
@@ -632,6 +791,7 @@ def test_resize_confirmed_gives_the_old_flavor_s_room_back(cloud):
     assert resized.flavor_info == fake.FLAVORS["m1.large"]
     assert room(cloud, resized.host) == less("m1.large")
     cloud.confirm_resize(server.id)
+    cloud.advance()
     assert room(cloud, "host1") == full()
     assert room(cloud, resized.host) == less("m1.large")
 
@@ -655,19 +815,23 @@ def test_resize_reverted_keeps_the_old_flavor(cloud):
 def test_confirm_or_revert_needs_verify_resize(cloud, action):
     server = cloud.add_server("host1")
 
-    with pytest.raises(exceptions.Conflict, match="VERIFY_RESIZE"):
+    with pytest.raises(exceptions.Conflict, match="vm_state active"):
         getattr(cloud, action)(server.id)
 
 
-def test_a_failing_cold_migration_puts_the_server_in_error(cloud):
-    server = cloud.add_server("host1")
+@pytest.mark.parametrize("status", ["ACTIVE", "SHUTOFF"])
+def test_a_failing_cold_migration_is_rolled_back(cloud, status):
+    """Nova's InstanceFaultRollback: the server as it was, on its source;
+    the record in error."""
+    server = cloud.add_server("host1", status=status)
     cloud.behaviours[server.id] = fake.Behaviour(cold="fail")
 
     result = cloud.cold_migrate(server.id, "host2")
 
     assert statuses(cloud, server.id, 3)[-1] == "error"
     after = cloud.get_server(server.id)
-    assert (after.host, after.status) == ("host1", "ERROR")
+    assert (after.host, after.status, after.task_state) == (
+        "host1", status, None)
     assert room(cloud, "host2") == full()
     action = cloud.instance_action(server.id, result.request_id)
     assert action is not None and action.failed_events
@@ -725,8 +889,20 @@ def test_evacuate_rebuilds_the_server_stopped_elsewhere(cloud):
 
     cloud.evacuate(server.id, "host3")
 
-    assert cloud.get_server(server.id).task_state == "rebuilding"
-    assert statuses(cloud, server.id, 3)[-1] == "done"
+    assert seen(cloud.servers[server.id]) == ("REBUILD", "rebuilding")
+    assert newest(cloud, server.id).status == "accepted"
+    steps = []
+    for _ in range(6):
+        status = cloud.list_migrations(server_id=server.id)[0].status
+        steps.append((status, seen(cloud.servers[server.id])))
+    # From 2.95 Nova stops the server it rebuilt.
+    assert steps == [
+        ("pre-migrating", ("REBUILD", "rebuilding")),
+        ("pre-migrating", ("REBUILD", "rebuilding")),
+        ("pre-migrating", ("REBUILD", "rebuild_block_device_mapping")),
+        ("pre-migrating", ("REBUILD", "rebuild_spawning")),
+        ("pre-migrating", ("ACTIVE", "powering-off")),
+        ("done", ("SHUTOFF", None))]
     record = newest(cloud, server.id)
     assert (record.migration_type, record.dest_compute) == ("evacuation",
                                                             "host3")
@@ -735,6 +911,40 @@ def test_evacuate_rebuilds_the_server_stopped_elsewhere(cloud):
         "host3", "SHUTOFF", None)
     cloud.start_server(server.id)
     assert cloud.get_server(server.id).status == "ACTIVE"
+
+
+@pytest.mark.parametrize(
+    ("status", "target", "error", "code"),
+    [("ACTIVE", "nowhere", exceptions.NotFound, 404),
+     ("ACTIVE", "host1", exceptions.BadRequest, 400),
+     ("PAUSED", None, exceptions.Conflict, 409),
+     ("SHELVED", None, exceptions.Conflict, 409)],
+    ids=["unknown-host", "same-host", "paused", "shelved"],
+)
+def test_nova_s_api_checks_an_evacuation(cloud, status, target, error, code):
+    server = cloud.add_server("host1", status=status)
+    cloud.update_service(cloud.services["host1"].id, forced_down=True)
+
+    with pytest.raises(error) as raised:
+        cloud.evacuate(server.id, target)
+
+    assert type(raised.value) is error
+    assert raised.value.status_code == code
+    assert cloud.list_migrations(server_id=server.id) == []
+
+
+def test_a_failing_evacuation_ends_failed(cloud):
+    server = cloud.add_server("host1")
+    cloud.behaviours[server.id] = fake.Behaviour(cold="fail")
+    cloud.update_service(cloud.services["host1"].id, forced_down=True)
+
+    result = cloud.evacuate(server.id, "host2")
+
+    assert statuses(cloud, server.id, 3)[-1] == "failed"
+    assert cloud.get_server(server.id).host == "host1"
+    assert room(cloud, "host2") == full()
+    action = cloud.instance_action(server.id, result.request_id)
+    assert action is not None and action.failed_events
 
 
 # -- services and migrations -----------------------------------------------
@@ -782,6 +992,27 @@ def test_list_migrations_filters_newest_first():
         status="migrating")] == [second.id]
 
 
+@pytest.mark.parametrize(
+    "move",
+    [lambda c, s: c.live_migrate(s.id, "host2", "auto"),
+     lambda c, s: c.cold_migrate(s.id, "host2")],
+    ids=["live", "cold"],
+)
+def test_a_new_record_is_not_updated_until_its_first_save(cloud, move):
+    """Nova leaves ``updated_at`` NULL at creation (a ``changes-since``
+    poll misses such a record) and sets it at the first save."""
+    server = cloud.add_server("host1")
+
+    move(cloud, server)
+
+    created = newest(cloud, server.id)
+    assert created.created_at is not None
+    assert created.updated_at is None
+    statuses(cloud, server.id, 1)
+    saved = newest(cloud, server.id).updated_at
+    assert saved is not None and saved > created.created_at
+
+
 def test_list_migrations_changes_since(cloud):
     done = cloud.add_server("host1")
     cloud.live_migrate(done.id, "host2", "auto")
@@ -815,6 +1046,7 @@ def test_instance_actions_newest_first(cloud):
     server = cloud.add_server("host1")
 
     first = cloud.stop_server(server.id)
+    cloud.advance()
     second = cloud.start_server(server.id)
 
     assert [a.request_id for a in cloud.instance_actions(server.id)] == [

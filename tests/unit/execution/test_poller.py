@@ -165,9 +165,9 @@ def test_a_failed_live_migration(cloud, make_poller, finals):
 
     assert type(raised.value) is exceptions.MigrationFailed
     assert (raised.value.server_id, raised.value.status) == (server.id,
-                                                             "error")
+                                                             "failed")
     assert raised.value.migration_id == watch.migration_id
-    assert "ended error" in str(raised.value)
+    assert "ended failed" in str(raised.value)
     assert finals.calls == [server.id]
 
 
@@ -248,6 +248,25 @@ def test_older_migrations_of_the_server_are_not_its_own(stub, make_poller):
     wait_until(lambda: watch.migration_id == 4, "the record to show up")
     stub.set(4, status="completed")
     assert watch.wait(deadline()).id == 4
+
+
+def test_a_retry_does_not_take_the_record_of_the_try_before(stub,
+                                                          make_poller):
+    """Nova's scheduler refused the first try; the retry onto the next
+    host, accepted within the clock's slack, is recorded a moment later."""
+    poller = make_poller(stub)
+    stub.add(1, status="error", created_at=CREATED, dest_compute=None)
+    first = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    with pytest.raises(exceptions.MigrationFailed, match="migration 1 "):
+        first.wait(deadline())
+
+    retry = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    polls = len(stub.listed)
+    wait_until(lambda: len(stub.listed) >= polls + 2, "two polls")
+
+    assert retry.migration is None and not retry.done.is_set()
+    stub.add(2, status="completed", created_at=CREATED)
+    assert retry.wait(deadline()).id == 2
 
 
 def test_the_newest_matching_record_is_the_watch_s(stub, make_poller):
