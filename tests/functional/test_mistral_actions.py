@@ -30,6 +30,9 @@ pytestmark = [pytest.mark.functional, pytest.mark.usefixtures("restore_cloud")]
 NAMES = [
     "nova_migrate_flows.host_evacuate",
     "nova_migrate_flows.host_evacuate_live",
+    "nova_migrate_flows.host_maintenance_enter",
+    "nova_migrate_flows.host_maintenance_exit",
+    "nova_migrate_flows.host_maintenance_roll",
     "nova_migrate_flows.host_servers_migrate",
     "nova_migrate_flows.live_migrate",
     "nova_migrate_flows.resize",
@@ -76,7 +79,7 @@ def by_server(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["server"]: r for r in results}
 
 
-def test_the_five_actions_are_registered(mistral_actions):
+def test_every_action_is_registered(mistral_actions):
     assert sorted(mistral_actions) == NAMES
 
 
