@@ -13,7 +13,11 @@
 timeout or cancel stopping an operation, against the fake cloud and a fake
 Mistral API."""
 
+import http.server
 import io
+import json
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -245,3 +249,54 @@ def test_the_detached_process_runs_the_operation_and_reports(
     assert (execution_id, state) == ("ac-1", "SUCCESS")
     assert output["results"][0]["server"] == server.id
     assert fake_cloud.get_server(server.id).host != "host1"
+
+
+class _MistralAPI(http.server.BaseHTTPRequestHandler):
+    """Mistral's API for one action execution: RUNNING until reported."""
+
+    reports: "queue.Queue[tuple[str, Any]]"
+
+    def do_GET(self) -> None:
+        self._reply({"state": "RUNNING"})
+
+    def do_PUT(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.reports.put((self.path, json.loads(self.rfile.read(length))))
+        self._reply({})
+
+    def _reply(self, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_spawned_process_reports_over_http(tmp_path):
+    """The real detached process, started like the executor starts it,
+    reports through keystoneauth to Mistral's API (here: the operation is
+    refused, no Nova is configured)."""
+    handler = type("API", (_MistralAPI,), {"reports": queue.Queue()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = write_config(tmp_path, (
+            "[mistral]\nendpoint_override = "
+            f"http://127.0.0.1:{server.server_address[1]}/v2\n"))
+        detached.spawn(detached.Spec(
+            "host-evacuate-live", {"hosts": ["host1"]}, [config], None,
+            EXECUTION))
+
+        path, body = handler.reports.get(timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert path == "/v2/action_executions/ac-1"
+    assert body["state"] == "ERROR"
+    assert body["output"]["exit_code"] == 2
+    assert body["output"]["error"].startswith("[nova]: ")
