@@ -33,7 +33,7 @@ instead (:mod:`nova_migrate_flows.flows.single` and
 ``runtime`` store value.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from oslo_config import cfg
@@ -63,6 +63,8 @@ def run(
     *,
     compute: compute_base.Compute | None = None,
     record: bool = True,
+    on_start: Callable[[runner_mod.Runner | roll_mod.Roll], None]
+    | None = None,
     **options: Any,
 ) -> RunResult:
     """Run one operation to its end.
@@ -73,6 +75,9 @@ def run(
     :param record: record the run in the persistence backend (``[DEFAULT]
         state_dir`` or ``[persistence] connection``), so that it can be
         listed and resumed.
+    :param on_start: called with the runner just before the run starts;
+        its ``stop(abort_in_flight, reason)`` stops the run the way SIGINT
+        stops the command line's (from any thread).
     :param options: the operation's settings, named like the fields of
         :class:`~nova_migrate_flows.request.MoveRequest` (``hosts``,
         ``servers``, ``target_host``, ``block_migration``, ``flavor``,
@@ -90,9 +95,14 @@ def run(
     if compute is None:
         compute = own = connection.compute_from_conf(conf)
     try:
+        runner: runner_mod.Runner | roll_mod.Roll
         if request.op is Operation.MAINTENANCE_ROLL:
-            return roll_mod.Roll(conf, compute, backend=backend).run(request)
-        return runner_mod.Runner(conf, compute, backend=backend).run(request)
+            runner = roll_mod.Roll(conf, compute, backend=backend)
+        else:
+            runner = runner_mod.Runner(conf, compute, backend=backend)
+        if on_start is not None:
+            on_start(runner)
+        return runner.run(request)
     finally:
         if backend is not None:
             backend.close()

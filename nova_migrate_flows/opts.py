@@ -32,6 +32,7 @@ NOVA_GROUP = "nova"
 #: Seconds an HTTP request to Nova or placement may take, by default.
 DEFAULT_TIMEOUT = 120
 PLACEMENT_GROUP = "placement"
+MISTRAL_GROUP = "mistral"
 
 #: Task plugins run, in this order, before anything is changed.
 DEFAULT_PREFLIGHT_TASKS = [
@@ -533,7 +534,7 @@ engine_opts: list[cfg.Opt] = [
 ]
 
 
-def _nova_ksa_opts() -> list[cfg.Opt]:
+def _ksa_opts() -> list[cfg.Opt]:
     session = ks_loading.get_session_conf_options()
     for opt in session:
         if opt.dest == "timeout":
@@ -544,6 +545,27 @@ def _nova_ksa_opts() -> list[cfg.Opt]:
         + ks_loading.get_auth_plugin_conf_options("password")
         + ks_loading.get_adapter_conf_options(include_deprecated=False)
     )
+
+
+mistral_opts: list[cfg.Opt] = [
+    cfg.FloatOpt(
+        "poll_interval",
+        default=5.0,
+        min=0.1,
+        help="Seconds between two looks at the Mistral action execution, "
+        "task and workflow execution of an action that runs: once one of "
+        "them has ended (the task timed out, the execution was cancelled), "
+        "the operation is stopped the way SIGINT stops it "
+        "(``[drain] interrupt_action``).",
+    ),
+    cfg.FloatOpt(
+        "report_timeout",
+        default=600.0,
+        min=0,
+        help="Seconds a detached action keeps trying to report its result "
+        "while Mistral's API cannot be reached.",
+    ),
+]
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
@@ -563,6 +585,14 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     # No request may hang for ever (a Nova that waits on a dead compute).
     conf.set_default("timeout", DEFAULT_TIMEOUT, group=NOVA_GROUP)
     ks_loading.register_auth_conf_options(conf, NOVA_GROUP)
+    # Mistral's API, for the actions: endpoint_override alone when its
+    # authentication is disabled, Keystone credentials otherwise.
+    conf.register_opts(mistral_opts, group=MISTRAL_GROUP)
+    ks_loading.register_adapter_conf_options(conf, MISTRAL_GROUP)
+    conf.set_default("service_type", "workflowv2", group=MISTRAL_GROUP)
+    ks_loading.register_session_conf_options(conf, MISTRAL_GROUP)
+    conf.set_default("timeout", DEFAULT_TIMEOUT, group=MISTRAL_GROUP)
+    ks_loading.register_auth_conf_options(conf, MISTRAL_GROUP)
     conf.register_opts(migration_opts, group="migration")
     conf.register_opts(drain_opts, group="drain")
     conf.register_opts(maintenance_opts, group="maintenance")
@@ -577,7 +607,7 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """The options for ``oslo-config-generator`` and the documentation."""
     return [
         (None, default_opts),
-        (NOVA_GROUP, nova_opts + _nova_ksa_opts()),
+        (NOVA_GROUP, nova_opts + _ksa_opts()),
         (
             PLACEMENT_GROUP,
             ks_loading.get_adapter_conf_options(include_deprecated=False),
@@ -590,6 +620,7 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         ("persistence", persistence_opts),
         ("jobboard", jobboard_opts),
         ("conductor", conductor_opts),
+        (MISTRAL_GROUP, mistral_opts + _ksa_opts()),
     ]
 
 

@@ -11,8 +11,9 @@
 # under the License.
 """The external servers some tests need, as ``.ci/run`` exports them.
 
-A test marked ``redis``, ``postgresql`` or ``zookeeper`` fails (it is not
-skipped) when its server is not given: deselect it with ``-m`` instead.
+A test marked ``redis``, ``postgresql``, ``zookeeper`` or ``mistral`` fails
+(it is not skipped) when its server is not given: deselect it with ``-m``
+instead.
 """
 
 import os
@@ -24,6 +25,7 @@ SERVERS = {
     "redis": ("NMF_TEST_REDIS_URL", "a Redis server"),
     "postgresql": ("NMF_TEST_POSTGRESQL_URL", "a PostgreSQL server"),
     "zookeeper": ("NMF_TEST_ZOOKEEPER_HOSTS", "a ZooKeeper server"),
+    "mistral": ("NMF_TEST_MISTRAL_URL", "a Mistral server (its v2 API)"),
 }
 
 

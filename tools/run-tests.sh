@@ -16,6 +16,15 @@
 # the same). Python 3.10 is looked for as $PYTHON310, python3.10 on the PATH,
 # then pyenv's and the usual places; NMF_TEST_OLD_NOVA_PYTHON set already
 # names an interpreter to use instead (nothing is built then).
+#
+# The tests of the Mistral actions run a real Mistral (23.0.0): API, engine,
+# executor, notifier and periodic tasks in one process
+# (tools/mistral_server.py, in-memory RPC, authentication disabled), its
+# database on the PostgreSQL started here, on loopback and a free port. It
+# runs in a virtualenv of its own ($MISTRAL_VENV, built from
+# tools/constraints/mistral-requirements.txt, with this tool installed
+# editable, and reused while those requirements, setup.cfg and the Python
+# stay the same).
 # Arguments are passed to pytest (e.g. tools/run-tests.sh tests/unit -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +34,8 @@ VENV=${VENV:-.venv}
 OLD_NOVA_VENV=${OLD_NOVA_VENV:-.venv-nova-zed}
 OLD_NOVA_CONSTRAINTS=tools/constraints/upper-constraints-zed.txt
 OLD_NOVA_REQUIREMENTS=tools/constraints/nova-zed-requirements.txt
+MISTRAL_VENV=${MISTRAL_VENV:-.venv-mistral}
+MISTRAL_REQUIREMENTS=tools/constraints/mistral-requirements.txt
 PG_PASSWORD=nmf-test-password
 
 # A Python 3.10 that can make virtualenvs; its path on stdout.
@@ -56,6 +67,7 @@ free_port() {
 REDIS_PORT=${NMF_TEST_REDIS_PORT:-$(free_port)}
 PG_PORT=${NMF_TEST_PG_PORT:-$(free_port)}
 ZK_PORT=${NMF_TEST_ZK_PORT:-$(free_port)}
+MISTRAL_PORT=${NMF_TEST_MISTRAL_PORT:-$(free_port)}
 ZK_JAR=/usr/share/java/zookeeper.jar
 
 need_packages=()
@@ -116,6 +128,38 @@ if [ -z "${NMF_TEST_OLD_NOVA_PYTHON:-}" ]; then
 fi
 export NMF_TEST_OLD_NOVA_PYTHON
 
+# Mistral's virtualenv, with this tool installed into it (editable): reused
+# while the interpreter, Mistral's requirements, and this tool's
+# requirements and entry points are the same ones.
+mistral_stamp() {
+    { "$PYTHON" -c 'import sys; print(sys.version)'
+      cat "$MISTRAL_REQUIREMENTS" requirements.txt setup.cfg; } | sha256sum
+}
+# (Called in an "if": set -e does not apply inside, hence the "|| return".)
+build_mistral_venv() {
+    local stamp
+    stamp=$(mistral_stamp) || return 1
+    if [ -x "$MISTRAL_VENV/bin/python" ] &&
+        [ "$(cat "$MISTRAL_VENV/.nmf-stamp" 2>/dev/null)" = "$stamp" ]; then
+        return 0
+    fi
+    rm -rf "$MISTRAL_VENV" || return 1
+    "$PYTHON" -m venv "$MISTRAL_VENV" || return 1
+    "$MISTRAL_VENV/bin/pip" install -q --upgrade pip || return 1
+    "$MISTRAL_VENV/bin/pip" install -q -r "$MISTRAL_REQUIREMENTS" -e . ||
+        return 1
+    echo "$stamp" >"$MISTRAL_VENV/.nmf-stamp"
+}
+echo "run-tests: preparing $MISTRAL_VENV (Mistral 23.0.0)"
+MISTRAL_VENV_LOG=$(mktemp /tmp/nmf-mistral-venv.XXXXXX)
+if ! build_mistral_venv >"$MISTRAL_VENV_LOG" 2>&1; then
+    echo "run-tests: building $MISTRAL_VENV failed:" >&2
+    tail -n 20 "$MISTRAL_VENV_LOG" >&2
+    rm -f "$MISTRAL_VENV_LOG"
+    exit 1
+fi
+rm -f "$MISTRAL_VENV_LOG"
+
 echo "run-tests: building the documentation and the release notes"
 rm -rf doc/build releasenotes/build
 "$VENV/bin/sphinx-build" -q -W -b html doc/source doc/build/html
@@ -131,6 +175,10 @@ chmod 755 "$WORK"
 stop_services() {
     if [ -f "$WORK/redis.pid" ]; then
         kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+    fi
+    if [ -n "${MISTRAL_PID:-}" ]; then
+        kill "$MISTRAL_PID" 2>/dev/null || true
+        wait "$MISTRAL_PID" 2>/dev/null || true
     fi
     if [ -n "${ZK_PID:-}" ]; then
         kill "$ZK_PID" 2>/dev/null || true
@@ -182,7 +230,33 @@ as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth-local=trust \
 as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/server.log" \
     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg" start >/dev/null
 as_pg "$PG_BIN/psql" -q -h "$WORK/pg" -p "$PG_PORT" -U postgres \
-    -c "CREATE USER nmf PASSWORD '$PG_PASSWORD'" -c "CREATE DATABASE nmf OWNER nmf"
+    -c "CREATE USER nmf PASSWORD '$PG_PASSWORD'" -c "CREATE DATABASE nmf OWNER nmf" \
+    -c "CREATE DATABASE mistral OWNER nmf"
+
+echo "run-tests: starting Mistral on 127.0.0.1:$MISTRAL_PORT"
+cat >"$WORK/mistral.conf" <<EOF
+[DEFAULT]
+transport_url = fake:/
+graceful_shutdown_timeout = 2
+[pecan]
+auth_enable = False
+[api]
+host = 127.0.0.1
+port = $MISTRAL_PORT
+[database]
+connection = postgresql+psycopg2://nmf:$PG_PASSWORD@127.0.0.1:$PG_PORT/mistral
+[legacy_action_provider]
+load_action_plugins = True
+EOF
+if ! "$MISTRAL_VENV/bin/mistral-db-manage" --config-file "$WORK/mistral.conf" \
+    upgrade head >"$WORK/mistral-db.log" 2>&1; then
+    echo "run-tests: creating Mistral's database failed:" >&2
+    tail -n 20 "$WORK/mistral-db.log" >&2
+    exit 1
+fi
+"$MISTRAL_VENV/bin/python" tools/mistral_server.py \
+    --config-file "$WORK/mistral.conf" >"$WORK/mistral.log" 2>&1 &
+MISTRAL_PID=$!
 
 for _ in $(seq 50); do
     redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
@@ -195,6 +269,24 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 
+# Mistral answers once its API, engine and executor are up.
+mistral_up() {
+    "$PYTHON" -c "import urllib.request
+urllib.request.urlopen('http://127.0.0.1:$MISTRAL_PORT/v2/actions?limit=1', timeout=1)" \
+        2>/dev/null
+}
+for _ in $(seq 120); do
+    mistral_up && break
+    kill -0 "$MISTRAL_PID" 2>/dev/null || break
+    sleep 0.5
+done
+if ! mistral_up; then
+    echo "run-tests: Mistral did not start; its log ends with:" >&2
+    tail -n 20 "$WORK/mistral.log" >&2
+    exit 1
+fi
+
+export NMF_TEST_MISTRAL_URL="http://127.0.0.1:$MISTRAL_PORT/v2"
 export NMF_TEST_ZOOKEEPER_HOSTS="127.0.0.1:$ZK_PORT"
 export NMF_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export NMF_TEST_POSTGRESQL_URL="postgresql+psycopg2://nmf:$PG_PASSWORD@127.0.0.1:$PG_PORT/nmf"

@@ -77,13 +77,19 @@ class Runner:
         self._subscribers = list(subscribers or ())
         self._lock = threading.Lock()
         self._runtime: runtime_mod.Runtime | None = None
+        #: A stop asked before the run's runtime existed: (abort, reason).
+        self._pending_stop: tuple[bool, str] | None = None
 
     # -- control -----------------------------------------------------------
 
     def stop(self, abort_in_flight: bool, reason: str = "interrupted") -> None:
-        """Start no new migration; abort those in flight if asked."""
+        """Start no new migration; abort those in flight if asked. Asked
+        before the run has started its migrations (while it checks and
+        plans), it applies as soon as they would start."""
         with self._lock:
             runtime = self._runtime
+            if runtime is None:
+                self._pending_stop = (abort_in_flight, reason)
         if runtime is not None:
             runtime.stop(reason, abort_in_flight)
 
@@ -196,7 +202,10 @@ class Runner:
             runtime.events.subscribe(subscriber)
         with self._lock:
             self._runtime = runtime
+            pending, self._pending_stop = self._pending_stop, None
         runtime.start()
+        if pending is not None:
+            runtime.stop(pending[1], pending[0])
         state = constants.RunState.FAILED
         result: RunResult | None = None
         try:

@@ -52,11 +52,18 @@ Nothing else in the project imports ``impl_sqlalchemy`` or ``tables``.
 """
 
 import threading
+import warnings
 from typing import Any
 
 import sqlalchemy as sa
-from taskflow.persistence.backends import impl_sqlalchemy
-from taskflow.persistence.backends.sqlalchemy import tables as tf_tables
+
+# TaskFlow's SQL backend imports eventlet when it is installed (Nova and
+# Mistral bring it) only to know whether green threads could be used; they
+# never are here, so eventlet's deprecation warning is not for our users.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")
+    from taskflow.persistence.backends import impl_sqlalchemy
+    from taskflow.persistence.backends.sqlalchemy import tables as tf_tables
 
 
 class _Connection(impl_sqlalchemy.Connection):

@@ -11,25 +11,18 @@
 # under the License.
 """Mistral actions: the operations, for Mistral workflows.
 
-Each action runs its operation to its end in the executor's process, with a
-ConfigOpts of its own read from the tool's configuration files (never a
-global one), and records the run like the command line does, so that
-``nova-migrate-flow flows list`` shows it. A workflow uses them like this::
-
-    ---
-    version: '2.0'
-    drain_host:
-      input: [host]
-      tasks:
-        evacuate:
-          action: nova_migrate_flows.host_evacuate_live
-          input:
-            hosts: <% $.host %>
-            config_file: /etc/nova-migrate-flows/nova-migrate-flows.conf
-          publish:
-            moved: <% task().result.results %>
-          publish-on-error:
-            failed: <% task().result.results.where($.status = 'failed') %>
+Each action runs its operation to its end with a ConfigOpts of its own
+read from the tool's configuration files (never a global one), and records
+the run like the command line does, so that ``nova-migrate-flow flows
+list`` shows it. By default it runs in the executor, which waits for it
+(a synchronous action). With ``detach: true`` it is asynchronous: the
+executor starts it in a detached process
+(:mod:`nova_migrate_flows.mistral.detached`) and is free at once; that
+process reports the result to Mistral when the operation ends. Either way,
+when ``[mistral]`` says how to reach Mistral's API, a task timeout or an
+execution cancel stops the operation the way SIGINT does (see
+:mod:`nova_migrate_flows.mistral.operation`); a detached action needs
+``[mistral]``.
 
 The result of a successful run is the command line's JSON output
 (:meth:`~nova_migrate_flows.engine.result.RunResult.to_json`: ``run_id``,
@@ -46,16 +39,15 @@ empty. Unexpected errors are raised, as Mistral expects.
 """
 
 import abc
-import json
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from mistral_lib import actions
-from oslo_config import cfg
 from oslo_log import log as logging
 
-from nova_migrate_flows import api, constants, exceptions, opts
-from nova_migrate_flows.exceptions import ExitCode
+from nova_migrate_flows import exceptions
+from nova_migrate_flows.mistral import client as client_mod
+from nova_migrate_flows.mistral import detached
+from nova_migrate_flows.mistral import operation as operation_mod
 from nova_migrate_flows.request import Operation
 
 LOG = logging.getLogger(__name__)
@@ -63,28 +55,6 @@ LOG = logging.getLogger(__name__)
 #: The strings ``block_migration`` takes besides the booleans.
 BLOCK_MIGRATION_MODES = ("auto", "true", "false")
 
-
-def load_conf(config_file: Sequence[str],
-              config_dir: str | None) -> cfg.ConfigOpts:
-    """A new ConfigOpts with the tool's options, read like the command line
-    reads them (the default locations apply when no file is given).
-
-    :raises nova_migrate_flows.exceptions.ConfigurationError: a file or
-        directory is missing or unreadable, or an option has a bad value.
-    """
-    conf = cfg.ConfigOpts()
-    api.register_opts(conf)
-    args = [arg for path in config_file for arg in ("--config-file", path)]
-    if config_dir:
-        args += ["--config-dir", config_dir]
-    try:
-        conf(args, project=opts.PROJECT, prog="nova-migrate-flow")
-    except (cfg.Error, ValueError) as exc:
-        raise exceptions.ConfigurationError(
-            f"configuration: {exc}"
-        ) from None
-    opts.validate(conf)
-    return conf
 
 
 class MoveAction(actions.Action, metaclass=abc.ABCMeta):
@@ -96,42 +66,52 @@ class MoveAction(actions.Action, metaclass=abc.ABCMeta):
 
     _operation: ClassVar[Operation]
 
-    def __init__(self, config_file: str | list[str] | None = None,
+    def __init__(self, detach: bool = False,
+                 config_file: str | list[str] | None = None,
                  config_dir: str | None = None) -> None:
         super().__init__()
+        self.detach = detach
         self.config_file = _as_list(config_file)
         self.config_dir = config_dir
+
+    def is_sync(self) -> bool:
+        """A detached action reports its result later, through Mistral's
+        API."""
+        return not self.detach
 
     @abc.abstractmethod
     def _given(self) -> dict[str, Any]:
         """The request's settings (see :func:`nova_migrate_flows.api.run`);
         raises InvalidInput for a bad value."""
 
-    def run(self, context: Any) -> actions.Result:
-        """Run the operation to its end; see the module's documentation for
-        the result."""
+    def run(self, context: Any) -> actions.Result | None:
+        """Run the operation to its end, or start it detached (None: the
+        result comes later); see the module's documentation for the
+        result."""
+        execution = operation_mod.Execution.from_context(context)
         try:
-            conf = load_conf(self.config_file, self.config_dir)
-            result = api.run(conf, self._operation, **self._given())
+            given = self._given()
+            conf = operation_mod.load_conf(self.config_file, self.config_dir)
+            if self.detach:
+                self._spawn(conf, given, execution)
+                return None
         except exceptions.NovaMigrateFlowsError as exc:
-            LOG.warning("Mistral action execution %s: %s refused or "
-                        "stopped: %s", _execution_id(context),
-                        self._operation, exc)
-            return actions.Result(error={
-                "operation": self._operation.value,
-                "results": [],
-                "error": str(exc),
-                "exit_code": int(exc.exit_code),
-            })
-        # Exactly what the command line prints (and Mistral stores JSON).
-        data = json.loads(json.dumps(result.to_json(), default=str))
-        LOG.info("Mistral action execution %s: run %s of %s ended: %s",
-                 _execution_id(context), result.run_id, self._operation,
-                 data["summary"])
-        if result.exit_code == ExitCode.OK:
-            return actions.Result(data=data)
-        data.update(error=_failure(result), exit_code=int(result.exit_code))
-        return actions.Result(error=data)
+            return operation_mod.refused(self._operation, exc, execution)
+        return operation_mod.execute(conf, self._operation, given,
+                                     execution)
+
+    def _spawn(self, conf: Any, given: dict[str, Any],
+               execution: operation_mod.Execution) -> None:
+        if execution.action_execution_id is None:
+            raise exceptions.InvalidInput(
+                "detach: Mistral gave no action execution to report to")
+        client_mod.from_conf(conf)
+        pid = detached.spawn(detached.Spec(
+            self._operation.value, given, self.config_file,
+            self.config_dir, execution))
+        LOG.info("Mistral action execution %s: %s runs detached in "
+                 "process %d", execution.action_execution_id,
+                 self._operation, pid)
 
 
 class LiveMigrateAction(MoveAction):
@@ -144,6 +124,8 @@ class LiveMigrateAction(MoveAction):
         (Nova decides); default: ``[migration] block_migration``.
     :param force: bypass the scheduler's checks of ``target_host``
         (microversion 2.67 and earlier only; unsafe).
+    :param detach: run asynchronously, in a detached process that reports
+        the result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -153,9 +135,10 @@ class LiveMigrateAction(MoveAction):
     def __init__(self, server: str, target_host: str | None = None,
                  block_migration: bool | str | None = None,
                  force: bool = False,
+                 detach: bool = False,
                  config_file: str | list[str] | None = None,
                  config_dir: str | None = None) -> None:
-        super().__init__(config_file, config_dir)
+        super().__init__(detach, config_file, config_dir)
         self.server = server
         self.target_host = target_host
         self.block_migration = block_migration
@@ -176,9 +159,10 @@ class HostAction(MoveAction):
     def __init__(self, hosts: list[str], target_host: str | None,
                  dry_run: bool, enable_after: bool | None,
                  stop_on_failure: bool | None,
+                 detach: bool,
                  config_file: str | list[str] | None,
                  config_dir: str | None) -> None:
-        super().__init__(config_file, config_dir)
+        super().__init__(detach, config_file, config_dir)
         self.hosts = hosts
         self.target_host = target_host
         self.dry_run = dry_run
@@ -212,6 +196,8 @@ class HostEvacuateLiveAction(HostAction):
         empty (default: ``[drain] enable_after``).
     :param stop_on_failure: start no other migration after a server failed
         (default: ``[drain] stop_on_failure``).
+    :param detach: run asynchronously, in a detached process that reports
+        the result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -225,11 +211,12 @@ class HostEvacuateLiveAction(HostAction):
                  dry_run: bool = False,
                  enable_after: bool | None = None,
                  stop_on_failure: bool | None = None,
+                 detach: bool = False,
                  config_file: str | list[str] | None = None,
                  config_dir: str | None = None) -> None:
         super().__init__(_as_list(hosts), target_host, dry_run,
-                         enable_after, stop_on_failure, config_file,
-                         config_dir)
+                         enable_after, stop_on_failure, detach,
+                         config_file, config_dir)
         self.block_migration = block_migration
         self.max_concurrent = max_concurrent
 
@@ -256,6 +243,8 @@ class HostServersMigrateAction(HostAction):
         empty (default: ``[drain] enable_after``).
     :param stop_on_failure: start no other migration after a server failed
         (default: ``[drain] stop_on_failure``).
+    :param detach: run asynchronously, in a detached process that reports
+        the result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -268,11 +257,12 @@ class HostServersMigrateAction(HostAction):
                  dry_run: bool = False,
                  enable_after: bool | None = None,
                  stop_on_failure: bool | None = None,
+                 detach: bool = False,
                  config_file: str | list[str] | None = None,
                  config_dir: str | None = None) -> None:
         super().__init__(_as_list(hosts), target_host, dry_run,
-                         enable_after, stop_on_failure, config_file,
-                         config_dir)
+                         enable_after, stop_on_failure, detach,
+                         config_file, config_dir)
         self.confirm = confirm
 
     def _given(self) -> dict[str, Any]:
@@ -287,6 +277,8 @@ class ResizeAction(MoveAction):
     :param flavor: name or id of the new flavor.
     :param confirm: confirm the resize; false leaves the server in
         VERIFY_RESIZE.
+    :param detach: run asynchronously, in a detached process that reports
+        the result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -294,9 +286,10 @@ class ResizeAction(MoveAction):
     _operation = Operation.RESIZE
 
     def __init__(self, server: str, flavor: str, confirm: bool = True,
+                 detach: bool = False,
                  config_file: str | list[str] | None = None,
                  config_dir: str | None = None) -> None:
-        super().__init__(config_file, config_dir)
+        super().__init__(detach, config_file, config_dir)
         self.server = server
         self.flavor = flavor
         self.confirm = confirm
@@ -322,6 +315,8 @@ class HostEvacuateAction(HostAction):
         empty (default: ``[drain] enable_after``).
     :param stop_on_failure: start no other evacuation after a server failed
         (default: ``[drain] stop_on_failure``).
+    :param detach: run asynchronously, in a detached process that reports
+        the result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -333,10 +328,11 @@ class HostEvacuateAction(HostAction):
                  dry_run: bool = False,
                  enable_after: bool | None = None,
                  stop_on_failure: bool | None = None,
+                 detach: bool = False,
                  config_file: str | list[str] | None = None,
                  config_dir: str | None = None) -> None:
         super().__init__([host], target_host, dry_run, enable_after,
-                         stop_on_failure, config_file, config_dir)
+                         stop_on_failure, detach, config_file, config_dir)
         self.force_down = force_down
 
     def _given(self) -> dict[str, Any]:
@@ -353,6 +349,8 @@ class MaintenanceEnterAction(MoveAction):
     :param reason: why (kept in the disabled reason).
     :param max_concurrent: live migrations at once per source host.
     :param dry_run: return the plan; change nothing.
+    :param detach: run asynchronously, in a detached process that reports
+        the result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -361,9 +359,10 @@ class MaintenanceEnterAction(MoveAction):
 
     def __init__(self, hosts: str | list[str], reason: str | None = None,
                  max_concurrent: int | None = None, dry_run: bool = False,
+                 detach: bool = False,
                  config_file: str | list[str] | None = None,
                  config_dir: str | None = None) -> None:
-        super().__init__(config_file, config_dir)
+        super().__init__(detach, config_file, config_dir)
         self.hosts = _as_list(hosts)
         self.reason = reason
         self.max_concurrent = max_concurrent
@@ -382,6 +381,8 @@ class MaintenanceExitAction(MoveAction):
     :param hosts: the host(s) (a name or a list).
     :param move_back: return the servers, each verified.
     :param dry_run: return the plan; change nothing.
+    :param detach: run asynchronously, in a detached process that reports
+        the result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -390,9 +391,10 @@ class MaintenanceExitAction(MoveAction):
 
     def __init__(self, hosts: str | list[str], move_back: bool = False,
                  dry_run: bool = False,
+                 detach: bool = False,
                  config_file: str | list[str] | None = None,
                  config_dir: str | None = None) -> None:
-        super().__init__(config_file, config_dir)
+        super().__init__(detach, config_file, config_dir)
         self.hosts = _as_list(hosts)
         self.move_back = move_back
         self.dry_run = dry_run
@@ -411,6 +413,8 @@ class MaintenanceRollAction(MoveAction):
     :param hook: the command the ``run-command`` hook task runs per host.
     :param move_back: return each host's servers when it comes back.
     :param wait_up: seconds to wait for a host to be up after its hook.
+    :param detach: run asynchronously, in a detached process that reports
+        the result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -420,9 +424,10 @@ class MaintenanceRollAction(MoveAction):
     def __init__(self, hosts: list[str], batch: int = 1,
                  hook: str | None = None, move_back: bool = False,
                  wait_up: float | None = None,
+                 detach: bool = False,
                  config_file: str | list[str] | None = None,
                  config_dir: str | None = None) -> None:
-        super().__init__(config_file, config_dir)
+        super().__init__(detach, config_file, config_dir)
         self.hosts = _as_list(hosts)
         self.batch = batch
         self.hook = hook
@@ -454,28 +459,3 @@ def _block_migration(value: bool | str | None) -> str | None:
         )
     return value.lower()
 
-
-def _failure(result: api.RunResult) -> str:
-    """Why a run that ended counts as failed, in one line."""
-    if result.interrupted:
-        return "the run was interrupted"
-    if result.dry_run:
-        return "the preflight refused some servers; nothing was changed"
-    reason = (f"{result.count(constants.ServerStatus.FAILED)} of "
-              f"{len(result.outcomes)} server(s) failed")
-    left = [h["host"] for h in result.hosts if not h.get("empty", True)]
-    if left and result.operation == Operation.MAINTENANCE_ROLL:
-        reason += "; not done: " + ", ".join(left)
-    elif left:
-        reason += "; not emptied: " + ", ".join(left)
-    back = [h["host"] for h in result.hosts if h.get("done") is False
-            and result.operation == Operation.MAINTENANCE_EXIT]
-    if back:
-        reason += "; not brought back: " + ", ".join(back)
-    return reason
-
-
-def _execution_id(context: Any) -> str | None:
-    """The id of this action's execution in Mistral, for the logs."""
-    execution = getattr(context, "execution", None)
-    return getattr(execution, "action_execution_id", None)

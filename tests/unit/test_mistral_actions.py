@@ -14,6 +14,8 @@ Mistral, and what Mistral sees of the actions' parameters."""
 
 import inspect
 import json
+import subprocess
+import sys
 
 import pytest
 from mistral_lib import actions as mistral_actions
@@ -215,3 +217,14 @@ def test_a_roll_that_stops_is_an_error_result(cloud, config, context):
     assert result.error["exit_code"] == 1
     assert result.error["error"] == "0 of 1 server(s) failed; not done: " \
         "host1, host2"
+
+
+def test_importing_the_actions_prints_no_warning():
+    """Not TaskFlow's eventlet deprecation warning, for one (with
+    Python's default warning filters, as Mistral's executor runs)."""
+    imported = subprocess.run(
+        [sys.executable, "-c",
+         "import nova_migrate_flows.mistral.actions"],
+        capture_output=True, text=True, check=True)
+
+    assert imported.stderr == ""
