@@ -11,7 +11,8 @@
 # under the License.
 """The external servers some tests need, as ``.ci/run`` exports them.
 
-A test marked ``redis``, ``postgresql``, ``zookeeper`` or ``mistral`` fails
+A test marked ``redis``, ``postgresql``, ``zookeeper``, ``mistral`` or
+``rabbitmq`` fails
 (it is not skipped) when its server is not given: deselect it with ``-m``
 instead.
 """
@@ -26,6 +27,7 @@ SERVERS = {
     "postgresql": ("NMF_TEST_POSTGRESQL_URL", "a PostgreSQL server"),
     "zookeeper": ("NMF_TEST_ZOOKEEPER_HOSTS", "a ZooKeeper server"),
     "mistral": ("NMF_TEST_MISTRAL_URL", "a Mistral server (its v2 API)"),
+    "rabbitmq": ("NMF_TEST_RABBIT_URL", "a RabbitMQ server (rabbit://...)"),
 }
 
 

@@ -2,10 +2,11 @@
 # Install nova-migrate-flows with its test requirements, build the
 # documentation and the release notes (warnings are errors), and run the
 # whole test suite: unit tests, and functional tests against the sandbox
-# cloud (a real Nova on 127.0.0.1), a real Redis, a real ZooKeeper and a real
-# PostgreSQL.
+# cloud (a real Nova on 127.0.0.1), a real Redis, a real ZooKeeper, a real
+# PostgreSQL, a real RabbitMQ (Nova's notifications) and a real Mistral.
 #
-# Redis, ZooKeeper and PostgreSQL are started here, on loopback and free
+# Redis, ZooKeeper, PostgreSQL, RabbitMQ and Mistral are started here, on
+# loopback and free
 # (non-default) ports, in a temporary directory, and stopped when the script
 # ends. Run as root on a fresh Debian machine, it installs their Debian
 # packages first.
@@ -68,6 +69,8 @@ REDIS_PORT=${NMF_TEST_REDIS_PORT:-$(free_port)}
 PG_PORT=${NMF_TEST_PG_PORT:-$(free_port)}
 ZK_PORT=${NMF_TEST_ZK_PORT:-$(free_port)}
 MISTRAL_PORT=${NMF_TEST_MISTRAL_PORT:-$(free_port)}
+RABBIT_PORT=${NMF_TEST_RABBIT_PORT:-$(free_port)}
+RABBIT_DIST_PORT=$(free_port)
 ZK_JAR=/usr/share/java/zookeeper.jar
 
 need_packages=()
@@ -75,6 +78,7 @@ command -v redis-server >/dev/null || need_packages+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
 [ -f "$ZK_JAR" ] || need_packages+=(libzookeeper-java)
 command -v java >/dev/null || need_packages+=(default-jre-headless)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_packages+=(rabbitmq-server)
 if [ ${#need_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "run-tests: install ${need_packages[*]} first (Debian packages)" >&2
@@ -180,6 +184,13 @@ stop_services() {
         kill "$MISTRAL_PID" 2>/dev/null || true
         wait "$MISTRAL_PID" 2>/dev/null || true
     fi
+    if [ -f "$WORK/rabbitmq/pid" ]; then
+        kill "$(cat "$WORK/rabbitmq/pid")" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$(cat "$WORK/rabbitmq/pid")" 2>/dev/null || break
+            sleep 0.2
+        done
+    fi
     if [ -n "${ZK_PID:-}" ]; then
         kill "$ZK_PID" 2>/dev/null || true
         wait "$ZK_PID" 2>/dev/null || true
@@ -233,6 +244,23 @@ as_pg "$PG_BIN/psql" -q -h "$WORK/pg" -p "$PG_PORT" -U postgres \
     -c "CREATE USER nmf PASSWORD '$PG_PASSWORD'" -c "CREATE DATABASE nmf OWNER nmf" \
     -c "CREATE DATABASE mistral OWNER nmf"
 
+# RabbitMQ for Nova's notifications: a node of its own in $WORK, on loopback
+# (guest may log in from there), no plugins.
+echo "run-tests: starting RabbitMQ on 127.0.0.1:$RABBIT_PORT"
+mkdir -p "$WORK/rabbitmq"
+echo "[]." >"$WORK/rabbitmq/enabled_plugins"
+(
+    export HOME="$WORK/rabbitmq" RABBITMQ_NODENAME="nmf-test-$RABBIT_PORT@localhost" \
+        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$RABBIT_PORT" \
+        RABBITMQ_DIST_PORT="$RABBIT_DIST_PORT" \
+        RABBITMQ_MNESIA_BASE="$WORK/rabbitmq/mnesia" \
+        RABBITMQ_LOG_BASE="$WORK/rabbitmq/log" \
+        RABBITMQ_PID_FILE="$WORK/rabbitmq/pid" \
+        RABBITMQ_ENABLED_PLUGINS_FILE="$WORK/rabbitmq/enabled_plugins" \
+        RABBITMQ_CONFIG_FILE="$WORK/rabbitmq/rabbitmq"
+    /usr/lib/rabbitmq/bin/rabbitmq-server -detached >"$WORK/rabbitmq.out" 2>&1
+)
+
 echo "run-tests: starting Mistral on 127.0.0.1:$MISTRAL_PORT"
 cat >"$WORK/mistral.conf" <<EOF
 [DEFAULT]
@@ -269,6 +297,12 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 
+for _ in $(seq 150); do
+    "$PYTHON" -c "import socket; socket.create_connection(('127.0.0.1', $RABBIT_PORT), 1)" \
+        2>/dev/null && break
+    sleep 0.2
+done
+
 # Mistral answers once its API, engine and executor are up.
 mistral_up() {
     "$PYTHON" -c "import urllib.request
@@ -287,6 +321,7 @@ if ! mistral_up; then
 fi
 
 export NMF_TEST_MISTRAL_URL="http://127.0.0.1:$MISTRAL_PORT/v2"
+export NMF_TEST_RABBIT_URL="rabbit://guest:guest@127.0.0.1:$RABBIT_PORT/"
 export NMF_TEST_ZOOKEEPER_HOSTS="127.0.0.1:$ZK_PORT"
 export NMF_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export NMF_TEST_POSTGRESQL_URL="postgresql+psycopg2://nmf:$PG_PASSWORD@127.0.0.1:$PG_PORT/nmf"

@@ -17,7 +17,9 @@ own, so that Nova's other listeners (Watcher, Masakari, Ceilometer) still
 get every message. When Nova says that a watched server's move ended
 (:data:`END_EVENTS`, or any ``.error``), the poller reads that host's
 migration records at once and the move completes, fails or is reverted as
-its record says, then is verified as always. Polling stays as the safety
+its record says, then is verified as always; when Nova says a move
+started (:data:`START_EVENTS`), the poller reads its record too, so its
+timeouts count from its start. Polling stays as the safety
 net, at ``[watch] fallback_interval``: a lost or late notification, a
 listener that disconnects or a bus that is down never leaves a move
 unwatched, only noticed later.
@@ -53,9 +55,18 @@ END_EVENTS = frozenset({
     "instance.unshelve.end",
 })
 
-#: What a notification of a server's move is handed to: the server's id
-#: and the event type; answers whether that server is watched.
-Notified = Callable[[str, str], bool]
+#: The versioned notifications that say a move started: its record runs,
+#: and its timeouts start counting once a poll sees it.
+START_EVENTS = frozenset({
+    "instance.live_migration_pre.start",
+    "instance.resize_prep.start",
+    "instance.rebuild.start",
+})
+
+#: What a notification of a server's move is handed to: the server's id,
+#: the event type and whether it says the move ended; answers whether that
+#: server is watched.
+Notified = Callable[[str, str, bool], bool]
 
 
 def is_end(event_type: str) -> bool:
@@ -94,10 +105,12 @@ class Endpoint:
         self._handle(event_type, payload)
 
     def _handle(self, event_type: str, payload: Any) -> None:
-        if not is_end(event_type):
+        ended = is_end(event_type)
+        if not ended and event_type not in START_EVENTS:
             return
         server_id = server_of(payload)
-        if server_id is not None and self._notified(server_id, event_type):
+        if server_id is not None and self._notified(server_id, event_type,
+                                                    ended) and ended:
             self.ends_seen += 1
 
 

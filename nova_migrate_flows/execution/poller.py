@@ -166,10 +166,12 @@ class MigrationPoller:
             self._cond.notify_all()
         return watch
 
-    def notified(self, server_id: str, event_type: str) -> bool:
+    def notified(self, server_id: str, event_type: str,
+                 ended: bool = True) -> bool:
         """Nova's notification ``event_type`` says the move of
-        ``server_id`` ended: read its host's records now. False when no
-        move of that server is watched."""
+        ``server_id`` started (its timeouts start counting) or ``ended``:
+        read its host's records now. False when no move of that server is
+        watched."""
         with self._cond:
             watch = next((w for watches in self._watches.values()
                           for w in watches
@@ -179,7 +181,7 @@ class MigrationPoller:
                 return False
             LOG.debug("Nova notified %s for %s: polling %s now", event_type,
                       server_id, watch.host)
-            watch.end_notified = True
+            watch.end_notified = watch.end_notified or ended
             self._quiet.pop(watch.host, None)
             self._next_poll[watch.host] = self._clock()
             self._cond.notify_all()

@@ -41,14 +41,17 @@ def test_which_notifications_end_a_move(event_type, ends):
     assert notifications.is_end(event_type) is ends
 
 
-def test_the_endpoint_hands_over_only_ends_of_watched_servers():
+def test_the_endpoint_hands_over_starts_and_ends_of_moves():
     told = []
     endpoint = notifications.Endpoint(
-        lambda server_id, event: told.append((server_id, event))
-        or server_id == "watched")
+        lambda server_id, event, ended: told.append(
+            (server_id, event, ended)) or server_id == "watched")
 
     endpoint.info({}, "nova-compute:host1",
                   "instance.live_migration_pre.end", payload("watched"), {})
+    endpoint.info({}, "nova-compute:host2",
+                  "instance.live_migration_pre.start", payload("watched"),
+                  {})
     endpoint.info({}, "nova-compute:host1",
                   "instance.live_migration_post.end", payload("watched"), {})
     endpoint.info({}, "nova-compute:host1",
@@ -58,9 +61,11 @@ def test_the_endpoint_hands_over_only_ends_of_watched_servers():
     endpoint.info({}, "nova-scheduler:c1", "instance.evacuate",
                   {"no": "payload"}, {})
 
-    assert told == [("watched", "instance.live_migration_post.end"),
-                    ("other", "instance.live_migration_post.end"),
-                    ("watched", "instance.resize.error")]
+    assert told == [
+        ("watched", "instance.live_migration_pre.start", False),
+        ("watched", "instance.live_migration_post.end", True),
+        ("other", "instance.live_migration_post.end", True),
+        ("watched", "instance.resize.error", True)]
     assert endpoint.ends_seen == 2
 
 
@@ -81,6 +86,9 @@ def test_a_notified_end_polls_its_host_at_once_and_soon_again():
     clock.now += 1.0
     poller._next_poll["host1"] = clock.now + 29.0
 
+    assert poller.notified("s1", "instance.live_migration_pre.start",
+                           ended=False)
+    assert polled.end_notified is False
     assert poller.notified("s1", "instance.live_migration_post.end")
     assert poller.notified("unknown", "instance.resize_finish.end") is False
 
