@@ -184,13 +184,8 @@ stop_services() {
         kill "$MISTRAL_PID" 2>/dev/null || true
         wait "$MISTRAL_PID" 2>/dev/null || true
     fi
-    if [ -f "$WORK/rabbitmq/pid" ]; then
-        kill "$(cat "$WORK/rabbitmq/pid")" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$(cat "$WORK/rabbitmq/pid")" 2>/dev/null || break
-            sleep 0.2
-        done
-    fi
+    # The node's Erlang VM, found by its node name.
+    pkill -f "nmf-test-$RABBIT_PORT@localhost" 2>/dev/null || true
     if [ -n "${ZK_PID:-}" ]; then
         kill "$ZK_PID" 2>/dev/null || true
         wait "$ZK_PID" 2>/dev/null || true
@@ -255,7 +250,6 @@ echo "[]." >"$WORK/rabbitmq/enabled_plugins"
         RABBITMQ_DIST_PORT="$RABBIT_DIST_PORT" \
         RABBITMQ_MNESIA_BASE="$WORK/rabbitmq/mnesia" \
         RABBITMQ_LOG_BASE="$WORK/rabbitmq/log" \
-        RABBITMQ_PID_FILE="$WORK/rabbitmq/pid" \
         RABBITMQ_ENABLED_PLUGINS_FILE="$WORK/rabbitmq/enabled_plugins" \
         RABBITMQ_CONFIG_FILE="$WORK/rabbitmq/rabbitmq"
     /usr/lib/rabbitmq/bin/rabbitmq-server -detached >"$WORK/rabbitmq.out" 2>&1
@@ -327,4 +321,4 @@ export NMF_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export NMF_TEST_POSTGRESQL_URL="postgresql+psycopg2://nmf:$PG_PASSWORD@127.0.0.1:$PG_PORT/nmf"
 
 echo "run-tests: running the test suite"
-"$VENV/bin/python" -m pytest tests "$@"
+"$VENV/bin/python" -m pytest --durations=15 tests "$@"

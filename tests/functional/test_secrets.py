@@ -58,7 +58,8 @@ DEBUG_LEVELS = ("keystoneauth=DEBUG,openstack=DEBUG,urllib3=DEBUG,"
                 "requests=DEBUG,taskflow=DEBUG,stevedore=DEBUG,redis=DEBUG")
 ISSUED = re.compile(r"Issued token (\w+) to ")
 #: Option names that say the option holds a secret.
-SECRET_NAMES = re.compile(r"password|secret|token|credential|connection$")
+SECRET_NAMES = re.compile(
+    r"password|secret|token|credential|connection$|transport_url$")
 
 
 @pytest.fixture
@@ -285,7 +286,9 @@ def test_every_option_holding_a_secret_is_secret(tmp_path):
     conf = configured(tmp_path, (
         "[nova]\npassword = nova-s3cret\n"
         "[persistence]\nconnection = postgresql://nmf:db-s3cret@db/nmf\n"
-        "[jobboard]\nredis_password = redis-s3cret\n"))
+        "[jobboard]\nredis_password = redis-s3cret\n"
+        "[watch]\ntransport_url = rabbit://nmf:bus-s3cret@rabbit01:5672/\n"
+        "[mistral]\npassword = mistral-s3cret\n"))
     logged: list[str] = []
     logger = logging.getLogger("test-secrets")
     logger.addHandler(ListHandler(logged))
@@ -295,10 +298,13 @@ def test_every_option_holding_a_secret_is_secret(tmp_path):
 
     assert set(holding) == {("nova", "password"),
                             ("persistence", "connection"),
-                            ("jobboard", "redis_password")}
+                            ("jobboard", "redis_password"),
+                            ("watch", "transport_url"),
+                            ("mistral", "password")}
     assert all(opt.secret for opt in holding.values())
     text = "\n".join(logged)
-    for option in ("persistence.connection", "jobboard.redis_password"):
+    for option in ("persistence.connection", "jobboard.redis_password",
+                   "watch.transport_url"):
         assert re.search(rf"{option}\s+= \*\*\*\*$", text, re.M), option
     assert "s3cret" not in text
 
