@@ -11,13 +11,11 @@
 # under the License.
 """``flows list``, ``flows show`` and ``resume``: the recorded runs."""
 
-import sys
 from typing import Any
 
 from oslo_config import cfg
 
-from nova_migrate_flows.cli import maintenance, moves, output, signals
-from nova_migrate_flows.cli import progress as progress_mod
+from nova_migrate_flows.cli import maintenance, moves, output
 from nova_migrate_flows.request import Operation
 
 
@@ -108,7 +106,6 @@ def flows_show(conf: cfg.ConfigOpts, args: Any) -> int:
 
 
 def resume(conf: cfg.ConfigOpts, args: Any) -> int:
-    from nova_migrate_flows.cli import report
     from nova_migrate_flows.compute import connection
     from nova_migrate_flows.engine import persistence, records
     from nova_migrate_flows.engine import runner as runner_mod
@@ -120,20 +117,10 @@ def resume(conf: cfg.ConfigOpts, args: Any) -> int:
         backend.close()
         return maintenance.roll_here(conf, args.format, None, args.run_id)
     compute = connection.compute_from_conf(conf)
-    interactive = args.format == "table" and sys.stderr.isatty()
-    display = progress_mod.Progress() if interactive else None
-    if display is not None:
-        moves.quiet_console_logs(conf)
-        display.start()
-    runner = runner_mod.Runner(conf, compute, backend=backend,
-                               live_progress=interactive,
-                               subscribers=[display] if display else [])
-    try:
-        with signals.graceful_interrupts(runner,
-                                         conf.drain.interrupt_action):
-            result = runner.resume(args.run_id)
-    finally:
-        if display is not None:
-            display.close()
-    report.print_result(result, args.format)
-    return int(result.exit_code)
+    return moves.run_watched(
+        conf, args.format,
+        lambda live, subscribers: runner_mod.Runner(
+            conf, compute, backend=backend, live_progress=live,
+            subscribers=subscribers),
+        lambda runner: runner.resume(args.run_id),
+    )

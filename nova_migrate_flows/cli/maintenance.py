@@ -11,14 +11,12 @@
 # under the License.
 """``host-maintenance``: enter, exit, status and roll."""
 
-import sys
 from typing import Any
 
 from oslo_config import cfg
 
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.cli import moves, output, signals
-from nova_migrate_flows.cli import progress as progress_mod
+from nova_migrate_flows.cli import moves, output
 from nova_migrate_flows.request import Operation
 
 
@@ -164,30 +162,20 @@ def roll_here(conf: cfg.ConfigOpts, fmt: str,
               run_id: str | None) -> int:
     """Run a roll in this process (``request``), or resume one
     (``run_id``)."""
-    from nova_migrate_flows.cli import report
     from nova_migrate_flows.compute import connection
     from nova_migrate_flows.engine import persistence
     from nova_migrate_flows.engine import roll as roll_mod
 
     backend = persistence.backend_from_conf(conf)
     compute = connection.compute_from_conf(conf)
-    interactive = fmt == "table" and sys.stderr.isatty()
-    display = progress_mod.Progress() if interactive else None
-    if display is not None:
-        moves.quiet_console_logs(conf)
-        display.start()
-    roll = roll_mod.Roll(conf, compute, backend=backend,
-                         live_progress=interactive,
-                         subscribers=[display] if display else [])
-    try:
-        with signals.graceful_interrupts(roll, conf.drain.interrupt_action):
-            result = roll.run(request) if request is not None \
-                else roll.resume(str(run_id))
-    finally:
-        if display is not None:
-            display.close()
-    report.print_result(result, fmt)
-    return int(result.exit_code)
+    return moves.run_watched(
+        conf, fmt,
+        lambda live, subscribers: roll_mod.Roll(
+            conf, compute, backend=backend, live_progress=live,
+            subscribers=subscribers),
+        lambda roll: roll.run(request) if request is not None
+        else roll.resume(str(run_id)),
+    )
 
 
 def show_status(conf: cfg.ConfigOpts, args: Any) -> int:

@@ -17,7 +17,7 @@ import argparse
 import logging as std_logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from oslo_config import cfg
 
@@ -256,7 +256,6 @@ def host_evacuate(conf: cfg.ConfigOpts, args: Any) -> request_mod.MoveRequest:
 def run_here(conf: cfg.ConfigOpts, args: Any,
              request: request_mod.MoveRequest) -> int:
     """Run the operation in this process, to its end."""
-    from nova_migrate_flows.cli import report
     from nova_migrate_flows.compute import connection
     from nova_migrate_flows.engine import persistence
     from nova_migrate_flows.engine import runner as runner_mod
@@ -264,22 +263,42 @@ def run_here(conf: cfg.ConfigOpts, args: Any,
     backend = None if request.dry_run else persistence.backend_from_conf(
         conf)
     compute = connection.compute_from_conf(conf)
-    interactive = args.format == "table" and sys.stderr.isatty()
+    return run_watched(
+        conf, args.format,
+        lambda live, subscribers: runner_mod.Runner(
+            conf, compute, backend=backend, live_progress=live,
+            subscribers=subscribers),
+        lambda runner: runner.run(request),
+    )
+
+
+Worker = TypeVar("Worker", bound=signals.Stoppable)
+
+
+def run_watched(
+    conf: cfg.ConfigOpts,
+    fmt: str,
+    make: Callable[[bool, list[Any]], Worker],
+    go: Callable[[Worker], Any],
+) -> int:
+    """Build a runner with ``make(live_progress, subscribers)`` and run
+    ``go(runner)`` under the progress display (on a terminal) and the
+    handler of SIGINT/SIGTERM; print the result, answer its exit code."""
+    from nova_migrate_flows.cli import report
+
+    interactive = fmt == "table" and sys.stderr.isatty()
     display = progress_mod.Progress() if interactive else None
     if display is not None:
         quiet_console_logs(conf)
         display.start()
-    runner = runner_mod.Runner(
-        conf, compute, backend=backend, live_progress=interactive,
-        subscribers=[display] if display else [],
-    )
+    worker = make(interactive, [display] if display else [])
     try:
-        with signals.graceful_interrupts(runner, conf.drain.interrupt_action):
-            result = runner.run(request)
+        with signals.graceful_interrupts(worker, conf.drain.interrupt_action):
+            result = go(worker)
     finally:
         if display is not None:
             display.close()
-    report.print_result(result, args.format)
+    report.print_result(result, fmt)
     return int(result.exit_code)
 
 
