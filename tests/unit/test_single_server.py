@@ -106,7 +106,8 @@ def test_driver_failure_leaves_the_server_on_its_source(cloud, run):
 )
 def test_a_hanging_migration_hits_its_timeout(conf, cloud, run, action,
                                              status, host):
-    server = cloud.add_server("host1")
+    # The smallest flavor: its completion timeout is a second or two.
+    server = cloud.add_server("host1", flavor="m1.tiny")
     cloud.behaviours[server.id] = fake.Behaviour(live="hang")
     conf.config(group="migration", completion_timeout_min=1,
                 completion_timeout_per_gib=1, timeout_action=action)
@@ -125,7 +126,7 @@ def test_a_hanging_migration_hits_its_timeout(conf, cloud, run, action,
 
 
 def test_timeout_action_fail_leaves_the_migration_running(conf, cloud, run):
-    server = cloud.add_server("host1")
+    server = cloud.add_server("host1", flavor="m1.tiny")
     cloud.behaviours[server.id] = fake.Behaviour(live="hang")
     conf.config(group="migration", completion_timeout_min=1,
                 completion_timeout_per_gib=1, timeout_action="fail")
