@@ -184,8 +184,15 @@ stop_services() {
         kill "$MISTRAL_PID" 2>/dev/null || true
         wait "$MISTRAL_PID" 2>/dev/null || true
     fi
-    # The node's Erlang VM, found by its node name.
-    pkill -f "nmf-test-$RABBIT_PORT@localhost" 2>/dev/null || true
+    # The node's Erlang VM, found by its home (its command line has no
+    # node name), then the Erlang port mapper it started.
+    if pkill -f -- "-home $WORK/rabbitmq" 2>/dev/null; then
+        for _ in $(seq 50); do
+            pgrep -f -- "-home $WORK/rabbitmq" >/dev/null || break
+            sleep 0.2
+        done
+        epmd -kill >/dev/null 2>&1 || true
+    fi
     if [ -n "${ZK_PID:-}" ]; then
         kill "$ZK_PID" 2>/dev/null || true
         wait "$ZK_PID" 2>/dev/null || true
