@@ -121,7 +121,9 @@ def test_a_drain_ends_on_nova_s_notifications(notifying, notifying_sdk,
     # Where the requests went, for the closing note and regressions.
     print(f"\ncompute requests with notifications: {requests['total']} for "
           f"{len(servers)} servers: {requests['requests']}")
-    assert requests["requests"]["GET /os-migrations"] <= 2 * len(servers)
+    # A bound, not a figure: the polls of a run whose ends come from
+    # notifications, a few per move (starts, ends, foreseen ends).
+    assert requests["requests"]["GET /os-migrations"] <= 3 * len(servers)
 
 
 def test_without_notifications_the_fallback_polls_end_the_drain(
