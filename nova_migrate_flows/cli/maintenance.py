@@ -85,7 +85,7 @@ def add_operation_parsers(actions: Any, handler: moves.Handler) -> None:
                        help="Hosts to put in maintenance.")
     _add_reason(enter)
     _add_max_concurrent(enter)
-    _add_dry_run(enter)
+    moves.add_dry_run(enter)
     output.add_format_argument(enter)
     enter.set_defaults(func=lambda conf, args: handler(
         conf, args, enter_request(conf, args)))
@@ -98,7 +98,7 @@ def add_operation_parsers(actions: Any, handler: moves.Handler) -> None:
     leave.add_argument("hosts", metavar="HOST", nargs="+",
                        help="Hosts to bring back.")
     _add_move_back(leave)
-    _add_dry_run(leave)
+    moves.add_dry_run(leave)
     output.add_format_argument(leave)
     leave.set_defaults(func=lambda conf, args: handler(
         conf, args, exit_request(conf, args)))
@@ -121,11 +121,6 @@ def _add_move_back(parser: Any) -> None:
         "--move-back", action="store_true",
         help="Return the servers the enter run moved away, live or cold as "
         "they left, each verified.")
-
-
-def _add_dry_run(parser: Any) -> None:
-    parser.add_argument("--dry-run", action="store_true",
-                        help="Print the plan; change nothing.")
 
 
 def enter_request(conf: cfg.ConfigOpts,

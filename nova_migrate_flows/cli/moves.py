@@ -48,7 +48,7 @@ def add_operation_parsers(subparsers: Any, handler: Handler) -> None:
         help="Bypass the scheduler's checks of HOST (microversion 2.67 and "
         "earlier only; unsafe: the scheduler's filters do not run).",
     )
-    _add_dry_run(parser)
+    add_dry_run(parser)
     output.add_format_argument(parser)
     _handled_by(parser, handler, live_migrate)
 
@@ -87,7 +87,7 @@ def add_operation_parsers(subparsers: Any, handler: Handler) -> None:
     parser.add_argument("flavor", metavar="FLAVOR",
                         help="Name or id of the new flavor.")
     _add_no_confirm(parser)
-    _add_dry_run(parser)
+    add_dry_run(parser)
     output.add_format_argument(parser)
     _handled_by(parser, handler, resize)
 
@@ -104,7 +104,7 @@ def add_operation_parsers(subparsers: Any, handler: Handler) -> None:
     )
     _add_server_and_target(parser)
     _add_no_confirm(parser)
-    _add_dry_run(parser)
+    add_dry_run(parser)
     output.add_format_argument(parser)
     _handled_by(parser, handler, move)
 
@@ -155,7 +155,7 @@ def _add_block_migrate(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_dry_run(parser: argparse.ArgumentParser) -> None:
+def add_dry_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="Print the plan and every preflight result; "
                         "change nothing.")
@@ -172,7 +172,7 @@ def _add_host_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-host", metavar="HOST",
                         help="Move every server to this host (default: "
                         "Nova's scheduler, or [drain] candidate_hosts).")
-    _add_dry_run(parser)
+    add_dry_run(parser)
     parser.add_argument("--enable-after", action="store_true", default=None,
                         help="Enable the compute service again once its "
                         "host is empty.")
