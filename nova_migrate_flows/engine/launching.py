@@ -87,24 +87,29 @@ class Launcher:
         # A run without a logbook (a dry run) records nothing at all.
         backend = self._backend if self._book is not None else None
         detail = records_mod.flow_detail(self._book, spec.name)
-        if detail is not None:
-            engine = taskflow.engines.load_from_detail(
-                detail, backend=backend, engine=ENGINE,
-                executor=self._executor,
-            )
-        else:
-            engine = taskflow.engines.load_from_factory(
-                spec.factory,
-                factory_kwargs=spec.kwargs,
-                store=dict(spec.store, **self._store),
-                book=self._book,
-                backend=backend,
-                engine=ENGINE,
-                executor=self._executor,
-            )
+        if detail is None:
+            detail = self._record(spec, backend)
+        engine = taskflow.engines.load_from_detail(
+            detail, store=(detail.meta or {}).get("store"), backend=backend,
+            engine=ENGINE, executor=self._executor,
+        )
         engine.storage.inject({constants.RUNTIME: self._runtime},
                               transient=True)
         return engine
+
+    def _record(self, spec: FlowSpec, backend: Any) -> Any:
+        """Add ``spec``'s flow detail to the run's logbook, with its
+        factory and store in its meta, in one write: a process killed at
+        any moment leaves either no detail or one a resume can load."""
+        flow = spec.factory(**spec.kwargs)
+        detail = p_utils.create_flow_detail(flow, book=self._book)
+        taskflow.engines.save_factory_details(detail, spec.factory, [],
+                                              spec.kwargs)
+        detail.meta["store"] = dict(spec.store, **self._store)
+        if backend is not None:
+            with contextlib.closing(backend.get_connection()) as conn:
+                conn.save_logbook(self._book)
+        return detail
 
     def run(self, engine: Any) -> None:
         """Run an engine to its end (one that ended before a resume only
@@ -125,16 +130,7 @@ class Launcher:
     def post(self, spec: FlowSpec) -> dict[str, Any]:
         """Record ``spec``'s flow without running it and post it as a
         job; the job's id, name and flow."""
-        backend = self._backend
-        flow = spec.factory(**spec.kwargs)
-        detail = p_utils.create_flow_detail(flow, book=self._book,
-                                            backend=backend)
-        taskflow.engines.save_factory_details(
-            detail, spec.factory, [], spec.kwargs, backend=backend
-        )
-        detail.meta["store"] = dict(spec.store, **self._store)
-        with contextlib.closing(backend.get_connection()) as conn:
-            conn.update_flow_details(detail)
+        detail = self._record(spec, self._backend)
         job = self._board.post(spec.name, book=self._book,
                                details={"flow_uuid": detail.uuid})
         LOG.info("Posted job %s for flow %s", job.uuid, spec.name)

@@ -400,6 +400,50 @@ def test_resume_finishes_a_run_whose_process_stopped(conf, cloud, backend):
     assert "evacuated" in cloud.services["host1"].disabled_reason
 
 
+class _Killed(BaseException):
+    """The process dying: no ``except Exception`` stops it."""
+
+
+def test_a_run_killed_as_it_records_a_flow_can_be_resumed(conf, cloud,
+                                                           backend):
+    servers = [cloud.add_server("host1", name=f"s{i}").id for i in range(2)]
+    real = backend.get_connection
+    dead = threading.Event()
+
+    def dies_once_a_host_flow_is_written():
+        # The first write that records the host's flow is the last one.
+        if dead.is_set():
+            raise _Killed
+        connection = real()
+        save = connection.save_logbook
+
+        def save_logbook(book):
+            if dead.is_set():
+                raise _Killed
+            saved = save(book)
+            if any(d.name.endswith("@host1") for d in book):
+                dead.set()
+                raise _Killed
+            return saved
+
+        connection.save_logbook = save_logbook
+        return connection
+
+    backend.get_connection = dies_once_a_host_flow_is_written
+    with pytest.raises(_Killed):
+        runner_mod.Runner(conf.conf, cloud, backend=backend).run(
+            request(conf, "host-evacuate-live", hosts=["host1"]))
+    backend.get_connection = real
+    (book,) = records.Records(backend).list()
+    assert not cloud.migrations
+
+    result, recorded = _resume_in_another_process(conf, cloud, book.uuid)
+
+    assert recorded == (constants.RunState.FINISHED,
+                        {s: "migrated" for s in servers})
+    assert [o["status"] for o in result.outcomes] == ["migrated"] * 2
+
+
 def test_resume_adopts_a_migration_in_flight(conf, cloud, backend):
     server = cloud.add_server("host1")
     release = threading.Event()
