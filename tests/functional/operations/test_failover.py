@@ -67,6 +67,13 @@ def owner(nmf, config):
     return owners[0] if owners else None
 
 
+# Each jobboard backend and each SQL persistence backend once: a conductor's
+# takeover does not depend on which of them pairs with which.
+@pytest.mark.parametrize("board_config,persistence_config", [
+    pytest.param("redis", "postgresql",
+                 marks=[pytest.mark.redis, pytest.mark.postgresql]),
+    pytest.param("zookeeper", "sqlite", marks=pytest.mark.zookeeper),
+], indirect=True)
 def test_a_dead_conductor_s_evacuation_is_finished_by_another(
         nmf, boot_servers, sdk, sandbox, board_config, persistence_config):
     servers = boot_servers("host1", count=6,

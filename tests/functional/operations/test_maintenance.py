@@ -188,7 +188,7 @@ def boot_one_per_host(boot_servers, hosts):
 
 def test_a_roll_brings_every_host_back_with_its_servers(
         nmf, boot_servers, sdk, sandbox, tmp_path):
-    hosts = ["host1", "host2", "host3"]
+    hosts = ["host1", "host2"]
     homes = boot_one_per_host(boot_servers, hosts)
     log = tmp_path / "hooks.log"
 
