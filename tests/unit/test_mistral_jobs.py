@@ -266,3 +266,19 @@ def test_a_conductor_without_mistral_s_api_fails_the_job(
         jobs.run_job(without, fake_cloud, backend, job_run)
 
     assert fake_cloud.writes == []
+
+
+def test_a_roll_runs_under_the_recorded_run_id(
+        conf, fake_cloud, mistral, board, backend):
+    fake_cloud.add_server("host1")
+    job = jobs.post(conf, request_mod.Operation.MAINTENANCE_ROLL,
+                    {"hosts": ["host1"], "hook": "true"}, fakes.EXECUTION)
+
+    assert jobs.run_job(conf, fake_cloud, backend,
+                        board.jobs[-1].book.uuid) == "SUCCESS"
+
+    ((_, state, output),) = mistral.reports
+    assert output["run_id"] == job["run_id"]
+    assert output["operation"] == "host-maintenance-roll"
+    (host,) = output["hosts"]
+    assert (host["host"], host["done"]) == ("host1", True)
