@@ -565,6 +565,20 @@ mistral_opts: list[cfg.Opt] = [
         help="Seconds a detached action keeps trying to report its result "
         "while Mistral's API cannot be reached.",
     ),
+    cfg.StrOpt(
+        "detach_to",
+        default="process",
+        choices=[
+            ("process", "A detached process of its own on the executor's "
+             "host."),
+            ("jobboard", "One job on the jobboard (``[jobboard]``, and the "
+             "persistence backend shared with the conductors): a conductor "
+             "runs the operation and reports its result, and another one "
+             "takes the job over if it dies. The conductors need "
+             "``[mistral]`` in their own configuration."),
+        ],
+        help="Where an action with ``detach: true`` runs its operation.",
+    ),
 ]
 
 

@@ -61,10 +61,11 @@ class Launcher:
         backend: Any,
         book: Any,
         executor: Any,
-        runtime: runtime_mod.Runtime,
+        runtime: runtime_mod.Runtime | None,
         store: dict[str, Any],
         board: Any = None,
     ):
+        """``runtime`` is None for a launcher that only posts flows."""
         self._backend = backend
         self._book = book
         self._executor = executor
@@ -84,6 +85,9 @@ class Launcher:
     def engine(self, spec: FlowSpec) -> Any:
         """The engine of ``spec``'s flow: the recorded one if the run has
         it already (a resume), a new one otherwise."""
+        if self._runtime is None:
+            raise ValueError("this launcher only posts flows: it has no "
+                             "runtime to run them with")
         # A run without a logbook (a dry run) records nothing at all.
         backend = self._backend if self._book is not None else None
         detail = records_mod.flow_detail(self._book, spec.name)

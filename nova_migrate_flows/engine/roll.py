@@ -126,12 +126,18 @@ class Roll:
 
     # -- entry points ------------------------------------------------------
 
-    def run(self, request: request_mod.MoveRequest) -> result_mod.RunResult:
-        """Run a roll to its end (or to the step that stops it)."""
-        run_id, book = self._create(request)
+    def run(self, request: request_mod.MoveRequest,
+            run_id: str | None = None) -> result_mod.RunResult:
+        """Run a roll to its end (or to the step that stops it).
+
+        ``run_id`` names the run (default: a new UUID), so that a caller
+        can record it before the run starts.
+        """
+        run_id, book = self._create(request, run_id)
         return self._execute(run_id, request, book)
 
-    def _create(self, request: request_mod.MoveRequest) -> tuple[str, Any]:
+    def _create(self, request: request_mod.MoveRequest,
+                run_id: str | None = None) -> tuple[str, Any]:
         """Check a roll's request, then record it: its id and logbook."""
         services = {s.host: s for s in self._compute.list_services()}
         for host in request.hosts:
@@ -142,7 +148,7 @@ class Roll:
         # A hook plugin that is not installed is refused before anything.
         maintenance_flows.hook_flow(request.hosts[0],
                                     self._conf.maintenance.hook_task)
-        run_id = str(uuid.uuid4())
+        run_id = run_id or str(uuid.uuid4())
         book = self._records.create(run_id, request.to_dict(),
                                     cloud=self._compute.target())
         book.meta["steps"] = {}
@@ -182,12 +188,21 @@ class Roll:
         request = request_mod.MoveRequest.from_dict(book.meta["request"])
         return self._execute(run_id, request, book)
 
-    def resume(self, run_id: str) -> result_mod.RunResult:
-        """Continue a roll at the host and step where it stopped."""
+    def resume(self, run_id: str,
+               finished_too: bool = False) -> result_mod.RunResult:
+        """Continue a roll at the host and step where it stopped.
+
+        With ``finished_too``, a finished roll is "resumed" too: every
+        step reads back its recorded result, and the result says what the
+        roll did.
+        """
         book = self._records.get(run_id)
         state = book.meta.get("state")
-        if state not in (constants.RunState.RUNNING,
-                         constants.RunState.INTERRUPTED):
+        resumable = {constants.RunState.RUNNING,
+                     constants.RunState.INTERRUPTED}
+        if finished_too:
+            resumable.add(constants.RunState.FINISHED)
+        if state not in resumable:
             raise exceptions.InvalidInput(
                 f"run {run_id} is {state}: there is nothing to resume")
         self._records.check_layout(book)

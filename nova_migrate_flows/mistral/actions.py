@@ -17,8 +17,11 @@ the run like the command line does, so that ``nova-migrate-flow flows
 list`` shows it. By default it runs in the executor, which waits for it
 (a synchronous action). With ``detach: true`` it is asynchronous: the
 executor starts it in a detached process
-(:mod:`nova_migrate_flows.mistral.detached`) and is free at once; that
-process reports the result to Mistral when the operation ends. Either way,
+(:mod:`nova_migrate_flows.mistral.detached`), or with ``[mistral]
+detach_to = jobboard`` posts it as one job for the conductors
+(:mod:`nova_migrate_flows.mistral.jobs`), and is free at once; that process
+or conductor reports the result to Mistral when the operation ends. Either
+way,
 when ``[mistral]`` says how to reach Mistral's API, a task timeout or an
 execution cancel stops the operation the way SIGINT does (see
 :mod:`nova_migrate_flows.mistral.operation`); a detached action needs
@@ -44,9 +47,9 @@ from typing import Any, ClassVar
 from mistral_lib import actions
 from oslo_log import log as logging
 
-from nova_migrate_flows import exceptions
+from nova_migrate_flows import exceptions, opts
 from nova_migrate_flows.mistral import client as client_mod
-from nova_migrate_flows.mistral import detached
+from nova_migrate_flows.mistral import detached, jobs
 from nova_migrate_flows.mistral import operation as operation_mod
 from nova_migrate_flows.request import Operation
 
@@ -93,19 +96,25 @@ class MoveAction(actions.Action, metaclass=abc.ABCMeta):
             given = self._given()
             conf = operation_mod.load_conf(self.config_file, self.config_dir)
             if self.detach:
-                self._spawn(conf, given, execution)
+                self._detach(conf, given, execution)
                 return None
         except exceptions.NovaMigrateFlowsError as exc:
             return operation_mod.refused(self._operation, exc, execution)
         return operation_mod.execute(conf, self._operation, given,
                                      execution)
 
-    def _spawn(self, conf: Any, given: dict[str, Any],
-               execution: operation_mod.Execution) -> None:
+    def _detach(self, conf: Any, given: dict[str, Any],
+                execution: operation_mod.Execution) -> None:
         if execution.action_execution_id is None:
             raise exceptions.InvalidInput(
                 "detach: Mistral gave no action execution to report to")
         client_mod.from_conf(conf)
+        if conf[opts.MISTRAL_GROUP].detach_to == "jobboard":
+            job = jobs.post(conf, self._operation, given, execution)
+            LOG.info("Mistral action execution %s: %s posted as job %s "
+                     "(run %s)", execution.action_execution_id,
+                     self._operation, job["job_id"], job["run_id"])
+            return
         pid = detached.spawn(detached.Spec(
             self._operation.value, given, self.config_file,
             self.config_dir, execution))
@@ -124,8 +133,9 @@ class LiveMigrateAction(MoveAction):
         (Nova decides); default: ``[migration] block_migration``.
     :param force: bypass the scheduler's checks of ``target_host``
         (microversion 2.67 and earlier only; unsafe).
-    :param detach: run asynchronously, in a detached process that reports
-        the result to Mistral (needs ``[mistral]``); for long operations.
+    :param detach: run asynchronously, in a detached process or as a job
+        for the conductors (``[mistral] detach_to``), which reports the
+        result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -196,8 +206,9 @@ class HostEvacuateLiveAction(HostAction):
         empty (default: ``[drain] enable_after``).
     :param stop_on_failure: start no other migration after a server failed
         (default: ``[drain] stop_on_failure``).
-    :param detach: run asynchronously, in a detached process that reports
-        the result to Mistral (needs ``[mistral]``); for long operations.
+    :param detach: run asynchronously, in a detached process or as a job
+        for the conductors (``[mistral] detach_to``), which reports the
+        result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -243,8 +254,9 @@ class HostServersMigrateAction(HostAction):
         empty (default: ``[drain] enable_after``).
     :param stop_on_failure: start no other migration after a server failed
         (default: ``[drain] stop_on_failure``).
-    :param detach: run asynchronously, in a detached process that reports
-        the result to Mistral (needs ``[mistral]``); for long operations.
+    :param detach: run asynchronously, in a detached process or as a job
+        for the conductors (``[mistral] detach_to``), which reports the
+        result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -277,8 +289,9 @@ class ResizeAction(MoveAction):
     :param flavor: name or id of the new flavor.
     :param confirm: confirm the resize; false leaves the server in
         VERIFY_RESIZE.
-    :param detach: run asynchronously, in a detached process that reports
-        the result to Mistral (needs ``[mistral]``); for long operations.
+    :param detach: run asynchronously, in a detached process or as a job
+        for the conductors (``[mistral] detach_to``), which reports the
+        result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -315,8 +328,9 @@ class HostEvacuateAction(HostAction):
         empty (default: ``[drain] enable_after``).
     :param stop_on_failure: start no other evacuation after a server failed
         (default: ``[drain] stop_on_failure``).
-    :param detach: run asynchronously, in a detached process that reports
-        the result to Mistral (needs ``[mistral]``); for long operations.
+    :param detach: run asynchronously, in a detached process or as a job
+        for the conductors (``[mistral] detach_to``), which reports the
+        result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -349,8 +363,9 @@ class MaintenanceEnterAction(MoveAction):
     :param reason: why (kept in the disabled reason).
     :param max_concurrent: live migrations at once per source host.
     :param dry_run: return the plan; change nothing.
-    :param detach: run asynchronously, in a detached process that reports
-        the result to Mistral (needs ``[mistral]``); for long operations.
+    :param detach: run asynchronously, in a detached process or as a job
+        for the conductors (``[mistral] detach_to``), which reports the
+        result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -381,8 +396,9 @@ class MaintenanceExitAction(MoveAction):
     :param hosts: the host(s) (a name or a list).
     :param move_back: return the servers, each verified.
     :param dry_run: return the plan; change nothing.
-    :param detach: run asynchronously, in a detached process that reports
-        the result to Mistral (needs ``[mistral]``); for long operations.
+    :param detach: run asynchronously, in a detached process or as a job
+        for the conductors (``[mistral] detach_to``), which reports the
+        result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """
@@ -413,8 +429,9 @@ class MaintenanceRollAction(MoveAction):
     :param hook: the command the ``run-command`` hook task runs per host.
     :param move_back: return each host's servers when it comes back.
     :param wait_up: seconds to wait for a host to be up after its hook.
-    :param detach: run asynchronously, in a detached process that reports
-        the result to Mistral (needs ``[mistral]``); for long operations.
+    :param detach: run asynchronously, in a detached process or as a job
+        for the conductors (``[mistral] detach_to``), which reports the
+        result to Mistral (needs ``[mistral]``); for long operations.
     :param config_file: the tool's configuration file(s), read in order.
     :param config_dir: a directory of ``*.conf`` files, read after them.
     """

@@ -15,9 +15,10 @@ SIGINT does once Mistral no longer waits for it (the task timed out, the
 execution was cancelled)."""
 
 import dataclasses
+import functools
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from keystoneauth1 import exceptions as ks_exc
@@ -179,10 +180,20 @@ def execute(conf: cfg.ConfigOpts, operation: Operation,
     one ``conf`` gives) once Mistral stops waiting; the action's result."""
     try:
         watch = watch or watch_from_conf(conf, execution)
+    except exceptions.NovaMigrateFlowsError as exc:
+        return refused(operation, exc, execution)
+    return watched(operation, execution, watch, functools.partial(
+        api.run, conf, operation, **given))
+
+
+def watched(operation: Operation, execution: Execution, watch: Watch | None,
+            run: Callable[..., api.RunResult]) -> actions.Result:
+    """``run(on_start=...)``, a run of ``operation`` that calls
+    ``on_start`` with its runner, stopped by ``watch`` once Mistral stops
+    waiting; the action's result."""
+    try:
         try:
-            result = api.run(conf, operation,
-                             on_start=watch.start if watch else None,
-                             **given)
+            result = run(on_start=watch.start if watch else None)
         finally:
             if watch is not None:
                 watch.close()

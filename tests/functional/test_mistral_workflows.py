@@ -12,13 +12,20 @@
 """The guide's workflows, as written, on a real Mistral (23.0.0; API,
 engine and executor in one process, ``NMF_TEST_MISTRAL_URL``) against the
 sandbox's Nova. The actions run detached, in processes of Mistral's
-virtualenv, and report to Mistral's API."""
+virtualenv, or as jobs for conductors on a Redis jobboard
+(``NMF_TEST_REDIS_URL``), and report to Mistral's API."""
 
 import pathlib
+import signal
+import subprocess
+import sys
+import urllib.parse
 from typing import Any
 
 import pytest
 
+from nova_migrate_flows.engine import persistence, records
+from nova_migrate_flows.mistral import operation
 from nova_migrate_flows.sandbox import constants
 from tests import external
 from tests.functional import mistral_api
@@ -31,6 +38,8 @@ GUIDE = pathlib.Path(__file__).parents[2] / "doc/source/guides/mistral"
 #: Longer than Mistral's 60 s RPC timeout, which a synchronous action
 #: cannot outlast.
 LONG_MIGRATION_S = 65
+#: Seconds a dead conductor's claim on its job lasts.
+CLAIM_EXPIRY = 5
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +153,84 @@ def test_mistral_stops_a_drain_of_hanging_migrations(
             sdk, server["id"])} <= {"cancelled", "error", "failed"}
     (service,) = sdk.compute.services(host="host3", binary="nova-compute")
     assert service.status == "enabled"
+
+
+def jobboard_config(tmp_path: pathlib.Path) -> str:
+    """Asynchronous actions go to a Redis jobboard of this test's own."""
+    redis = urllib.parse.urlparse(external.address("redis"))
+    return (
+        "[mistral]\ndetach_to = jobboard\n"
+        f"[jobboard]\nredis_host = {redis.hostname}\n"
+        f"redis_port = {redis.port or 6379}\n"
+        f"redis_db = {(redis.path or '/0').strip('/') or 0}\n"
+        f"name = nmf-mistral-{tmp_path.name}\n"
+        f"claim_expiry = {CLAIM_EXPIRY}\n[conductor]\nwait_timeout = 0.2\n")
+
+
+def conductor(config_files: list[str], name: str,
+              log: pathlib.Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nova_migrate_flows.cli",
+             *(arg for path in config_files
+               for arg in ("--config-file", path)),
+             "conductor", "--name", name],
+            stdout=subprocess.DEVNULL, stderr=stderr)
+
+
+@pytest.mark.redis
+def test_a_conductor_that_dies_mid_drain_leaves_mistral_the_real_result(
+        mistral, config_files, boot_servers, sdk, tmp_path):
+    """The drain is one job: conductor-a runs it and is SIGKILLed with a
+    live migration in flight, conductor-b takes the job over, resumes the
+    same run, and reports it to Mistral."""
+    jobboard = tmp_path / "jobboard.conf"
+    jobboard.write_text(jobboard_config(tmp_path))
+    config_files.append(str(jobboard))
+    servers = boot_servers("host1", count=3, metadata=cli.server_metadata(
+        duration=4))
+    first = conductor(config_files, "conductor-a", tmp_path / "a.log")
+    second = None
+    try:
+        execution_id = mistral.start("drain_host", host="host1",
+                                     config_file=config_files)
+        cli.wait_until(lambda: any(
+            m.status == "running" for server in servers
+            for m in cli.live_migrations(sdk, server["id"])), timeout=30)
+        second = conductor(config_files, "conductor-b", tmp_path / "b.log")
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        execution = mistral.wait_for_execution(execution_id, timeout=120)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(60)
+
+    assert execution["state"] == "SUCCESS", (
+        execution, (tmp_path / "b.log").read_text()[-3000:])
+    out = mistral_api.output(execution)
+    results = {r["server"]: r for r in out["results"]}
+    assert sorted(results) == sorted(s["id"] for s in servers)
+    for server in servers:
+        host, status = host_of(sdk, server)
+        assert results[server["id"]]["status"] == "migrated"
+        assert results[server["id"]]["destination"] == host != "host1"
+        assert status == "ACTIVE"
+        # Nothing was moved twice.
+        assert [m.status for m in cli.live_migrations(
+            sdk, server["id"])] == ["completed"]
+    # The run conductor-a started is the one conductor-b resumed.
+    (task,) = mistral.tasks(execution_id)
+    (action,) = mistral.action_executions(task["id"])
+    run_id = mistral_api.output(mistral.action_execution(action["id"]))[
+        "result"]["run_id"]
+    backend = persistence.backend_from_conf(
+        operation.load_conf(config_files, None))
+    try:
+        run = records.Records(backend).get(run_id)
+    finally:
+        backend.close()
+    assert run.meta["owner"]["pid"] == second.pid
+    assert "resumed_at" in run.meta
+    assert run.meta["state"] == "finished"

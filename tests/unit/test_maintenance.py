@@ -324,6 +324,29 @@ def test_a_roll_goes_host_by_host(conf, backend, tmp_path):
         "request"]["operation"] == "host-maintenance-exit"
 
 
+def test_a_finished_roll_is_only_read_back(conf, backend, tmp_path):
+    """A roll run under a given id, then "resumed" with ``finished_too``
+    (a conductor took its Mistral job over after it ended)."""
+    cloud = fake.FakeCompute(4, steps=2)
+    cloud.add_server("host1")
+    log = tmp_path / "hooks"
+    roll = roll_mod.Roll(conf.conf, cloud, backend=backend)
+    first = roll.run(request(
+        conf, Operation.MAINTENANCE_ROLL, hosts=["host1"], move_back=True,
+        hook=f"echo $NMF_HOST >> {log}"), run_id="roll-1")
+    writes = list(cloud.writes)
+
+    again = roll.resume("roll-1", finished_too=True)
+
+    assert (first.run_id, again.run_id) == ("roll-1", "roll-1")
+    assert again.exit_code == ExitCode.OK
+    assert (again.outcomes, again.hosts) == (first.outcomes, first.hosts)
+    assert cloud.writes == writes
+    assert log.read_text().split() == ["host1"]
+    with pytest.raises(exceptions.InvalidInput, match="is finished"):
+        roll.resume("roll-1")
+
+
 def test_a_roll_that_stops_on_a_hook_leaves_its_host_in_maintenance(
         conf, backend):
     cloud = fake.FakeCompute(4, steps=2)
