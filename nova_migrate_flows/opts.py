@@ -567,8 +567,10 @@ mistral_opts: list[cfg.Opt] = [
     ),
     cfg.StrOpt(
         "detach_to",
-        default="process",
+        default="auto",
         choices=[
+            ("auto", "``jobboard`` when the configuration sets any "
+             "``[jobboard]`` option, ``process`` otherwise."),
             ("process", "A detached process of its own on the executor's "
              "host."),
             ("jobboard", "One job on the jobboard (``[jobboard]``, and the "

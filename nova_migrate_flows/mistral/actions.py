@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 from mistral_lib import actions
 from oslo_log import log as logging
 
-from nova_migrate_flows import exceptions, opts
+from nova_migrate_flows import exceptions
 from nova_migrate_flows.mistral import client as client_mod
 from nova_migrate_flows.mistral import detached, jobs
 from nova_migrate_flows.mistral import operation as operation_mod
@@ -109,7 +109,7 @@ class MoveAction(actions.Action, metaclass=abc.ABCMeta):
             raise exceptions.InvalidInput(
                 "detach: Mistral gave no action execution to report to")
         client_mod.from_conf(conf)
-        if conf[opts.MISTRAL_GROUP].detach_to == "jobboard":
+        if jobs.chosen(conf):
             job = jobs.post(conf, self._operation, given, execution)
             LOG.info("Mistral action execution %s: %s posted as job %s "
                      "(run %s)", execution.action_execution_id,

@@ -10,7 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 """Asynchronous actions as jobs for the conductors (``[mistral] detach_to
-= jobboard``).
+= jobboard``, or ``auto`` with ``[jobboard]`` configured).
 
 The executor records the action as a run of its own, the *job's run*,
 whose one step is the operation's run (its id chosen now, before anything
@@ -61,6 +61,22 @@ JOB = "mistral-action"
 
 #: The job's run's one step: the operation's run.
 STEP = "run"
+
+
+def chosen(conf: cfg.ConfigOpts) -> bool:
+    """Whether an action with ``detach: true`` goes to the jobboard:
+    ``[mistral] detach_to``, where ``auto`` means "when the configuration
+    sets any ``[jobboard]`` option"."""
+    where = conf[opts.MISTRAL_GROUP].detach_to
+    if where != "auto":
+        return bool(where == "jobboard")
+    for opt in opts.jobboard_opts:
+        # No location at all: an option without a default, never set.
+        where_set = conf.get_location(opt.dest, "jobboard")
+        if where_set is not None and \
+                where_set.location is not cfg.Locations.opt_default:
+            return True
+    return False
 
 
 def post(conf: cfg.ConfigOpts, operation: Operation, given: dict[str, Any],

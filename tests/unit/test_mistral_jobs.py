@@ -94,11 +94,17 @@ def post(conf: Any, board: FakeBoard, **given: Any) -> tuple[str, str]:
     return board.jobs[-1].book.uuid, job["run_id"]
 
 
+#: ``[jobboard]`` set, ``[mistral] detach_to`` left at ``auto``.
+AUTO_CONF = fakes.MISTRAL_CONF + "[jobboard]\nredis_host = 127.0.0.2\n"
+
+
+@pytest.mark.parametrize("text", [JOBBOARD_CONF, AUTO_CONF],
+                         ids=["jobboard", "auto-with-jobboard"])
 def test_a_detached_action_posts_one_job_and_starts_no_process(
-        fake_cloud, mistral, board, tmp_path, monkeypatch):
+        fake_cloud, mistral, board, tmp_path, monkeypatch, text):
     spawned: list[Any] = []
     monkeypatch.setattr(detached, "spawn", spawned.append)
-    config = fakes.write_config(tmp_path, JOBBOARD_CONF)
+    config = fakes.write_config(tmp_path, text)
     context = mistral_context.ActionContext(
         security_ctx=mistral_context.SecurityContext(project_id="admin"),
         execution_ctx=mistral_context.ExecutionContext(
@@ -128,6 +134,30 @@ def test_a_detached_action_posts_one_job_and_starts_no_process(
     assert detail.uuid == job.details["flow_uuid"]
     assert detail.meta["store"]["run_id"] == book.uuid
     assert fake_cloud.writes == []
+
+
+@pytest.mark.parametrize("text", [
+    fakes.MISTRAL_CONF,
+    AUTO_CONF.replace("[mistral]", "[mistral]\ndetach_to = process", 1),
+], ids=["auto-without-jobboard", "process"])
+def test_a_detached_action_runs_in_a_process_unless_told_otherwise(
+        fake_cloud, mistral, board, tmp_path, monkeypatch, text):
+    spawned: list[Any] = []
+    monkeypatch.setattr(detached, "spawn",
+                        lambda spec: spawned.append(spec) or 4242)
+    context = mistral_context.ActionContext(
+        security_ctx=mistral_context.SecurityContext(project_id="admin"),
+        execution_ctx=mistral_context.ExecutionContext(
+            workflow_execution_id="wf-1", task_execution_id="task-1",
+            action_execution_id="ac-1", workflow_name="drain"))
+    action = actions.HostEvacuateLiveAction(
+        "host1", detach=True,
+        config_file=fakes.write_config(tmp_path, text))
+
+    assert action.run(context) is None
+
+    assert board.jobs == []
+    assert [spec.operation for spec in spawned] == ["host-evacuate-live"]
 
 
 def test_bad_input_is_refused_before_anything_is_posted(
