@@ -95,6 +95,22 @@ class Interrupted(NovaMigrateFlowsError):
     exit_code = ExitCode.INTERRUPTED
 
 
+class RunTakenOver(NovaMigrateFlowsError):
+    """Another process claimed (resumed) the run: this one stopped, and
+    wrote nothing more to the run's record."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, run_id: str, holder: dict[str, Any]):
+        where = (f" (host {holder.get('host')}, pid {holder.get('pid')})"
+                 if holder else "")
+        super().__init__(
+            f"run {run_id} was resumed by another process{where}: this "
+            "process stopped without writing to the run's record again")
+        self.run_id = run_id
+        self.holder = holder
+
+
 class OperationFailed(NovaMigrateFlowsError):
     """The operation ran, but did not reach its goal for some servers."""
 
