@@ -24,7 +24,9 @@ class ExitCode(enum.IntEnum):
 
     #: Everything asked for was done (and verified).
     OK = 0
-    #: The operation ran, but some servers failed (each one was left safe).
+    #: The operation ran, but some servers failed (each one was left safe,
+    #: unless its outcome's reason says NOT left safe: Nova left it in
+    #: ERROR).
     SERVERS_FAILED = 1
     #: Bad input or configuration; nothing was changed in the cloud.
     BAD_INPUT = 2
