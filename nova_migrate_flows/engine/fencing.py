@@ -24,7 +24,10 @@ A run that finds another token was resumed elsewhere: it raises
 whatever that run did after losing the record (a task it was blocked in
 that fails, the revert TaskFlow would start, its final state) never changes
 what the resume recorded; TaskFlow's engine stops at the write it refused,
-and the run ends with that error.
+and the run ends with that error. TaskFlow records that a task runs (or
+reverts) before it runs it, so a run taken over starts no task and no
+revert any more: only a task already running finishes what it does in
+Nova, which the resume adopts as it adopts the work of a dead process.
 
 Only the runner's runs are fenced. A conductor runs a job under the job's
 claim on the jobboard, which decides who runs it, and writes through
