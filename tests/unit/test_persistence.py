@@ -241,20 +241,17 @@ def test_a_run_in_a_directory_is_listed_and_resumed_by_another_process(
 
     cloud.live_migrate = dies_after_sending
     first = persistence.backend_from_conf(conf.conf)
-    thread = threading.Thread(
-        target=lambda: _ignore(
-            runner_mod.Runner(conf.conf, cloud, backend=first).run,
-            request(conf, "live-migrate", servers=[server.id])),
-        daemon=True,
-    )
-    thread.start()
+    thread, ended = _in_a_thread(
+        runner_mod.Runner(conf.conf, cloud, backend=first).run,
+        request(conf, "live-migrate", servers=[server.id]))
     assert sent.wait(20)
     _wait_for(lambda: _stuck_book(records.Records(first), server.id))
     cloud.live_migrate = original
 
     # Another process: a backend of its own on the same directory. (In one
     # process, TaskFlow's file locks do not keep it from reading a file the
-    # first backend writes: the first run writes nothing more from here.)
+    # first backend writes: the first run stays blocked until the resume
+    # has ended, then finds it was taken over.)
     second = persistence.backend_from_conf(conf.conf)
     (book,) = records.Records(second).list()
     assert book.meta["state"] == constants.RunState.RUNNING
@@ -263,13 +260,14 @@ def test_a_run_in_a_directory_is_listed_and_resumed_by_another_process(
         (server.id, "starting")]
     result = runner_mod.Runner(conf.conf, cloud, backend=second).resume(
         book.uuid)
+    resumed = _snapshot(conf, book.uuid)
 
-    release.set()
-    thread.join(10)
+    _end_the_first_run(release, thread, ended, book.uuid)
+    assert _snapshot(conf, book.uuid) == resumed
     assert result.outcomes[0]["status"] == "migrated"
     assert cloud.calls["live_migrate"] == 1
-    assert records.Records(persistence.backend_from_conf(conf.conf)).get(
-        book.uuid).meta["state"] == constants.RunState.FINISHED
+    assert _recorded(conf, book.uuid) == (constants.RunState.FINISHED,
+                                          {server.id: "migrated"})
 
 
 def test_a_read_waits_for_a_write_of_the_same_process(conf, tmp_path):
@@ -568,10 +566,3 @@ def _wait_for(probe, timeout=20.0):
             return found
         time.sleep(0.05)
     raise AssertionError("timed out")
-
-
-def _ignore(func, *args):
-    try:
-        func(*args)
-    except Exception:  # noqa: BLE001 - the "dead" run's own end
-        return
