@@ -24,7 +24,9 @@ class ExitCode(enum.IntEnum):
 
     #: Everything asked for was done (and verified).
     OK = 0
-    #: The operation ran, but some servers failed (each one was left safe).
+    #: The operation ran, but some servers failed (each one was left safe,
+    #: unless its outcome's reason says NOT left safe: Nova left it in
+    #: ERROR).
     SERVERS_FAILED = 1
     #: Bad input or configuration; nothing was changed in the cloud.
     BAD_INPUT = 2
@@ -93,6 +95,22 @@ class Interrupted(NovaMigrateFlowsError):
     """The run was stopped by a signal before it finished."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class RunTakenOver(NovaMigrateFlowsError):
+    """Another process claimed (resumed) the run: this one stopped, and
+    wrote nothing more to the run's record."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, run_id: str, holder: dict[str, Any]):
+        where = (f" (host {holder.get('host')}, pid {holder.get('pid')})"
+                 if holder else "")
+        super().__init__(
+            f"run {run_id} was resumed by another process{where}: this "
+            "process stopped without writing to the run's record again")
+        self.run_id = run_id
+        self.holder = holder
 
 
 class OperationFailed(NovaMigrateFlowsError):

@@ -57,9 +57,9 @@ DESCRIPTION = (
 )
 EPILOG = (
     "Exit codes: 0 success; 1 the operation ran but some servers failed "
-    "(each was left safe); 2 bad input or configuration (nothing was "
-    "changed); 3 interrupted; 4 Nova unreachable, or authentication or "
-    "authorisation failed."
+    "(each was left safe, unless its reason says NOT left safe); 2 bad "
+    "input or configuration (nothing was changed); 3 interrupted; 4 Nova "
+    "unreachable, or authentication or authorisation failed."
 )
 
 COMMAND_MODULES = (moves, maintenance, migrations, flows, distributed,

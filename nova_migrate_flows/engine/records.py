@@ -25,6 +25,7 @@ import datetime
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -128,7 +129,9 @@ class Records:
         )
 
     def claim(self, book: Any) -> None:
-        """Make this process the owner of a run it resumes."""
+        """Make this process the owner of a run it resumes, with a new
+        owner token: the process that ran it before writes nothing more to
+        it (:mod:`nova_migrate_flows.engine.fencing`)."""
         holder = book.meta.get("owner") or {}
         if (
             book.meta.get("state") == constants.RunState.RUNNING
@@ -242,7 +245,10 @@ def _progress(atoms: dict[str, Any], server_id: str,
 
 
 def owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    """A new claim of a run by this process: its host, its pid, and a token
+    no other claim has (see :mod:`nova_migrate_flows.engine.fencing`)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "token": uuid.uuid4().hex}
 
 
 def _alive(pid: Any) -> bool:

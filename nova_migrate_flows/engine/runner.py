@@ -41,7 +41,7 @@ from taskflow import states
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base as compute_base
-from nova_migrate_flows.engine import launching, maintenance
+from nova_migrate_flows.engine import fencing, launching, maintenance
 from nova_migrate_flows.engine import records as records_mod
 from nova_migrate_flows.engine import result as result_mod
 from nova_migrate_flows.execution import runtime as runtime_mod
@@ -206,6 +206,13 @@ class Runner:
         runtime.start()
         if pending is not None:
             runtime.stop(pending[1], pending[0])
+        # The run writes its record only while it owns it: a resume
+        # elsewhere takes it over (a dry run records nothing).
+        backend, records = self._backend, self._records
+        if book is not None:
+            backend = fencing.FencedBackend(self._backend, run_id,
+                                            fencing.token_of(book))
+            records = records_mod.Records(backend)
         state = constants.RunState.FAILED
         result: RunResult | None = None
         try:
@@ -214,7 +221,7 @@ class Runner:
                 thread_name_prefix="nmf-task",
             ) as executor:
                 launcher = launching.Launcher(
-                    backend=self._backend, book=book, executor=executor,
+                    backend=backend, book=book, executor=executor,
                     runtime=runtime, board=board,
                     store={constants.REQUEST: request.to_dict(),
                            "run_id": run_id},
@@ -235,10 +242,10 @@ class Runner:
             runtime.close()
             with self._lock:
                 self._runtime = None
-            if book is not None and self._records is not None:
+            if book is not None and records is not None:
                 extra = {"jobs": result.jobs} if board is not None and \
                     result is not None else {}
-                self._records.update(
+                records.update(
                     book, state=state,
                     summary=result.summary() if result else None, **extra,
                 )

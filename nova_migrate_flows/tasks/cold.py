@@ -63,19 +63,28 @@ class _ColdMove(moves.StartMove):
             runtime, f"the revert of the resize of {server_id}",
             lambda: runtime.compute.revert_resize(server_id), reverting,
         )
-        moves.wait_for_server(
+        back = moves.wait_for_server(
             runtime, server_id,
             lambda s: s.status != "VERIFY_RESIZE" and not s.task_state,
             float(runtime.conf.migration.operation_timeout),
             "back from its reverted resize",
         )
+        if back.status == "ERROR":
+            # Reported, not raised: a revert failure would stop the moves
+            # of every other server of the flow. The server's outcome says
+            # it was not left safe.
+            LOG.error("The revert of the resize of server %s failed: Nova "
+                      "left it in ERROR on %s", server_id, back.host)
 
 
 class ColdMigrateServer(_ColdMove):
     """Asks Nova to cold-migrate the server (or adopts its migration).
 
     Reversion strategy: revert the resize (Nova moves the server back to its
-    source) once the migration reached VERIFY_RESIZE.
+    source) once the migration reached VERIFY_RESIZE. A revert that Nova
+    fails (the server in ERROR) is logged, not raised: the server's
+    outcome reports it failed and not left safe, and the other servers go
+    on.
     """
 
     move_kind = constants.COLD
@@ -94,7 +103,9 @@ class ResizeServer(_ColdMove):
     """Asks Nova to resize the server to the new flavor.
 
     Reversion strategy: revert the resize once it reached VERIFY_RESIZE (the
-    server goes back to its old flavor and host).
+    server goes back to its old flavor and host). A revert that Nova fails
+    (the server in ERROR) is logged, not raised: the server's outcome
+    reports it failed and not left safe, and the other servers go on.
     """
 
     move_kind = constants.RESIZE

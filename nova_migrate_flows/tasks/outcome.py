@@ -17,6 +17,7 @@ from typing import Any
 from oslo_log import log as logging
 
 from nova_migrate_flows import constants, exceptions
+from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.tasks import base
 
@@ -26,7 +27,8 @@ class ServerOutcome(base.BaseTask):
     """Reports what happened to the server, and where it is now.
 
     A server is reported ``migrated`` only here, after every verification
-    passed; a failed server is looked up so the report says where it is.
+    passed; a failed server is looked up so the report says where it is,
+    and that it was not left safe when Nova left it in ERROR.
 
     Reversion strategy: N/A (reporting changes nothing).
     """
@@ -56,7 +58,8 @@ class ServerOutcome(base.BaseTask):
             if result.failed and result.stopped:
                 # Its migration was aborted because of the interruption:
                 # it did not move, and is safe where it was.
-                outcome["destination"] = self._where(runtime, server_id)
+                outcome["destination"] = _where(
+                    self._read(runtime, server_id))
                 outcome["reason"] = (
                     f"{constants.INTERRUPTED}: its migration was aborted "
                     f"({runtime.stop_reason}); it is on "
@@ -64,9 +67,18 @@ class ServerOutcome(base.BaseTask):
                 )
             elif result.failed:
                 outcome["status"] = constants.ServerStatus.FAILED
-                outcome["destination"] = self._where(runtime, server_id)
+                server = self._read(runtime, server_id)
+                outcome["destination"] = _where(server)
+                if server is not None and server.status == "ERROR":
+                    # A failed move Nova could not undo (a revert that
+                    # failed, a failed evacuation): not left safe.
+                    outcome["reason"] = (
+                        f"{result.not_moved}; NOT left safe: it is in ERROR "
+                        f"on {server.host} (see 'openstack server event "
+                        f"list {server_id}')"
+                    )
                 LOG.error("Server %s (%s) FAILED: %s; it is now on %s",
-                          outcome["name"], server_id, result.not_moved,
+                          outcome["name"], server_id, outcome["reason"],
                           outcome["destination"])
                 runtime.server_failed()
             else:
@@ -89,12 +101,20 @@ class ServerOutcome(base.BaseTask):
         runtime.record_outcome(outcome)
         return outcome
 
-    def _where(self, runtime: runtime_mod.Runtime, server_id: str) -> str:
+    def _read(self, runtime: runtime_mod.Runtime,
+              server_id: str) -> models.Server | None:
+        """The server as Nova has it now; None if it no longer exists."""
         try:
-            server = runtime.compute.get_server(server_id)
+            return runtime.compute.get_server(server_id)
         except exceptions.NotFound:
-            return "GONE (the server no longer exists)"
-        return f"{server.host} ({server.status})"
+            return None
+
+
+def _where(server: models.Server | None) -> str:
+    """Where a server is, as an outcome's destination says."""
+    if server is None:
+        return "GONE (the server no longer exists)"
+    return f"{server.host} ({server.status})"
 
 
 def new_outcome(entry: dict[str, Any]) -> dict[str, Any]:

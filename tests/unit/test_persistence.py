@@ -241,20 +241,17 @@ def test_a_run_in_a_directory_is_listed_and_resumed_by_another_process(
 
     cloud.live_migrate = dies_after_sending
     first = persistence.backend_from_conf(conf.conf)
-    thread = threading.Thread(
-        target=lambda: _ignore(
-            runner_mod.Runner(conf.conf, cloud, backend=first).run,
-            request(conf, "live-migrate", servers=[server.id])),
-        daemon=True,
-    )
-    thread.start()
+    thread, ended = _in_a_thread(
+        runner_mod.Runner(conf.conf, cloud, backend=first).run,
+        request(conf, "live-migrate", servers=[server.id]))
     assert sent.wait(20)
     _wait_for(lambda: _stuck_book(records.Records(first), server.id))
     cloud.live_migrate = original
 
     # Another process: a backend of its own on the same directory. (In one
     # process, TaskFlow's file locks do not keep it from reading a file the
-    # first backend writes: the first run writes nothing more from here.)
+    # first backend writes: the first run stays blocked until the resume
+    # has ended, then finds it was taken over.)
     second = persistence.backend_from_conf(conf.conf)
     (book,) = records.Records(second).list()
     assert book.meta["state"] == constants.RunState.RUNNING
@@ -263,13 +260,14 @@ def test_a_run_in_a_directory_is_listed_and_resumed_by_another_process(
         (server.id, "starting")]
     result = runner_mod.Runner(conf.conf, cloud, backend=second).resume(
         book.uuid)
+    resumed = _snapshot(conf, book.uuid)
 
-    release.set()
-    thread.join(10)
+    _end_the_first_run(release, thread, ended, book.uuid)
+    assert _snapshot(conf, book.uuid) == resumed
     assert result.outcomes[0]["status"] == "migrated"
     assert cloud.calls["live_migrate"] == 1
-    assert records.Records(persistence.backend_from_conf(conf.conf)).get(
-        book.uuid).meta["state"] == constants.RunState.FINISHED
+    assert _recorded(conf, book.uuid) == (constants.RunState.FINISHED,
+                                          {server.id: "migrated"})
 
 
 def test_a_read_waits_for_a_write_of_the_same_process(conf, tmp_path):
@@ -371,12 +369,8 @@ def test_resume_finishes_a_run_whose_process_stopped(conf, cloud, backend):
 
     cloud.live_migrate = dies_on_the_second
     first = runner_mod.Runner(conf.conf, cloud, backend=backend)
-    thread = threading.Thread(
-        target=lambda: _ignore(first.run, request(
-            conf, "host-evacuate-live", hosts=["host1"])),
-        daemon=True,
-    )
-    thread.start()
+    thread, ended = _in_a_thread(first.run, request(
+        conf, "host-evacuate-live", hosts=["host1"]))
     store = records.Records(backend)
     expected = {servers[0]: "migrated", stuck: "starting",
                 servers[2]: "migrated"}
@@ -387,11 +381,15 @@ def test_resume_finishes_a_run_whose_process_stopped(conf, cloud, backend):
     cloud.live_migrate = original
 
     result, recorded = _resume_in_another_process(conf, cloud, book.uuid)
+    resumed = _snapshot(conf, book.uuid)
 
-    release.set()
-    thread.join(10)
-    assert recorded == (constants.RunState.FINISHED,
-                        {s: "migrated" for s in servers})
+    # The first run's blocked task fails now: it was taken over, and
+    # nothing it would write (the failure, a revert, its final state)
+    # changes what the resume recorded.
+    _end_the_first_run(release, thread, ended, book.uuid)
+    assert _snapshot(conf, book.uuid) == resumed
+    assert _recorded(conf, book.uuid) == recorded == (
+        constants.RunState.FINISHED, {s: "migrated" for s in servers})
     assert [o["status"] for o in result.outcomes] == ["migrated"] * 3
     per_server = [m.record.server_id for m in cloud.migrations]
     assert sorted(per_server) == sorted(servers)
@@ -456,22 +454,19 @@ def test_resume_adopts_a_migration_in_flight(conf, cloud, backend):
 
     cloud.live_migrate = dies_after_sending
     first = runner_mod.Runner(conf.conf, cloud, backend=backend)
-    thread = threading.Thread(
-        target=lambda: _ignore(first.run, request(
-            conf, "live-migrate", servers=[server.id])),
-        daemon=True,
-    )
-    thread.start()
+    thread, ended = _in_a_thread(first.run, request(
+        conf, "live-migrate", servers=[server.id]))
     store = records.Records(backend)
     book = _wait_for(lambda: _stuck_book(store, server.id))
     cloud.live_migrate = original
 
     result, recorded = _resume_in_another_process(conf, cloud, book.uuid)
+    resumed = _snapshot(conf, book.uuid)
 
-    release.set()
-    thread.join(10)
-    assert recorded == (constants.RunState.FINISHED,
-                        {server.id: "migrated"})
+    _end_the_first_run(release, thread, ended, book.uuid)
+    assert _snapshot(conf, book.uuid) == resumed
+    assert _recorded(conf, book.uuid) == recorded == (
+        constants.RunState.FINISHED, {server.id: "migrated"})
     assert result.outcomes[0]["status"] == "migrated"
     assert len(cloud.migrations) == 1
     assert cloud.calls["live_migrate"] == 1
@@ -506,6 +501,53 @@ def _recorded(conf, run_id):
     return run["state"], {s["server"]: s["status"] for s in run["servers"]}
 
 
+def _snapshot(conf, run_id):
+    """Everything the run's record holds, read from the database opened
+    anew: the run's metadata, and each flow's state and meta with each of
+    its atoms' state, intention, results and failure."""
+    reopened = persistence.backend_from_conf(conf.conf)
+    try:
+        book = records.Records(reopened).get(run_id)
+    finally:
+        reopened.close()
+    return book.meta, {
+        detail.name: (detail.state, detail.meta, {
+            atom.name: (atom.state, atom.intention, atom.results,
+                        atom.failure.to_dict() if atom.failure else None)
+            for atom in detail})
+        for detail in book}
+
+
+def _in_a_thread(func, *args):
+    """Run ``func(*args)`` in a thread, as the first process's run; the
+    thread, and what it ended with: ``{"error": ...}`` or ``{"result":
+    ...}``."""
+    ended = {}
+
+    def run():
+        try:
+            ended["result"] = func(*args)
+        except Exception as exc:  # noqa: BLE001 - checked by the test
+            ended["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, ended
+
+
+def _end_the_first_run(release, thread, ended, run_id):
+    """Let the first run's blocked task go on, wait for that run to end,
+    and check it ended because the resume took the run over."""
+    release.set()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert "result" not in ended
+    assert type(ended["error"]) is exceptions.RunTakenOver
+    assert ended["error"].run_id == run_id
+    assert str(ended["error"]).startswith(
+        f"run {run_id} was resumed by another process (host ")
+
+
 def _stuck_book(store, server_id):
     for book in store.list():
         for detail in book:
@@ -524,10 +566,3 @@ def _wait_for(probe, timeout=20.0):
             return found
         time.sleep(0.05)
     raise AssertionError("timed out")
-
-
-def _ignore(func, *args):
-    try:
-        func(*args)
-    except Exception:  # noqa: BLE001 - the "dead" run's own end
-        return

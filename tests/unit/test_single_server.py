@@ -243,6 +243,36 @@ def test_resize_reverts_when_verification_fails(cloud, run, monkeypatch):
     assert cloud.servers[server.id].flavor_info.name == "m1.small"
 
 
+def test_a_resize_whose_revert_fails_is_reported_not_safe(
+        cloud, run, monkeypatch, caplog):
+    server = cloud.add_server("host1", flavor="m1.small")
+    cloud.behaviours[server.id] = fake.Behaviour(revert="fail")
+    original = cloud._advance_cold
+
+    def wrong_flavor(migration):
+        original(migration)
+        if migration.record.status == "finished":
+            cloud._update_server(server.id, flavor=cloud.flavors[
+                "m1.large"].to_dict())
+
+    monkeypatch.setattr(cloud, "_advance_cold", wrong_flavor)
+
+    result = run("resize", servers=[server.id], flavor="m1.medium")
+
+    outcome = only(result)
+    assert result.exit_code == ExitCode.SERVERS_FAILED
+    assert (outcome["status"], outcome["destination"]) == (
+        "failed", "host1 (ERROR)")
+    assert outcome["reason"] == (
+        "flavor-applied: flavor m1.large, expected m1.medium; NOT left safe: "
+        f"it is in ERROR on host1 (see 'openstack server event list "
+        f"{server.id}')")
+    assert [m.record.status for m in cloud.migrations] == ["error"]
+    assert cloud.servers[server.id].status == "ERROR"
+    assert (f"The revert of the resize of server {server.id} failed: Nova "
+            "left it in ERROR on host1") in caplog.messages
+
+
 def test_resize_to_a_smaller_disk_is_refused(cloud, run):
     server = cloud.add_server("host1", flavor="m1.medium")
 

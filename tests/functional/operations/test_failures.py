@@ -11,9 +11,9 @@
 # under the License.
 """Failure paths of every kind of move, met on the sandbox's real Nova.
 
-The sandbox's driver fails a cold migration, a resize or an evacuation
-when the server's metadata says so; a host without room makes Nova's
-scheduler find no valid host.
+The sandbox's driver fails a cold migration, a resize, the revert of a
+resize or an evacuation when the server's metadata says so; a host without
+room makes Nova's scheduler find no valid host.
 """
 
 import pytest
@@ -123,3 +123,32 @@ def test_a_paused_server_is_live_migrated_and_stays_paused(
     assert ran.result_of(server["id"])["status"] == "migrated"
     after = sdk.compute.get_server(server["id"])
     assert (after.compute_host, after.status) == ("host2", "PAUSED")
+
+
+def test_a_resize_whose_revert_fails_is_reported_not_safe(
+        nmf, boot_servers, sdk, example_plugin):
+    # The verification fails, so the tool reverts the resize; Nova fails
+    # the revert on the source and leaves the server in ERROR.
+    (server,) = boot_servers("host1", flavor="m1.tiny", metadata={
+        "nmf_example:fail_verify": "1",
+        constants.META_RESIZE_REVERT_RESULT: constants.RESULT_FAIL})
+
+    ran = nmf.configured(
+        "[migration]\nverify_tasks = flavor-applied,example-metadata-kept\n",
+        "resize", server["id"], "m1.small", "--format", "json")
+
+    assert ran.code == 1, ran.err
+    result = ran.result_of(server["id"])
+    assert (result["status"], result["destination"]) == (
+        "failed", "host1 (ERROR)")
+    assert result["reason"].startswith(
+        "example-metadata-kept: metadata nmf_example:fail_verify")
+    assert result["reason"].endswith(
+        "; NOT left safe: it is in ERROR on host1 (see 'openstack server "
+        f"event list {server['id']}')")
+    assert (f"The revert of the resize of server {server['id']} failed: "
+            "Nova left it in ERROR on host1") in ran.err
+    after = sdk.compute.get_server(server["id"])
+    assert (after.compute_host, after.status) == ("host1", "ERROR")
+    assert [m.status for m in migrations(sdk, server["id"], "resize")
+            ] == ["error"]

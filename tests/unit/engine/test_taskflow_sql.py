@@ -28,6 +28,7 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+from taskflow import exceptions as tf_exc
 from taskflow.persistence import backends as tf_backends
 from taskflow.persistence import models
 from taskflow.persistence.backends import impl_sqlalchemy
@@ -264,6 +265,19 @@ def test_a_logbook_round_trips_through_the_fast_backend(url, backend):
     assert isinstance(loaded_atom, models.TaskDetail)
     assert (loaded_atom.name, loaded_atom.state, loaded_atom.results) == (
         "live-migrate[s1]", "SUCCESS", {"destination": "host3"})
+
+
+def test_the_metadata_of_a_logbook_is_read_alone(url, backend):
+    book = models.LogBook("run", uuid="0b5a2f7e-0000-4000-8000-000000000004")
+    book.meta = {"state": "running", "owner": {"token": "t1"}}
+    book.add(models.FlowDetail("host1", uuid="f1"))
+    with contextlib.closing(backend.get_connection()) as connection:
+        connection.save_logbook(book)
+
+    with contextlib.closing(backend.get_connection()) as connection:
+        assert connection.logbook_meta(book.uuid) == book.meta
+        with pytest.raises(tf_exc.NotFound, match="No logbook found"):
+            connection.logbook_meta("0b5a2f7e-0000-4000-8000-000000000005")
 
 
 def sql_internals_imported(path):
