@@ -65,6 +65,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
                         help="B1: runs per contender; the median is shown.")
     parser.add_argument("--profile", action="store_true",
                         help="B2: add a cProfile of the runner.")
+    parser.add_argument("--notifications", metavar="TRANSPORT_URL",
+                        help="B1: have the sandbox's Nova send its "
+                        "versioned notifications to this message bus "
+                        "(e.g. rabbit://guest:guest@127.0.0.1:5672/) and "
+                        "add the contender that watches through them.")
     parser.add_argument("--openstack", metavar="PATH",
                         help="B3: the openstack command to compare with "
                         f"(default: on PATH, or {b3_startup.OPENSTACK_VENV})")
@@ -98,7 +103,7 @@ def run(args: argparse.Namespace) -> list[common.Section]:
                 sandbox_dir, computes=max(b1_drain.computes(args.quick),
                                           b5_trouble.computes(args.quick)),
                 live_migration_duration=b1_drain.DURATION,
-                watch_pid=os.getpid())
+                watch_pid=os.getpid(), notifications=args.notifications)
         for key in args.only:
             started = time.monotonic()
             if key in wants_sandbox and sandbox is None:
@@ -106,7 +111,8 @@ def run(args: argparse.Namespace) -> list[common.Section]:
                                    "install the sandbox extra.")
             elif key == "b1":
                 assert sandbox is not None
-                section = b1_drain.run(args.quick, sandbox, args.repeat)
+                section = b1_drain.run(args.quick, sandbox, args.repeat,
+                                       args.notifications)
             elif key == "b4":
                 assert sandbox is not None
                 section = b4_single.run(args.quick, sandbox)

@@ -95,11 +95,7 @@ def run(
     if compute is None:
         compute = own = connection.compute_from_conf(conf)
     try:
-        runner: runner_mod.Runner | roll_mod.Roll
-        if request.op is Operation.MAINTENANCE_ROLL:
-            runner = roll_mod.Roll(conf, compute, backend=backend)
-        else:
-            runner = runner_mod.Runner(conf, compute, backend=backend)
+        runner = roll_mod.runner_for(conf, compute, backend, request.op)
         if on_start is not None:
             on_start(runner)
         return runner.run(request)

@@ -141,7 +141,9 @@ def migration_show(conf: cfg.ConfigOpts, args: Any) -> int:
     return 0
 
 
-def _steer(conf: cfg.ConfigOpts, args: Any, what: str) -> int:
+def _steer(conf: cfg.ConfigOpts, args: Any, what: str, asked: str) -> int:
+    """Abort or force-complete a live migration: ``what`` it will have
+    been (for refusals), ``asked`` the request's name."""
     compute = _compute(conf)
     number = _migration_id(args.migration_id)
     server = compute.find_server(args.server)
@@ -162,13 +164,16 @@ def _steer(conf: cfg.ConfigOpts, args: Any, what: str) -> int:
         raise exceptions.InvalidInput(
             f"MIGRATION {number}: Nova refused: {exc}"
         ) from None
-    print(f"Live migration {number} of {server.name} ({server.id}): {what}")
+    # Nova answers when it accepted the request, not when it is done.
+    print(f"Live migration {number} of {server.name} ({server.id}): "
+          f"{asked} accepted by Nova; 'nova-migrate-flow "
+          f"migration-show {server.id} {number}' shows when it ends")
     return 0
 
 
 def migration_abort(conf: cfg.ConfigOpts, args: Any) -> int:
-    return _steer(conf, args, "aborted")
+    return _steer(conf, args, "aborted", "abort")
 
 
 def migration_force_complete(conf: cfg.ConfigOpts, args: Any) -> int:
-    return _steer(conf, args, "forced to complete")
+    return _steer(conf, args, "forced to complete", "force-complete")

@@ -257,12 +257,16 @@ def run_here(conf: cfg.ConfigOpts, args: Any,
              request: request_mod.MoveRequest) -> int:
     """Run the operation in this process, to its end."""
     from nova_migrate_flows.compute import connection
+
+    compute = connection.compute_from_conf(conf)
+    # Authenticate and read Nova's versions while the engine is imported
+    # and the record opened.
+    compute.prefetch()
     from nova_migrate_flows.engine import persistence
     from nova_migrate_flows.engine import runner as runner_mod
 
     backend = None if request.dry_run else persistence.backend_from_conf(
         conf)
-    compute = connection.compute_from_conf(conf)
     return run_watched(
         conf, args.format,
         lambda live, subscribers: runner_mod.Runner(

@@ -42,6 +42,10 @@ class Compute(Protocol):
     def api_versions(self) -> tuple[str, str]:
         """The compute API's minimum and maximum microversions."""
 
+    def prefetch(self) -> None:
+        """Start what the first requests need (authentication, the
+        versions) in the background, and return at once."""
+
     def target(self) -> dict[str, Any]:
         """Which cloud this acts on (``cloud``, its configuration file or
         auth URL, ``compute_endpoint``), for the log and the run's record.

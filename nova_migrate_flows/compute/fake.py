@@ -171,6 +171,9 @@ class FakeCompute:
         """The range of the Nova it plays: ``max_microversion``."""
         return ("2.1", self.max_microversion)
 
+    def prefetch(self) -> None:
+        """Nothing to fetch: the cloud lives in memory."""
+
     def target(self) -> dict[str, Any]:
         """The in-memory cloud."""
         return {"cloud": "in-memory", "compute_endpoint": None}

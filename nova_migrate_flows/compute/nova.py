@@ -67,6 +67,8 @@ class NovaCompute:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._versions: tuple[str, str] | None = None
+        self._versions_read: concurrent.futures.Future[
+            tuple[str, str]] | None = None
         #: Requests sent, by ``"METHOD service"``: for summaries and tests.
         self.request_counts: collections.Counter[str] = collections.Counter()
 
@@ -87,16 +89,41 @@ class NovaCompute:
 
     def api_versions(self) -> tuple[str, str]:
         """The compute API's minimum and maximum microversions, read once
-        from its version document."""
+        from its version document (or the read :meth:`prefetch` started:
+        its answer, or its error)."""
         with self._lock:
-            known = self._versions
-        if known is None:
-            document = self._call("GET", "/", microversion=None).json()
-            version = document.get("version") or {}
-            known = (version.get("min_version") or "2.1",
-                     version.get("version") or "2.1")
-            with self._lock:
-                self._versions = known
+            known, reading = self._versions, self._versions_read
+        if known is not None:
+            return known
+        if reading is not None:
+            return reading.result()
+        return self._read_versions()
+
+    def prefetch(self) -> None:
+        """Start authenticating and reading the version document in a
+        thread of its own, while the caller goes on (with imports, say):
+        the first request reaches Nova sooner."""
+        with self._lock:
+            if self._versions is not None or self._versions_read is not None:
+                return
+            reading = self._versions_read = concurrent.futures.Future()
+
+        def read() -> None:
+            try:
+                reading.set_result(self._read_versions())
+            except BaseException as exc:  # noqa: BLE001 - api_versions raises it
+                reading.set_exception(exc)
+
+        threading.Thread(target=read, name="nmf-prefetch",
+                         daemon=True).start()
+
+    def _read_versions(self) -> tuple[str, str]:
+        document = self._call("GET", "/", microversion=None).json()
+        version = document.get("version") or {}
+        known = (version.get("min_version") or "2.1",
+                 version.get("version") or "2.1")
+        with self._lock:
+            self._versions = known
         return known
 
     def _mv(self, call: mv.Call) -> str:

@@ -403,6 +403,17 @@ class Roll:
             time.sleep(UP_POLL_INTERVAL)
 
 
+def runner_for(
+    conf: cfg.ConfigOpts, compute: compute_base.Compute, backend: Any,
+    operation: Operation,
+) -> "runner_mod.Runner | Roll":
+    """What runs ``operation``: a :class:`Roll` for a maintenance roll, a
+    :class:`~nova_migrate_flows.engine.runner.Runner` for the others."""
+    if operation is Operation.MAINTENANCE_ROLL:
+        return Roll(conf, compute, backend=backend)
+    return runner_mod.Runner(conf, compute, backend=backend)
+
+
 def roll_job_flow(run_id: str) -> linear_flow.Flow:
     """The flow of a roll posted with ``submit``: one task that runs the
     whole roll ``run_id`` in the conductor."""

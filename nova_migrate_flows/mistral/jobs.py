@@ -188,11 +188,7 @@ def run_or_resume(
 ) -> result_mod.RunResult:
     """Run ``request`` as run ``run_id``, or resume that run if it was
     recorded (one that finished only reads back what it did)."""
-    runner: runner_mod.Runner | roll_mod.Roll
-    if request.op is Operation.MAINTENANCE_ROLL:
-        runner = roll_mod.Roll(conf, compute, backend=backend)
-    else:
-        runner = runner_mod.Runner(conf, compute, backend=backend)
+    runner = roll_mod.runner_for(conf, compute, backend, request.op)
     if on_start is not None:
         on_start(runner)
     try:

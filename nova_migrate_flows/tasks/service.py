@@ -171,6 +171,8 @@ class DisableService(_HostTask):
                     else service.disabled_reason,
                     "reason": service.disabled_reason if ours else None}
         text = start_reason(move, run_id)
+        # The cloud acted on is named before the first change is.
+        runtime.before_write()
         LOG.info("Disabling the compute service of %s: %s", host, text)
         update_service(runtime, host, service.id, disabled=True,
                        disabled_reason=text)

@@ -63,6 +63,22 @@ def host_of(sdk: Any, server: dict[str, Any]) -> tuple[str, str]:
     return found.compute_host, found.status
 
 
+def all_migrated_off_host1(sdk: Any, execution: dict[str, Any],
+                           servers: list[dict[str, Any]]
+                           ) -> dict[str, dict[str, Any]]:
+    """Check that the execution's output reports each server migrated off
+    host1, where Nova has it ACTIVE; each server's result."""
+    results = {r["server"]: r for r in mistral_api.output(execution)[
+        "results"]}
+    assert sorted(results) == sorted(s["id"] for s in servers)
+    for server in servers:
+        host, status = host_of(sdk, server)
+        assert results[server["id"]]["status"] == "migrated"
+        assert results[server["id"]]["destination"] == host != "host1"
+        assert status == "ACTIVE"
+    return results
+
+
 def test_a_good_drain_longer_than_a_minute_ends_success(
         mistral, config_files, boot_servers, sdk):
     # One server: the sandbox's computes live-migrate one at a time.
@@ -77,14 +93,7 @@ def test_a_good_drain_longer_than_a_minute_ends_success(
     execution = mistral.wait_for_execution(execution_id, timeout=300)
 
     assert execution["state"] == "SUCCESS", execution
-    results = {r["server"]: r for r in mistral_api.output(execution)[
-        "results"]}
-    assert sorted(results) == sorted(s["id"] for s in servers)
-    for server in servers:
-        host, status = host_of(sdk, server)
-        assert results[server["id"]]["status"] == "migrated"
-        assert results[server["id"]]["destination"] == host != "host1"
-        assert status == "ACTIVE"
+    results = all_migrated_off_host1(sdk, execution, servers)
     assert results[long_one["id"]]["duration_s"] >= LONG_MIGRATION_S
 
 
@@ -209,14 +218,8 @@ def test_a_conductor_that_dies_mid_drain_leaves_mistral_the_real_result(
 
     assert execution["state"] == "SUCCESS", (
         execution, (tmp_path / "b.log").read_text()[-3000:])
-    out = mistral_api.output(execution)
-    results = {r["server"]: r for r in out["results"]}
-    assert sorted(results) == sorted(s["id"] for s in servers)
+    all_migrated_off_host1(sdk, execution, servers)
     for server in servers:
-        host, status = host_of(sdk, server)
-        assert results[server["id"]]["status"] == "migrated"
-        assert results[server["id"]]["destination"] == host != "host1"
-        assert status == "ACTIVE"
         # Nothing was moved twice.
         assert [m.status for m in cli.live_migrations(
             sdk, server["id"])] == ["completed"]

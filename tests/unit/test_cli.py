@@ -240,7 +240,9 @@ def test_migration_abort(capsys, cloud, config):
                        "web", "1")
 
     assert code == 0
-    assert "aborted" in out
+    assert out == (f"Live migration 1 of web ({server.id}): abort accepted "
+                   f"by Nova; 'nova-migrate-flow migration-show {server.id} "
+                   "1' shows when it ends\n")
     assert cloud.instance_actions(server.id)[0].action == (
         "live_migration_cancel")
     cloud.advance()

@@ -31,6 +31,9 @@ from tests.unit import test_mistral_async as fakes
 
 JOBBOARD_CONF = fakes.MISTRAL_CONF + "detach_to = jobboard\n"
 
+#: The action context of a task of a workflow (a pytest fixture).
+context = fakes.context
+
 
 class FakeJob:
     def __init__(self, name: str, book: Any, details: dict[str, Any]):
@@ -101,15 +104,10 @@ AUTO_CONF = fakes.MISTRAL_CONF + "[jobboard]\nredis_host = 127.0.0.2\n"
 @pytest.mark.parametrize("text", [JOBBOARD_CONF, AUTO_CONF],
                          ids=["jobboard", "auto-with-jobboard"])
 def test_a_detached_action_posts_one_job_and_starts_no_process(
-        fake_cloud, mistral, board, tmp_path, monkeypatch, text):
+        fake_cloud, mistral, board, tmp_path, monkeypatch, context, text):
     spawned: list[Any] = []
     monkeypatch.setattr(detached, "spawn", spawned.append)
     config = fakes.write_config(tmp_path, text)
-    context = mistral_context.ActionContext(
-        security_ctx=mistral_context.SecurityContext(project_id="admin"),
-        execution_ctx=mistral_context.ExecutionContext(
-            workflow_execution_id="wf-1", task_execution_id="task-1",
-            action_execution_id="ac-1", workflow_name="drain"))
     action = actions.HostEvacuateLiveAction(
         "host1", max_concurrent=2, detach=True, config_file=config)
 
@@ -141,15 +139,10 @@ def test_a_detached_action_posts_one_job_and_starts_no_process(
     AUTO_CONF.replace("[mistral]", "[mistral]\ndetach_to = process", 1),
 ], ids=["auto-without-jobboard", "process"])
 def test_a_detached_action_runs_in_a_process_unless_told_otherwise(
-        fake_cloud, mistral, board, tmp_path, monkeypatch, text):
+        fake_cloud, mistral, board, tmp_path, monkeypatch, context, text):
     spawned: list[Any] = []
     monkeypatch.setattr(detached, "spawn",
                         lambda spec: spawned.append(spec) or 4242)
-    context = mistral_context.ActionContext(
-        security_ctx=mistral_context.SecurityContext(project_id="admin"),
-        execution_ctx=mistral_context.ExecutionContext(
-            workflow_execution_id="wf-1", task_execution_id="task-1",
-            action_execution_id="ac-1", workflow_name="drain"))
     action = actions.HostEvacuateLiveAction(
         "host1", detach=True,
         config_file=fakes.write_config(tmp_path, text))

@@ -68,3 +68,19 @@ def test_a_resumed_run_recognises_the_service_it_disabled(conf):
 
     assert result["disabled_by_us"] is True
     assert other["disabled_by_us"] is False
+
+
+def test_the_cloud_is_named_before_the_service_is_disabled(conf, caplog):
+    cloud = fake.FakeCompute(2)
+    runtime, request = make(conf, cloud)
+    caplog.set_level("INFO")
+
+    service.DisableService("host1").execute(runtime, "host1", request,
+                                            run_id="r1")
+
+    lines = [r.getMessage() for r in caplog.records]
+    acting = next(i for i, line in enumerate(lines)
+                  if line.startswith("Acting on"))
+    disabling = next(i for i, line in enumerate(lines)
+                     if line.startswith("Disabling the compute service"))
+    assert acting < disabling

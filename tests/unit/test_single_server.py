@@ -221,8 +221,8 @@ def test_resize_confirms_the_new_flavor(cloud, run):
     assert cloud.migrations[0].record.status == "confirmed"
 
 
-def test_resize_reverts_when_verification_fails(cloud, run, monkeypatch):
-    server = cloud.add_server("host1", flavor="m1.small")
+def lands_with_the_wrong_flavor(cloud, server, monkeypatch):
+    """The resize of ``server`` ends with m1.large, whatever was asked."""
     original = cloud._advance_cold
 
     def wrong_flavor(migration):
@@ -232,6 +232,11 @@ def test_resize_reverts_when_verification_fails(cloud, run, monkeypatch):
                 "m1.large"].to_dict())
 
     monkeypatch.setattr(cloud, "_advance_cold", wrong_flavor)
+
+
+def test_resize_reverts_when_verification_fails(cloud, run, monkeypatch):
+    server = cloud.add_server("host1", flavor="m1.small")
+    lands_with_the_wrong_flavor(cloud, server, monkeypatch)
 
     result = run("resize", servers=[server.id], flavor="m1.medium")
 
@@ -247,15 +252,7 @@ def test_a_resize_whose_revert_fails_is_reported_not_safe(
         cloud, run, monkeypatch, caplog):
     server = cloud.add_server("host1", flavor="m1.small")
     cloud.behaviours[server.id] = fake.Behaviour(revert="fail")
-    original = cloud._advance_cold
-
-    def wrong_flavor(migration):
-        original(migration)
-        if migration.record.status == "finished":
-            cloud._update_server(server.id, flavor=cloud.flavors[
-                "m1.large"].to_dict())
-
-    monkeypatch.setattr(cloud, "_advance_cold", wrong_flavor)
+    lands_with_the_wrong_flavor(cloud, server, monkeypatch)
 
     result = run("resize", servers=[server.id], flavor="m1.medium")
 

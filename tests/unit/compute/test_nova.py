@@ -11,6 +11,7 @@
 # under the License.
 """NovaCompute against a fake openstacksdk connection."""
 
+import concurrent.futures
 import threading
 import uuid
 from typing import Any
@@ -20,7 +21,13 @@ from keystoneauth1 import exceptions as ks_exc
 
 from nova_migrate_flows import exceptions
 from nova_migrate_flows.compute import base, models, nova
-from tests.unit.compute.conftest import FakeResponse, error, ok, paged
+from tests.unit.compute.conftest import (
+    FakeResponse,
+    error,
+    ok,
+    paged,
+    version_document,
+)
 
 SERVER_ID = "6f1c2d4e-0b8a-4c55-9d1e-2a3b4c5d6e7f"
 SERVER_URL = f"/servers/{SERVER_ID}"
@@ -819,3 +826,41 @@ def test_instance_actions_newest_first(compute, connection):
 
     assert [a.request_id for a in actions] == ["req-2", "req-1"]
     assert all(a.events == () for a in actions)
+
+
+# -- prefetch --------------------------------------------------------------
+
+
+def test_prefetch_reads_the_versions_once_for_every_caller(connection):
+    release = threading.Event()
+
+    def slow(sent):
+        release.wait(10)
+        return version_document("2.95")
+
+    connection.compute.route("GET", "/", slow)
+    compute = nova.NovaCompute(connection, sleep=lambda s: None)
+
+    compute.prefetch()
+    compute.prefetch()
+    waiting = concurrent.futures.ThreadPoolExecutor(2)
+    answers = [waiting.submit(compute.api_versions) for _ in range(2)]
+    release.set()
+
+    assert [a.result(10) for a in answers] == [("2.1", "2.95")] * 2
+    assert compute.api_versions() == ("2.1", "2.95")
+    assert connection.compute.urls() == ["GET /"]
+    waiting.shutdown()
+
+
+def test_a_prefetch_that_failed_raises_its_error_where_the_versions_are_needed(
+        connection):
+    connection.compute.route("GET", "/", error(401, "unauthorized",
+                                               "Authentication required"))
+    compute = nova.NovaCompute(connection, sleep=lambda s: None)
+
+    compute.prefetch()
+
+    with pytest.raises(exceptions.AuthenticationFailed):
+        compute.api_versions()
+    assert connection.compute.urls() == ["GET /"]
