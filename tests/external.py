@@ -14,10 +14,12 @@
 A test marked ``redis``, ``postgresql``, ``zookeeper``, ``mistral`` or
 ``rabbitmq`` fails
 (it is not skipped) when its server is not given: deselect it with ``-m``
-instead.
+instead. So does a test that controls its server (stops and starts it)
+when the command that does is not given.
 """
 
 import os
+import shlex
 
 import pytest
 
@@ -30,6 +32,13 @@ SERVERS = {
     "rabbitmq": ("NMF_TEST_RABBIT_URL", "a RabbitMQ server (rabbit://...)"),
 }
 
+#: Marker: (environment variable, the command that controls its server).
+CONTROLS = {
+    "rabbitmq": ("NMF_TEST_RABBIT_CTL",
+                 "rabbitmqctl for the test node (its Erlang cookie's HOME "
+                 "and -n NODE)"),
+}
+
 
 def address(marker: str) -> str:
     """Where the test's ``marker`` server is; fails the test if unset."""
@@ -39,3 +48,14 @@ def address(marker: str) -> str:
         pytest.fail(f"{variable} is not set: start {what} (.ci/run does) "
                     f"or deselect with -m 'not {marker}'")
     return value
+
+
+def control(marker: str) -> list[str]:
+    """The command (split as a shell does) that controls the test's
+    ``marker`` server; fails the test if unset."""
+    variable, what = CONTROLS[marker]
+    value = os.environ.get(variable)
+    if not value:
+        pytest.fail(f"{variable} is not set: give {what} (.ci/run does) "
+                    f"or deselect with -m 'not {marker}'")
+    return shlex.split(value)

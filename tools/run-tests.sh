@@ -9,7 +9,10 @@
 # loopback and free
 # (non-default) ports, in a temporary directory, and stopped when the script
 # ends. Run as root on a fresh Debian machine, it installs their Debian
-# packages first.
+# packages first. The tests find them through NMF_TEST_*_URL (and
+# NMF_TEST_ZOOKEEPER_HOSTS); NMF_TEST_RABBIT_CTL is the rabbitmqctl command
+# (HOME with the node's Erlang cookie, -n NODE) with which a test stops and
+# starts the RabbitMQ application mid-run.
 #
 # The tests of an older Nova (Zed: Nova 26, compute API 2.93) run a second
 # sandbox with Python 3.10, in a virtualenv of its own ($OLD_NOVA_VENV, built
@@ -323,6 +326,7 @@ fi
 
 export NMF_TEST_MISTRAL_URL="http://127.0.0.1:$MISTRAL_PORT/v2"
 export NMF_TEST_RABBIT_URL="rabbit://guest:guest@127.0.0.1:$RABBIT_PORT/"
+export NMF_TEST_RABBIT_CTL="env HOME=$WORK/rabbitmq /usr/lib/rabbitmq/bin/rabbitmqctl -n nmf-test-$RABBIT_PORT@localhost"
 export NMF_TEST_ZOOKEEPER_HOSTS="127.0.0.1:$ZK_PORT"
 export NMF_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export NMF_TEST_POSTGRESQL_URL="postgresql+psycopg2://nmf:$PG_PASSWORD@127.0.0.1:$PG_PORT/nmf"

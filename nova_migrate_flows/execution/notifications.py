@@ -26,12 +26,16 @@ unwatched, only noticed later.
 
 The listener subscribes when the run starts, before any task reads Nova's
 state (a resumed run, or a conductor that takes a job over, too), so no end
-falls between the two.
+falls between the two. A bus that cannot be reached then does not hold the
+run: it starts after :data:`SUBSCRIBE_WAIT`, watching by polling, and
+subscribes once the bus answers (oslo.messaging retries for as long as it
+takes). A listener that loses the bus mid-run reconnects the same way.
 """
 
 import contextlib
 import os
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +66,10 @@ START_EVENTS = frozenset({
     "instance.resize_prep.start",
     "instance.rebuild.start",
 })
+
+#: Seconds a run waits to subscribe to a bus that does not answer before it
+#: starts without (oslo.messaging's connection retries for ever).
+SUBSCRIBE_WAIT = 10.0
 
 #: What a notification of a server's move is handed to: the server's id,
 #: the event type and whether it says the move ended; answers whether that
@@ -122,14 +130,20 @@ def default_pool() -> str:
 class Listener:
     """Listens to Nova's versioned notifications for one run."""
 
-    def __init__(self, conf: cfg.ConfigOpts, notified: Notified):
+    def __init__(self, conf: cfg.ConfigOpts, notified: Notified,
+                 subscribe_wait: float = SUBSCRIBE_WAIT):
         self._conf = conf
         self.endpoint = Endpoint(notified)
+        self._subscribe_wait = subscribe_wait
+        self._lock = threading.Lock()
+        #: The subscribed oslo.messaging listener, until stopped.
         self._listener: Any = None
+        self._stopped = False
 
     def start(self) -> None:
-        """Subscribe. A bus that cannot be reached is logged, not raised:
-        polling watches the moves all the same."""
+        """Subscribe, waiting at most ``subscribe_wait`` for the bus. A bus
+        that cannot be reached is logged, not raised: polling watches the
+        moves all the same."""
         # oslo.messaging only where notifications are used, on
         # oslo.service's threading backend (never eventlet).
         from oslo_service import backend as service_backend
@@ -147,27 +161,65 @@ class Listener:
             targets = [oslo_messaging.Target(topic=topic,
                                              exchange=watch.exchange)
                        for topic in watch.topics]
-            self._listener = oslo_messaging.get_notification_listener(
+            listener = oslo_messaging.get_notification_listener(
                 transport, targets, [self.endpoint], executor="threading",
                 pool=watch.pool or default_pool())
-            self._listener.start()
         except Exception as exc:  # noqa: BLE001 - polling is the safety net
-            LOG.warning("Cannot listen to Nova's notifications (%s): "
-                        "watching the moves by polling every %.0f s",
-                        exc, watch.fallback_interval)
-            self._listener = None
+            self._cannot_listen(exc)
             return
+        settled = threading.Event()
+        threading.Thread(target=self._subscribe, args=(listener, settled),
+                         name="notification-subscriber", daemon=True).start()
+        if not settled.wait(self._subscribe_wait):
+            LOG.warning("Nova's notification bus does not answer yet: "
+                        "watching the moves by polling every %.0f s until "
+                        "it does", watch.fallback_interval)
+
+    def _subscribe(self, listener: Any, settled: threading.Event) -> None:
+        """Start ``listener`` (it blocks while the bus cannot be reached),
+        then set ``settled``; stop it at once if the run ended meanwhile."""
+        try:
+            self._start(listener)
+        finally:
+            settled.set()
+
+    def _start(self, listener: Any) -> None:
+        try:
+            listener.start()
+        except Exception as exc:  # noqa: BLE001 - polling is the safety net
+            self._cannot_listen(exc)
+            return
+        with self._lock:
+            stopped = self._stopped
+            if not stopped:
+                self._listener = listener
+        if stopped:
+            _stop(listener)
+            return
+        watch = self._conf.watch
         LOG.info("Listening to Nova's notifications (topics %s, exchange "
                  "%s); polling every %.0f s as a safety net",
                  ", ".join(watch.topics), watch.exchange,
                  watch.fallback_interval)
 
+    def _cannot_listen(self, exc: Exception) -> None:
+        LOG.warning("Cannot listen to Nova's notifications (%s): "
+                    "watching the moves by polling every %.0f s",
+                    exc, self._conf.watch.fallback_interval)
+
     def stop(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is None:
-            return
-        try:
-            listener.stop()
-            listener.wait()
-        except Exception as exc:  # noqa: BLE001 - the run is over anyway
-            LOG.warning("Stopping the notification listener failed: %s", exc)
+        """Stop listening. A subscription still waiting for the bus is
+        stopped by its own thread once it gets through."""
+        with self._lock:
+            self._stopped = True
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            _stop(listener)
+
+
+def _stop(listener: Any) -> None:
+    try:
+        listener.stop()
+        listener.wait()
+    except Exception as exc:  # noqa: BLE001 - the run is over anyway
+        LOG.warning("Stopping the notification listener failed: %s", exc)

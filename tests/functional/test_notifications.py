@@ -17,11 +17,15 @@ run is bounded by a timeout well below it: a move whose end was not seen
 through a notification would leave its run waiting past the bound.
 """
 
+import concurrent.futures
 import json
 import os
+import subprocess
+import time
 
 import pytest
 
+from nova_migrate_flows.execution import notifications
 from nova_migrate_flows.sandbox import constants, control
 from tests import external
 from tests.functional import conftest
@@ -32,6 +36,15 @@ pytestmark = [pytest.mark.functional, pytest.mark.rabbitmq]
 #: The runs here must end well before one fallback poll would come.
 FALLBACK = 600
 BOUND = 240
+#: How long RabbitMQ's application stays stopped when a test restarts it:
+#: longer than the listener's retry interval there, so that it sees the
+#: bus down and retries.
+BUS_DOWN = 3.0
+#: The listener retries a lost bus every second or two, not at
+#: oslo.messaging's growing intervals (its own options, in the tool's
+#: configuration): it is back on the bus before the run's last moves end.
+QUICK_RECONNECT = ("[oslo_messaging_rabbit]\nrabbit_retry_interval = 1\n"
+                   "rabbit_retry_backoff = 0\nrabbit_interval_max = 1\n")
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +98,19 @@ def watch_config(tmp_path, topics="versioned_notifications",
     return str(path)
 
 
+def start_drain(notifying, config, *hosts):
+    """``host-evacuate-live`` as a process of its own."""
+    return cli.spawn_cli(notifying.config_file, config, "host-evacuate-live",
+                         *hosts, "--enable-after", "--format", "json")
+
+
 def drain(notifying, config, *hosts):
     """``host-evacuate-live`` as a process of its own, bounded."""
-    process = cli.spawn_cli(notifying.config_file, config,
-                            "host-evacuate-live", *hosts, "--enable-after",
-                            "--format", "json")
+    return finish(start_drain(notifying, config, *hosts))
+
+
+def finish(process):
+    """The exit code and output of ``process``, killed past the bound."""
     try:
         out, err = process.communicate(timeout=BOUND)
     finally:
@@ -140,6 +161,71 @@ def test_without_notifications_the_fallback_polls_end_the_drain(
     assert outcome["status"] == "migrated"
     assert notifying_sdk.compute.get_server(
         server["id"]).compute_host != "host1"
+
+
+def restart_rabbitmq(ctl, sdk, server_ids):
+    """Once a migration of ``server_ids`` runs, stop RabbitMQ's application
+    (every connection to it drops, its queues go), then start it again."""
+    cli.wait_until(lambda: any(
+        migration.status == "running" for server_id in server_ids
+        for migration in cli.live_migrations(sdk, server_id)))
+    subprocess.run([*ctl, "stop_app"], check=True, capture_output=True,
+                   timeout=120)
+    try:
+        time.sleep(BUS_DOWN)
+    finally:
+        subprocess.run([*ctl, "start_app"], check=True, capture_output=True,
+                       timeout=120)
+
+
+def test_a_drain_ends_through_a_rabbitmq_restart(notifying, notifying_sdk,
+                                                 boot, tmp_path):
+    ctl = external.control("rabbitmq")
+    servers = boot("host1", count=3, metadata=cli.server_metadata(
+        duration=3))
+    config = watch_config(tmp_path, fallback=3, extra=QUICK_RECONNECT)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        restarted = pool.submit(restart_rabbitmq, ctl, notifying_sdk,
+                                [server["id"] for server in servers])
+        code, out, err = drain(notifying, config, "host1")
+        restarted.result()
+
+    assert code == 0, err
+    result = json.loads(out)
+    assert [r["status"] for r in result["results"]] == ["migrated"] * 3
+    for server in servers:
+        assert notifying_sdk.compute.get_server(
+            server["id"]).compute_host != "host1"
+    # The listener lost the bus with the restart, and came back to it.
+    assert "is unreachable" in err
+    assert "Reconnected to AMQP server" in err
+
+
+def test_a_drain_started_while_rabbitmq_is_down_listens_once_it_is_up(
+        notifying, notifying_sdk, boot, tmp_path):
+    ctl = external.control("rabbitmq")
+    (server,) = boot("host1", metadata=cli.server_metadata(duration=3))
+
+    subprocess.run([*ctl, "stop_app"], check=True, capture_output=True,
+                   timeout=120)
+    try:
+        process = start_drain(notifying, watch_config(
+            tmp_path, fallback=3, extra=QUICK_RECONNECT), "host1")
+        # Longer than the run waits for the bus before it starts without.
+        time.sleep(notifications.SUBSCRIBE_WAIT + 2)
+    finally:
+        subprocess.run([*ctl, "start_app"], check=True, capture_output=True,
+                       timeout=120)
+    code, out, err = finish(process)
+
+    assert code == 0, err
+    (outcome,) = json.loads(out)["results"]
+    assert outcome["status"] == "migrated"
+    assert notifying_sdk.compute.get_server(
+        server["id"]).compute_host != "host1"
+    assert "notification bus does not answer yet" in err
+    assert "Listening to Nova's notifications" in err
 
 
 def test_a_failing_migration_fails_as_with_polling(notifying, notifying_sdk,

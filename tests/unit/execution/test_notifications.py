@@ -10,8 +10,13 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 """Watching moves through Nova's notifications: which notifications end a
-move, and what the poller does when one arrives."""
+move, what the poller does when one arrives, and a bus that does not
+answer."""
 
+import logging
+import threading
+
+import oslo_messaging
 import pytest
 
 from nova_migrate_flows import request as request_mod
@@ -115,3 +120,78 @@ def test_the_fallback_interval_paces_the_polls(conf):
 
     assert runtime.listener is not None
     assert runtime.poller._schedule.interval == 45
+
+
+class Subscription:
+    """An oslo.messaging notification listener whose ``start`` blocks
+    until the bus answers, as oslo.messaging's does."""
+
+    def __init__(self):
+        self.bus_up = threading.Event()
+        self.stopped = threading.Event()
+        self.calls = []
+
+    def start(self):
+        self.bus_up.wait()
+        self.calls.append("start")
+
+    def stop(self):
+        self.calls.append("stop")
+
+    def wait(self):
+        self.calls.append("wait")
+        self.stopped.set()
+
+
+@pytest.fixture
+def subscription(conf, monkeypatch):
+    conf.config(group="watch", source="notifications",
+                transport_url="rabbit://guest:guest@127.0.0.1:1/")
+    subscribing = Subscription()
+    monkeypatch.setattr(oslo_messaging, "get_notification_transport",
+                        lambda conf, url: object())
+    monkeypatch.setattr(oslo_messaging, "get_notification_listener",
+                        lambda *args, **kwargs: subscribing)
+    return subscribing
+
+
+def started(conf):
+    """A listener, started; fails if starting it does not return."""
+    listener = notifications.Listener(conf.conf, lambda *args: False,
+                                      subscribe_wait=0.01)
+    starting = threading.Thread(target=listener.start, daemon=True)
+    starting.start()
+    starting.join(timeout=5)
+    assert not starting.is_alive(), "the run waits for the bus"
+    return listener
+
+
+def test_a_bus_that_does_not_answer_does_not_hold_the_run(
+        conf, subscription, caplog):
+    caplog.set_level(logging.INFO)
+    listener = started(conf)
+
+    assert "does not answer yet: watching the moves by polling" in (
+        caplog.text)
+    listener.stop()
+    assert subscription.calls == []
+    # The bus answers after the run ended: the late subscription ends too.
+    subscription.bus_up.set()
+    assert subscription.stopped.wait(timeout=30)
+    assert subscription.calls == ["start", "stop", "wait"]
+    assert "Listening" not in caplog.text
+
+
+def test_a_bus_that_answers_late_is_listened_to(conf, subscription,
+                                                caplog):
+    caplog.set_level(logging.INFO)
+    listener = started(conf)
+
+    subscription.bus_up.set()
+    for thread in threading.enumerate():
+        if thread.name == "notification-subscriber":
+            thread.join(timeout=30)
+    assert "Listening to Nova's notifications" in caplog.text
+    assert subscription.calls == ["start"]
+    listener.stop()
+    assert subscription.calls == ["start", "stop", "wait"]
