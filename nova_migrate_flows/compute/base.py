@@ -60,6 +60,10 @@ class Compute(Protocol):
     def list_servers(self, host: str) -> list[models.Server]:
         """Every server on ``host``, of every project."""
 
+    def list_changed_servers(self, since: str) -> list[models.Server]:
+        """Every server of every project that changed at or after
+        ``since`` (Nova's clock, ISO 8601): one read for many servers."""
+
     def list_services(self) -> list[models.Service]:
         """Every nova-compute service."""
 

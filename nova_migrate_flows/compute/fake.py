@@ -131,6 +131,8 @@ class FakeCompute:
         self.max_concurrent_live_migrations = max_concurrent_live_migrations
         self.flavors = dict(FLAVORS)
         self.servers: dict[str, models.Server] = {}
+        #: When (the fake clock) each server last changed.
+        self.server_changed: dict[str, str] = {}
         self.services: dict[str, models.Service] = {
             host: models.Service(
                 id=str(uuid.uuid5(uuid.NAMESPACE_DNS, host)),
@@ -292,6 +294,7 @@ class FakeCompute:
         self.servers[server_id] = dataclasses.replace(
             self.servers[server_id], **fields
         )
+        self.server_changed[server_id] = self._clock.isoformat()
 
     def _record_action(
         self,
@@ -716,6 +719,13 @@ class FakeCompute:
             self.calls["list_servers"] += 1
             self.advance()
             return [s for s in self.servers.values() if s.host == host]
+
+    def list_changed_servers(self, since: str) -> list[models.Server]:
+        with self._lock:
+            self.calls["list_changed_servers"] += 1
+            self.advance()
+            return [s for s in self.servers.values()
+                    if self.server_changed.get(s.id, "") >= since]
 
     def start_server(self, server_id: str) -> base.ActionResult:
         """Nova's ``os-start``: ``powering-on``, then ACTIVE."""

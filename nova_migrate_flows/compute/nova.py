@@ -311,6 +311,17 @@ class NovaCompute:
             )
         ]
 
+    def list_changed_servers(self, since: str) -> list[models.Server]:
+        return [
+            models.Server.from_api(s)
+            for s in self._pages(
+                "/servers/detail",
+                "servers",
+                {"all_tenants": 1, "changes-since": since},
+                mv.SERVERS,
+            )
+        ]
+
     def start_server(self, server_id: str) -> base.ActionResult:
         return self._action(server_id, {"os-start": None}, mv.SERVERS)
 

@@ -11,16 +11,16 @@
 # under the License.
 """Nova's migration records, as the poller reads them.
 
-:class:`Records` sends the reads: one ``GET /os-migrations`` per source
-host per poll, a direct look-up of a server's migrations when its record is
-slow to show up, and ``GET /servers/{id}/migrations`` for the progress of a
-running live migration. It matches records to watches, updates a watch
-from its record (handing the outcome over when the migration ends), and
-teaches :class:`Durations` how long migrations take.
+:class:`Records` sends the reads: one ``GET /os-migrations`` per poll (for
+the source hosts due then), a direct look-up of a server's migrations when
+its record is slow to show up, and ``GET /servers/{id}/migrations`` for the
+progress of a running live migration. It matches records to watches,
+updates a watch from its record (handing the outcome over when the
+migration ends), and teaches :class:`Durations` how long migrations take.
 """
 
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows.compute import base, models
@@ -105,14 +105,23 @@ class Records:
         self._progress_every = progress_every
         self._on_progress = on_progress
 
-    def read(self, host: str, watches: Sequence[Watch]
-             ) -> list[models.Migration]:
-        """The migrations from ``host`` that changed since the oldest of
-        ``watches`` was requested: one read, however many watches."""
-        since = min(w.since for w in watches)
-        return self._compute.list_migrations(
-            source_compute=host, changes_since=since.isoformat()
-        )
+    def read(self, watching: Mapping[str, Sequence[Watch]]
+             ) -> dict[str, list[models.Migration]]:
+        """By source host, the migrations of the hosts of ``watching`` that
+        changed since the oldest of their watches was requested: one read,
+        however many watches (of one host, filtered by Nova; of several,
+        every migration that changed since, sorted here)."""
+        since = min(w.since for ws in watching.values() for w in ws)
+        if len(watching) == 1:
+            (host,) = watching
+            return {host: self._compute.list_migrations(
+                source_compute=host, changes_since=since.isoformat())}
+        found: dict[str, list[models.Migration]] = {h: [] for h in watching}
+        for record in self._compute.list_migrations(
+                changes_since=since.isoformat()):
+            if record.source_compute in found:
+                found[record.source_compute].append(record)
+        return found
 
     def find(
         self, watch: Watch, records: list[models.Migration], now: float
@@ -174,11 +183,7 @@ class Records:
         watch.migration = record
         if (record.status in constants.RUNNING_STATUSES
                 and watch.running_since is None):
-            watch.running_since = now
-            # A display wants progress at once; a progress timeout only
-            # needs it now and then.
-            watch.next_progress_at = now if self._on_progress else (
-                now + self._progress_every)
+            self.started(watch, now)
         if record.status in constants.SUCCESS_STATUSES.get(watch.kind, ()):
             self._durations.learn(watch, record)
             if watch.timed_out and not watch.force_completed:
@@ -188,6 +193,15 @@ class Records:
             watch.resolve(None)
         elif record.status in constants.FAILURE_STATUSES:
             watch.resolve(self._failure(watch, record))
+
+    def started(self, watch: Watch, now: float) -> None:
+        """The migration of ``watch`` started running at ``now``: its
+        timeouts count from then."""
+        watch.running_since = now
+        # A display wants progress at once; a progress timeout only needs
+        # it now and then.
+        watch.next_progress_at = now if self._on_progress else (
+            now + self._progress_every)
 
     @staticmethod
     def first_seen_running(watch: Watch, now: float, gap: float) -> None:

@@ -140,6 +140,13 @@ class Listener:
         self._listener: Any = None
         self._stopped = False
 
+    @property
+    def listening(self) -> bool:
+        """Whether the run is subscribed to the bus (oslo.messaging
+        reconnects a subscription that loses the bus by itself)."""
+        with self._lock:
+            return self._listener is not None
+
     def start(self) -> None:
         """Subscribe, waiting at most ``subscribe_wait`` for the bus. A bus
         that cannot be reached is logged, not raised: polling watches the

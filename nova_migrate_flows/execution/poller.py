@@ -13,7 +13,8 @@
 
 Tasks that wait for a migration register a :class:`Watch` and block on it;
 the poller alone talks to Nova about them: one ``GET /os-migrations`` per
-source host per poll, whatever the number of migrations in flight there.
+poll, whatever the number of migrations in flight, for the source host due
+then and every other host due within :data:`GATHER` seconds of it.
 :class:`MigrationPoller` coordinates: its thread polls each host when the
 :class:`~nova_migrate_flows.execution.schedule.Schedule` says (less and less
 often while the host's migration records show no change, as often again
@@ -47,16 +48,24 @@ LOG = logging.getLogger(__name__)
 #: How long the migrations of a host may go unread (Nova unreachable)
 #: before the tasks waiting for them are told.
 POLL_FAILURE_TIMEOUT = 300.0
+#: Hosts due within this many seconds of each other are polled together,
+#: in one read (the first waits for the last).
+GATHER = 0.3
 
 
 class MigrationPoller:
-    """Watches migrations, one batched poll per source host.
+    """Watches migrations: one batched read per poll, for every source
+    host due then.
 
     :param writer: the run that sends the aborts (its options and its
         hook before each write)
     :param poll_interval_max: the longest time between two polls of a
         host whose migrations show no change (None: ``poll_interval``, no
         backing off)
+    :param gather: hosts due within this many seconds of each other are
+        polled in one read
+    :param foresee: whether to poll when a migration is expected to end
+        (not while Nova's notifications say when they end)
     """
 
     def __init__(
@@ -69,11 +78,14 @@ class MigrationPoller:
         poll_interval_max: float | None = None,
         progress_interval: float | None = None,
         on_progress: Callable[[Watch], None] | None = None,
+        gather: float = GATHER,
+        foresee: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ):
         self._compute = compute
         self._writer = writer
+        self._gather = gather
         self._clock = clock
         self._durations = migrations.Durations()
         self._schedule = schedule.Schedule(
@@ -82,6 +94,7 @@ class MigrationPoller:
             interval_min=poll_interval_min,
             interval_max=poll_interval_max,
             report_progress=on_progress is not None,
+            foresee=foresee,
             clock=clock,
             wall=wall,
         )
@@ -169,9 +182,10 @@ class MigrationPoller:
     def notified(self, server_id: str, event_type: str,
                  ended: bool = True) -> bool:
         """Nova's notification ``event_type`` says the move of
-        ``server_id`` started (its timeouts start counting) or ``ended``:
-        read its host's records now. False when no move of that server is
-        watched."""
+        ``server_id`` started (its timeouts count from now: its record is
+        read when one is due) or ``ended`` (its host's records are read
+        now, with those of the hosts due within ``gather``). False when no
+        move of that server is watched."""
         with self._cond:
             watch = next((w for watches in self._watches.values()
                           for w in watches
@@ -179,13 +193,27 @@ class MigrationPoller:
                          None)
             if watch is None:
                 return False
+            now = self._clock()
+            if not ended:
+                LOG.debug("Nova notified %s for %s", event_type, server_id)
+                if watch.running_since is None:
+                    self._records.started(watch, now)
+                    self._reschedule(watch.host)
+                    self._cond.notify_all()
+                return True
             LOG.debug("Nova notified %s for %s: polling %s now", event_type,
                       server_id, watch.host)
-            watch.end_notified = watch.end_notified or ended
+            watch.end_notified = True
             self._quiet.pop(watch.host, None)
-            self._next_poll[watch.host] = self._clock()
+            self._next_poll[watch.host] = now
             self._cond.notify_all()
             return True
+
+    def watching(self) -> bool:
+        """Whether a move is still being watched (its end not seen)."""
+        with self._cond:
+            return any(not w.resolved for watches in self._watches.values()
+                       for w in watches)
 
     def take(self, server_id: str) -> Watch | None:
         """The watch registered for ``server_id``, handed over once."""
@@ -220,36 +248,46 @@ class MigrationPoller:
             with self._cond:
                 if self._stopping:
                     return
-                host, due = self._due()
+                hosts, due = self._due()
                 now = self._clock()
-                if host is None or due > now:
-                    self._cond.wait(None if host is None else due - now)
+                if not hosts or due > now:
+                    self._cond.wait(None if not hosts else due - now)
                     continue
-                self._next_poll.pop(host, None)
+                for host in hosts:
+                    self._next_poll.pop(host, None)
             try:
-                self._poll(host)
-                self._failing_since.pop(host, None)
+                self._poll(hosts)
+                for host in hosts:
+                    self._failing_since.pop(host, None)
             except (exceptions.AuthenticationFailed,
                     exceptions.NotAuthorized) as exc:
-                self._fail_host(host, exc)
+                self._fail_hosts(hosts, exc)
             except exceptions.NovaUnavailable as exc:
-                self._poll_failed(host, exc)
+                for host in hosts:
+                    self._poll_failed(host, exc)
             except exceptions.NovaMigrateFlowsError as exc:
-                self._fail_host(host, exc)
+                self._fail_hosts(hosts, exc)
             except Exception as exc:  # noqa: BLE001 - keep the poller alive
-                LOG.exception("Polling the migrations of %s failed", host)
-                self._fail_host(
-                    host, exceptions.NovaMigrateFlowsError(str(exc))
+                LOG.exception("Polling the migrations of %s failed",
+                              ", ".join(hosts))
+                self._fail_hosts(
+                    hosts, exceptions.NovaMigrateFlowsError(str(exc))
                 )
             with self._cond:
-                if self._watches.get(host):
-                    self._reschedule(host)
+                for host in hosts:
+                    if self._watches.get(host):
+                        self._reschedule(host)
 
-    def _due(self) -> tuple[str | None, float]:
+    def _due(self) -> tuple[list[str], float]:
+        """The hosts to poll together next, and when: the first host due,
+        with every other host due within ``gather`` of it (one read serves
+        them all; the first waits for the last of them)."""
         if not self._next_poll:
-            return None, 0.0
-        host = min(self._next_poll, key=self._next_poll.__getitem__)
-        return host, self._next_poll[host]
+            return [], 0.0
+        first = min(self._next_poll.values())
+        hosts = sorted(h for h, due in self._next_poll.items()
+                       if due <= first + self._gather)
+        return hosts, max(self._next_poll[h] for h in hosts)
 
     def _reschedule(self, host: str) -> None:
         """Decide when to poll ``host`` next (called with the lock held)."""
@@ -273,23 +311,43 @@ class MigrationPoller:
     def _fail_host(
         self, host: str, exc: exceptions.NovaMigrateFlowsError
     ) -> None:
+        self._fail_hosts([host], exc)
+
+    def _fail_hosts(
+        self, hosts: list[str], exc: exceptions.NovaMigrateFlowsError
+    ) -> None:
         with self._cond:
-            watches = self._watches.pop(host, [])
+            watches = [w for host in hosts
+                       for w in self._watches.pop(host, [])]
         for watch in watches:
             watch.resolve(exc)
 
     # -- one poll ----------------------------------------------------------
 
-    def _poll(self, host: str) -> None:
+    def _poll(self, hosts: list[str]) -> None:
+        """One read of the migrations of ``hosts``; each host's watches
+        brought up to date with it."""
         with self._cond:
-            watches = [w for w in self._watches.get(host, ()) if not
-                       w.resolved]
-            previous = self._last_poll.get(host)
-            self._last_poll[host] = self._clock()
-        if not watches:
+            watching = {}
+            previous = {}
+            for host in hosts:
+                watches = [w for w in self._watches.get(host, ())
+                           if not w.resolved]
+                if watches:
+                    watching[host] = watches
+                    previous[host] = self._last_poll.get(host)
+                self._last_poll[host] = self._clock()
+        if not watching:
             return
         self.polls += 1
-        found = self._records.read(host, watches)
+        found = self._records.read(watching)
+        for host, watches in watching.items():
+            self._update_host(host, watches, found.get(host, []),
+                              previous[host])
+
+    def _update_host(self, host: str, watches: list[Watch],
+                     found: list[models.Migration],
+                     previous: float | None) -> None:
         LOG.debug("Polled the migrations of %s: %s", host, ", ".join(
             f"{r.id} {r.status}" for r in found) or "none")
         self._count_quiet(host, found)

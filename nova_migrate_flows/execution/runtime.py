@@ -29,11 +29,16 @@ from oslo_log import log as logging
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import base, models
-from nova_migrate_flows.execution import notifications
+from nova_migrate_flows.execution import notifications, reads
 from nova_migrate_flows.execution import poller as poller_mod
 from nova_migrate_flows.execution import throttle as throttle_mod
 
 LOG = logging.getLogger(__name__)
+
+#: With ``[watch] source = notifications``: how long the reads after the
+#: ends Nova tells wait for other ends to join them (one read serves all).
+NOTIFIED_GATHER = 1.0
+
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -167,11 +172,14 @@ class Runtime:
         interval, longest = migration.poll_interval, \
             migration.poll_interval_max
         self.listener: notifications.Listener | None = None
+        gather, gather_reads = poller_mod.GATHER, reads.GATHER_MAX
         if conf.watch.source == "notifications":
-            # Nova says when a move ends: polls are the safety net.
+            # Nova says when a move ends: polls are the safety net, and
+            # the reads after the ends it tells gather longer.
             interval = max(interval, conf.watch.fallback_interval)
             longest = max(longest or interval, interval)
             progress_every = max(progress_every or 0.0, interval)
+            gather, gather_reads = NOTIFIED_GATHER, NOTIFIED_GATHER
         self.poller = poller_mod.MigrationPoller(
             compute,
             writer=self,
@@ -180,7 +188,11 @@ class Runtime:
             poll_interval_max=longest,
             progress_interval=progress_every,
             on_progress=self._progress if live_progress else None,
+            gather=gather,
+            foresee=self._foresee,
         )
+        self.server_reads = reads.ServerReads(
+            compute, busy=self.poller.watching, gather_max=gather_reads)
         if conf.watch.source == "notifications":
             self.listener = notifications.Listener(conf,
                                                    self.poller.notified)
@@ -192,6 +204,11 @@ class Runtime:
         self.outcomes: collections.OrderedDict[str, dict[str, Any]] = (
             collections.OrderedDict()
         )
+
+    def _foresee(self) -> bool:
+        """Whether the poller polls when a migration should end: unless
+        Nova's notifications say so (while the run listens to them)."""
+        return self.listener is None or not self.listener.listening
 
     # -- life cycle --------------------------------------------------------
 

@@ -48,6 +48,8 @@ class Schedule:
         whose migrations show no change (None: ``interval``)
     :param report_progress: whether someone wants the progress of every
         running live migration (a display), not only the progress timeout
+    :param foresee: whether to poll when migrations are expected to end
+        (not while Nova's notifications say when they do)
     :param clock: the poller's monotonic clock
     :param wall: the epoch clock, to compare with Nova's timestamps
     """
@@ -62,8 +64,10 @@ class Schedule:
         clock: Callable[[], float],
         wall: Callable[[], float],
         interval_max: float | None = None,
+        foresee: Callable[[], bool] = lambda: True,
     ):
         self.durations = durations
+        self.foresee = foresee
         self.interval = interval
         self.interval_min = min(interval_min, interval)
         self.interval_max = max(interval_max or interval, interval)
@@ -88,9 +92,9 @@ class Schedule:
         # interval only bounds how long the poller goes without looking.
         # (A request that fails behind it is seen at that end: the host's
         # slot was taken until then all the same.)
-        known = (any(self._foreseen(w) for w in watches)
-                 and all(self._foreseen(w) or self._waiting(w)
-                         for w in watches))
+        known = self.foresee() and (
+            any(self._foreseen(w) for w in watches)
+            and all(self._foreseen(w) or self._waiting(w) for w in watches))
         due = now + (max(longest, self.interval * QUIET_FACTOR) if known
                      else longest)
         # With more than one migration of the host in Nova's hands, the
@@ -134,11 +138,14 @@ class Schedule:
             watch.overdue_polls += 1
 
     def wants_progress(self, watch: Watch) -> bool:
-        """Whether the progress of ``watch`` is sampled while it runs."""
+        """Whether the progress of ``watch`` is sampled while it runs (it
+        runs: its record says so, or Nova's notification said it started
+        and its record was not read since)."""
+        migration = watch.migration
         return (
             watch.kind == constants.LIVE_MIGRATION
-            and watch.migration is not None
-            and watch.migration.status == "running"
+            and watch.running_since is not None
+            and (migration is None or migration.status == "running")
             and (self.report_progress or bool(watch.timeouts.progress))
         )
 
@@ -170,15 +177,16 @@ class Schedule:
         if watch.end_notified:
             # Nova said it ended: its record says so at once, or soon.
             moments.append(now + self.interval_min)
+        foresee = self.foresee()
         learnt = self.durations.learnt(watch.host, watch.kind)
-        if watch.running_since is None and learnt is not None:
+        if foresee and watch.running_since is None and learnt is not None:
             # Not seen running yet: it ends this soon at the earliest (a
             # queued one later still: then the poll interval applies).
             first = watch.registered + learnt
             if first > now:
                 moments.append(first)
         if watch.running_since is not None:
-            expected = self.expected_end(watch)
+            expected = self.expected_end(watch) if foresee else None
             if expected is not None:
                 if expected > now:
                     moments.append(expected + margin)

@@ -383,7 +383,7 @@ class WaitForMove(WaitTask):
                 return self._gone_while_moving(server_id, entry, started)
             raise self._explain(runtime, server, started, watch, exc) from exc
         try:
-            after = self.settle(runtime, server_id)
+            after = self.settle(runtime, server_id, watch)
         except exceptions.NotFound:
             return self._gone_while_moving(server_id, entry, started)
         note = None
@@ -414,12 +414,16 @@ class WaitForMove(WaitTask):
         ).to_dict()
 
     def settle(
-        self, runtime: runtime_mod.Runtime, server_id: str
+        self, runtime: runtime_mod.Runtime, server_id: str,
+        watch: poller_mod.Watch | None = None,
     ) -> models.Server:
-        """The server once Nova has cleared its task_state."""
+        """The server once Nova has cleared its task_state (first read
+        with the reads of other moves that ended with it)."""
         return wait_for_server(
             runtime, server_id, lambda s: not s.task_state, SETTLE_TIMEOUT,
             "to clear its task_state", fail=False,
+            first=lambda: runtime.server_reads.get(
+                server_id, watch.since if watch else None),
         )
 
     def _explain(
@@ -517,17 +521,19 @@ def wait_for_server(
     timeout: float,
     what: str,
     fail: bool = True,
+    first: Callable[[], models.Server] | None = None,
 ) -> models.Server:
     """The server once ``ready`` holds for it.
 
-    Polls ``GET /servers/{id}`` with a growing interval. After ``timeout``
+    Reads it with ``first`` (default: ``GET /servers/{id}``), then polls
+    ``GET /servers/{id}`` with a growing interval. After ``timeout``
     seconds, raises MigrationFailed (or, with ``fail`` False, returns the
     server as it is).
     """
     deadline = time.monotonic() + timeout
     delay = 0.1
+    server = first() if first else runtime.compute.get_server(server_id)
     while True:
-        server = runtime.compute.get_server(server_id)
         if ready(server):
             return server
         if time.monotonic() > deadline:
@@ -540,6 +546,7 @@ def wait_for_server(
             )
         time.sleep(delay)
         delay = min(delay * 2, 2.0)
+        server = runtime.compute.get_server(server_id)
 
 
 def diagnose(

@@ -198,6 +198,7 @@ def make_poller(conf: Any
         options.setdefault("writer", Run(conf.conf))
         options.setdefault("poll_interval", 0.02)
         options.setdefault("poll_interval_min", 0.005)
+        options.setdefault("gather", 0.01)
         poller = poller_mod.MigrationPoller(compute, **options)
         started.append((poller, compute))
         if start:

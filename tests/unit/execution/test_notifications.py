@@ -13,6 +13,7 @@
 move, what the poller does when one arrives, and a bus that does not
 answer."""
 
+import datetime
 import logging
 import threading
 
@@ -21,7 +22,13 @@ import pytest
 
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import fake
-from nova_migrate_flows.execution import notifications, schedule, watch
+from nova_migrate_flows.execution import (
+    migrations,
+    notifications,
+    schedule,
+    timeouts,
+    watch,
+)
 from nova_migrate_flows.execution import poller as poller_mod
 from nova_migrate_flows.execution import runtime as runtime_mod
 
@@ -108,6 +115,48 @@ def test_a_notified_end_polls_its_host_at_once_and_soon_again():
     quiet = watch.Watch(server_id="s2", host="host1",
                         kind="live-migration", since=polled.since)
     assert planned.due([quiet], last_poll=clock.now) == clock.now + 30.0
+
+
+def test_a_notified_start_starts_the_timeouts_without_a_read():
+    clock = Clock()
+    poller = poller_mod.MigrationPoller(
+        fake.FakeCompute(2), writer=None, poll_interval=30.0,
+        poll_interval_min=0.2, progress_interval=30.0, clock=clock,
+        wall=clock, foresee=lambda: False)
+    moving = poller.watch(
+        "s1", "host1", "live-migration",
+        timeouts=timeouts.Timeouts(completion=100.0, progress=60.0))
+    first_poll = poller._next_poll["host1"]
+    clock.now += 5.0
+
+    assert poller.notified("s1", "instance.live_migration_pre.start",
+                           ended=False)
+
+    # Its timeouts count from the notification; no read is due before the
+    # first progress sample (the fallback interval apart).
+    assert moving.running_since == clock.now
+    assert moving.next_progress_at == clock.now + 30.0
+    assert poller._next_poll["host1"] == clock.now + 30.0 > first_poll
+    assert poller.polls == 0
+
+
+def test_while_listening_the_poller_does_not_foresee_ends():
+    clock = Clock()
+    durations = migrations.Durations()
+    durations.average[("*", "live-migration")] = 2.0
+    running = watch.Watch(server_id="s1", host="host1",
+                          kind="live-migration",
+                          since=datetime.datetime.now(datetime.UTC))
+    running.running_since = clock.now
+    listening = threading.Event()
+
+    planned = schedule.Schedule(
+        durations, interval=30.0, interval_min=0.2, report_progress=False,
+        clock=clock, wall=clock, foresee=lambda: not listening.is_set())
+    assert planned.due([running], last_poll=clock.now) == clock.now + 2.05
+
+    listening.set()
+    assert planned.due([running], last_poll=clock.now) == clock.now + 30.0
 
 
 def test_the_fallback_interval_paces_the_polls(conf):

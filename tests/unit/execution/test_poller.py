@@ -124,7 +124,7 @@ def test_take_hands_a_watch_over_once(cloud, make_poller):
 
 
 def test_one_read_per_source_host_per_poll(cloud, make_poller):
-    poller = make_poller(cloud)
+    poller = make_poller(cloud, gather=0.0)
     servers = [cloud.add_server("host1") for _ in range(3)]
     servers += [cloud.add_server("host2") for _ in range(2)]
 
@@ -139,6 +139,29 @@ def test_one_read_per_source_host_per_poll(cloud, make_poller):
     for filters in cloud.listed:
         since = datetime.datetime.fromisoformat(filters["changes_since"])
         assert since.tzinfo is not None
+
+
+def test_hosts_due_together_are_polled_in_one_read(cloud, make_poller):
+    poller = make_poller(cloud, gather=1.0)
+    servers = [cloud.add_server("host1") for _ in range(3)]
+    servers += [cloud.add_server("host2") for _ in range(2)]
+
+    watches = [live(cloud, poller, s, target="host3") for s in servers]
+    for watch in watches:
+        assert watch.wait(deadline()).status == "completed"
+
+    # While both hosts had migrations, polls read them at once (the other
+    # host was due within the gathering time): no filter but the time,
+    # every record sorted to its host; host1's last ones alone.
+    assert len(cloud.listed) == poller.polls
+    assert {frozenset(f) for f in cloud.listed} == {
+        frozenset({"changes_since"}),
+        frozenset({"changes_since", "source_compute"})}
+    assert {f.get("source_compute") for f in cloud.listed} == {None,
+                                                               "host1"}
+    assert {w.migration.source_compute for w in watches} == {"host1",
+                                                               "host2"}
+    assert all(w.migration.server_id == w.server_id for w in watches)
 
 
 def test_the_read_asks_only_for_changes_since_the_oldest_watch(
@@ -348,7 +371,8 @@ def test_a_failing_read_keeps_the_watches_while_nova_comes_back(
 def test_a_lasting_read_failure_fails_the_watches_of_that_host(
         stub, make_poller, finals, monkeypatch):
     monkeypatch.setattr(poller_mod, "POLL_FAILURE_TIMEOUT", 0.05)
-    poller = make_poller(stub)
+    # Each host read on its own: only the reads of host1 fail.
+    poller = make_poller(stub, gather=0.0)
     stub.failure = exceptions.NovaUnavailable("nova is down")
     stub.failing_host = "host1"
     stub.add(1, server_id="a", created_at=CREATED)
