@@ -51,6 +51,11 @@ POLL_FAILURE_TIMEOUT = 300.0
 #: Hosts due within this many seconds of each other are polled together,
 #: in one read (the first waits for the last).
 GATHER = 0.3
+#: Seconds after Nova's notification of a move's end that its host is
+#: polled: Nova sends the end of a live migration just before it saves the
+#: record completed, and the ends of other hosts that come meanwhile are
+#: read with it.
+END_NOTIFIED_DELAY = 0.3
 
 
 class MigrationPoller:
@@ -184,8 +189,9 @@ class MigrationPoller:
         """Nova's notification ``event_type`` says the move of
         ``server_id`` started (its timeouts count from now: its record is
         read when one is due) or ``ended`` (its host's records are read
-        now, with those of the hosts due within ``gather``). False when no
-        move of that server is watched."""
+        :data:`END_NOTIFIED_DELAY` later, with those of the hosts due
+        within ``gather``). False when no move of that server is
+        watched."""
         with self._cond:
             watch = next((w for watches in self._watches.values()
                           for w in watches
@@ -205,7 +211,9 @@ class MigrationPoller:
                       server_id, watch.host)
             watch.end_notified = True
             self._quiet.pop(watch.host, None)
-            self._next_poll[watch.host] = now
+            self._next_poll[watch.host] = min(
+                self._next_poll.get(watch.host, now + END_NOTIFIED_DELAY),
+                now + END_NOTIFIED_DELAY)
             self._cond.notify_all()
             return True
 

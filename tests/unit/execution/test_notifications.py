@@ -89,7 +89,7 @@ class Clock:
         return self.now
 
 
-def test_a_notified_end_polls_its_host_at_once_and_soon_again():
+def test_a_notified_end_polls_its_host_as_nova_saves_it_and_again():
     clock = Clock()
     poller = poller_mod.MigrationPoller(
         fake.FakeCompute(2), writer=None, poll_interval=30.0,
@@ -104,7 +104,8 @@ def test_a_notified_end_polls_its_host_at_once_and_soon_again():
     assert poller.notified("s1", "instance.live_migration_post.end")
     assert poller.notified("unknown", "instance.resize_finish.end") is False
 
-    assert poller._next_poll["host1"] == clock.now
+    assert poller._next_poll["host1"] == (
+        clock.now + poller_mod.END_NOTIFIED_DELAY)
     assert polled.end_notified is True
     # Until its record says it ended, the host is polled at the shortest
     # interval, not the fallback one.
