@@ -69,6 +69,10 @@ class NovaCompute:
         self._versions: tuple[str, str] | None = None
         self._versions_read: concurrent.futures.Future[
             tuple[str, str]] | None = None
+        #: The compute services :meth:`prefetch` read, for the first
+        #: :meth:`list_services` (every later one reads Nova again).
+        self._services_read: concurrent.futures.Future[
+            list[models.Service]] | None = None
         #: Requests sent, by ``"METHOD service"``: for summaries and tests.
         self.request_counts: collections.Counter[str] = collections.Counter()
 
@@ -100,19 +104,26 @@ class NovaCompute:
         return self._read_versions()
 
     def prefetch(self) -> None:
-        """Start authenticating and reading the version document in a
-        thread of its own, while the caller goes on (with imports, say):
-        the first request reaches Nova sooner."""
+        """Start authenticating, reading the version document and then the
+        compute services in a thread of its own, while the caller goes on
+        (with imports, say): the first requests reach Nova sooner."""
         with self._lock:
             if self._versions is not None or self._versions_read is not None:
                 return
             reading = self._versions_read = concurrent.futures.Future()
+            services = self._services_read = concurrent.futures.Future()
 
         def read() -> None:
             try:
                 reading.set_result(self._read_versions())
             except BaseException as exc:  # noqa: BLE001 - api_versions raises it
                 reading.set_exception(exc)
+                services.cancel()
+                return
+            try:
+                services.set_result(self._read_services())
+            except BaseException as exc:  # noqa: BLE001 - read again later
+                services.set_exception(exc)
 
         threading.Thread(target=read, name="nmf-prefetch",
                          daemon=True).start()
@@ -331,6 +342,17 @@ class NovaCompute:
     # -- services and capacity ---------------------------------------------
 
     def list_services(self) -> list[models.Service]:
+        with self._lock:
+            prefetched, self._services_read = self._services_read, None
+        if prefetched is not None and not prefetched.cancelled():
+            try:
+                return prefetched.result()
+            except exceptions.NovaMigrateFlowsError as exc:
+                LOG.debug("Reading the services ahead failed (%s); reading "
+                          "them now", exc)
+        return self._read_services()
+
+    def _read_services(self) -> list[models.Service]:
         body = self._call(
             "GET",
             "/os-services",

@@ -50,15 +50,45 @@ The ``logbooks`` table's ``uuid`` and ``meta`` (JSON) columns
     Builds the ``logbooks``, ``flowdetails`` and ``atomdetails`` tables on
     the given ``MetaData``: done once per backend here.
 
+``taskflow.persistence.backends.sqlalchemy.migration``
+    Used by ``upgrade()`` on databases other than SQLite only, through its
+    module attribute ``migration``: imported lazily (on first use) here.
+
 Nothing else in the project imports ``impl_sqlalchemy`` or ``tables``.
 """
 
+import importlib.util
+import sys
 import threading
 import warnings
 from typing import Any
 
 import sqlalchemy as sa
 from taskflow import exceptions as tf_exc
+
+
+def _import_on_first_use(name: str) -> None:
+    """Have module ``name`` imported when it is first used, not now."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    # ``from package import name`` then takes it from the package without
+    # looking at it (which would import it).
+    package, _, attribute = name.rpartition(".")
+    setattr(sys.modules[package], attribute, module)
+
+
+# TaskFlow's SQL backend imports its schema migrations, and with them
+# alembic (0.17 s), for PostgreSQL and MySQL databases only: on SQLite its
+# upgrade() creates the tables directly. Imported when a migration runs.
+_import_on_first_use("taskflow.persistence.backends.sqlalchemy.migration")
 
 # TaskFlow's SQL backend imports eventlet when it is installed (Nova and
 # Mistral bring it) only to know whether green threads could be used; they

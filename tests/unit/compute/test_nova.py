@@ -839,6 +839,7 @@ def test_prefetch_reads_the_versions_once_for_every_caller(connection):
         return version_document("2.95")
 
     connection.compute.route("GET", "/", slow)
+    connection.compute.route("GET", "/os-services", ok({"services": []}))
     compute = nova.NovaCompute(connection, sleep=lambda s: None)
 
     compute.prefetch()
@@ -849,8 +850,48 @@ def test_prefetch_reads_the_versions_once_for_every_caller(connection):
 
     assert [a.result(10) for a in answers] == [("2.1", "2.95")] * 2
     assert compute.api_versions() == ("2.1", "2.95")
-    assert connection.compute.urls() == ["GET /"]
+    assert compute.list_services() == []
+    assert connection.compute.urls() == ["GET /", "GET /os-services"]
     waiting.shutdown()
+
+
+def test_the_first_services_read_is_the_prefetched_one_and_only_that(
+        connection):
+    answers = iter([
+        ok({"services": [{"id": "u1", "host": "host1",
+                          "binary": "nova-compute", "status": "enabled",
+                          "state": "up"}]}),
+        ok({"services": [{"id": "u1", "host": "host1",
+                          "binary": "nova-compute", "status": "disabled",
+                          "state": "up"}]}),
+    ])
+    connection.compute.route("GET", "/", version_document("2.95"))
+    connection.compute.route("GET", "/os-services",
+                             lambda sent: next(answers))
+    compute = nova.NovaCompute(connection, sleep=lambda s: None)
+
+    compute.prefetch()
+    compute.api_versions()
+    first = compute.list_services()
+    second = compute.list_services()
+
+    assert [s.status for s in first + second] == ["enabled", "disabled"]
+    assert connection.compute.urls() == ["GET /", "GET /os-services",
+                                         "GET /os-services"]
+
+
+def test_a_failed_services_prefetch_is_read_again(connection):
+    answers = iter([FakeResponse(503), ok({"services": []})])
+    connection.compute.route("GET", "/", version_document("2.95"))
+    connection.compute.route("GET", "/os-services",
+                             lambda sent: next(answers))
+    compute = nova.NovaCompute(connection, sleep=lambda s: None,
+                               read_retries=0)
+
+    compute.prefetch()
+    compute.api_versions()
+
+    assert compute.list_services() == []
 
 
 def test_a_prefetch_that_failed_raises_its_error_where_the_versions_are_needed(

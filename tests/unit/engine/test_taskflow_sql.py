@@ -23,6 +23,8 @@ import contextlib
 import importlib.metadata
 import inspect
 import pathlib
+import subprocess
+import sys
 import textwrap
 import threading
 
@@ -317,3 +319,20 @@ def test_an_import_of_the_sql_internals_is_found(tmp_path):
         "taskflow.persistence.backends.sqlalchemy.tables",
         "taskflow.persistence.backends.impl_sqlalchemy",
     ]
+
+
+def test_alembic_is_imported_only_when_a_schema_migration_runs():
+    # On SQLite TaskFlow creates its tables without alembic: a run that
+    # records in SQLite never pays for importing it.
+    code = (
+        "import sys\n"
+        "import nova_migrate_flows.engine.taskflow_sql\n"
+        "from taskflow.persistence.backends import impl_sqlalchemy\n"
+        "print('alembic' in sys.modules)\n"
+        "impl_sqlalchemy.migration.db_sync\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    printed = subprocess.run([sys.executable, "-c", code], check=True,
+                             capture_output=True, text=True).stdout.split()
+
+    assert printed == ["False", "True"]
