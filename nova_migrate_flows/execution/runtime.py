@@ -65,12 +65,16 @@ class Events:
 
 class CloudSnapshot:
     """Services, capacities and server groups, read once per run and shared
-    by checks."""
+    by checks. Reads of different things run at once (the checks of a
+    preflight run in parallel); each thing is read once."""
 
     def __init__(self, compute: base.Compute,
                  services: list[models.Service] | None = None):
         self._compute = compute
         self._lock = threading.Lock()
+        #: One per thing read, held while it is read.
+        self._reading: collections.defaultdict[str, threading.Lock] = (
+            collections.defaultdict(threading.Lock))
         self._services: dict[str, models.Service] | None = (
             {s.host: s for s in services} if services is not None else None
         )
@@ -79,23 +83,28 @@ class CloudSnapshot:
         self._groups: list[models.ServerGroup] | None = None
         self._others: dict[str, models.Server | None] = {}
 
-    def services(self) -> dict[str, models.Service]:
+    def _reader(self, what: str) -> threading.Lock:
         with self._lock:
-            if self._services is None:
-                self._services = {
-                    s.host: s for s in self._compute.list_services()
-                }
-            return self._services
+            return self._reading[what]
+
+    def services(self) -> dict[str, models.Service]:
+        with self._reader("services"):
+            services = self._services
+            if services is None:
+                services = {s.host: s for s in self._compute.list_services()}
+                with self._lock:
+                    self._services = services
+            return services
 
     def capacities(self) -> dict[str, models.HostCapacity]:
-        with self._lock:
+        with self._reader("capacities"):
             if self._capacities is None:
                 self._capacities = self._compute.host_capacities()
             return self._capacities
 
     def server_groups(self) -> list[models.ServerGroup]:
         """Every server group of the cloud: one read per run."""
-        with self._lock:
+        with self._reader("groups"):
             if self._groups is None:
                 self._groups = self._compute.list_server_groups()
             return self._groups
@@ -116,7 +125,7 @@ class CloudSnapshot:
         return server
 
     def flavor(self, ref: str) -> models.Flavor:
-        with self._lock:
+        with self._reader(f"flavor {ref}"):
             if ref not in self._flavors:
                 self._flavors[ref] = self._compute.get_flavor(ref)
             return self._flavors[ref]
