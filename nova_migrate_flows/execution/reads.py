@@ -38,8 +38,10 @@ LOG = logging.getLogger(__name__)
 #: How long a batch waits at least for the reads that come with it (moves
 #: ended by the same poll wake their tasks within milliseconds).
 GATHER_MIN = 0.05
-#: How long a batch waits at most, while other moves are still running.
-GATHER_MAX = 0.3
+#: How long a batch waits at most, while other moves are still running
+#: (a move that ends later waits for no batch: the last one is read at
+#: once).
+GATHER_MAX = 1.0
 
 
 @dataclasses.dataclass

@@ -35,7 +35,7 @@ from nova_migrate_flows.execution import throttle as throttle_mod
 
 LOG = logging.getLogger(__name__)
 
-#: With ``[watch] source = notifications``: how long the reads after the
+#: With ``[watch] source = notifications``: how long the polls after the
 #: ends Nova tells wait for other ends to join them (one read serves all).
 NOTIFIED_GATHER = 1.0
 
@@ -181,14 +181,14 @@ class Runtime:
         interval, longest = migration.poll_interval, \
             migration.poll_interval_max
         self.listener: notifications.Listener | None = None
-        gather, gather_reads = poller_mod.GATHER, reads.GATHER_MAX
+        gather = poller_mod.GATHER
         if conf.watch.source == "notifications":
             # Nova says when a move ends: polls are the safety net, and
-            # the reads after the ends it tells gather longer.
+            # the polls after the ends it tells gather longer.
             interval = max(interval, conf.watch.fallback_interval)
             longest = max(longest or interval, interval)
             progress_every = max(progress_every or 0.0, interval)
-            gather, gather_reads = NOTIFIED_GATHER, NOTIFIED_GATHER
+            gather = NOTIFIED_GATHER
         self.poller = poller_mod.MigrationPoller(
             compute,
             writer=self,
@@ -201,7 +201,7 @@ class Runtime:
             foresee=self._foresee,
         )
         self.server_reads = reads.ServerReads(
-            compute, busy=self.poller.watching, gather_max=gather_reads)
+            compute, busy=self.poller.watching)
         if conf.watch.source == "notifications":
             self.listener = notifications.Listener(conf,
                                                    self.poller.notified)
