@@ -26,7 +26,12 @@ sends:
   until all completed: Nova's own speed, the floor (nothing verified);
 * ``one-by-one``: ``openstack server migrate --live-migration --wait`` in
   a shell loop: look the server up, migrate it, poll it every 2 s until
-  ACTIVE, then the next;
+  ACTIVE, then the next. As that loop does, a server whose request Nova
+  refuses (``400 No valid host was found``: the command exits 1) is left
+  where it is and the loop goes on with the next one; the row's
+  ``landed`` then shows fewer servers and a note quotes Nova's answer and
+  what its scheduler logged about it (which filter rejected which host),
+  instead of the whole benchmark stopping on the exception;
 * ``nova-migrate-flows+notifications`` (with ``run.py --notifications
   TRANSPORT_URL``, when the sandbox's Nova sends its versioned
   notifications to that bus): the runner as above with ``[watch] source =
@@ -95,6 +100,13 @@ LOOP = "one-by-one"
 NMF_NOTIFIED = "nova-migrate-flows+notifications"
 CONTENDERS = (QUEUE, NMF, NMF_SQLITE, LOOP)
 
+#: What Nova's scheduler and conductor log when they find no host (the
+#: sandbox logs at INFO): quoted in the notes when a request is refused.
+_NO_HOST_LINE = re.compile(
+    r"has not been heard from|Filter \S+ returned 0 hosts|Filtering "
+    r"removed all hosts|Got no allocation candidates|NoValidHost|No valid "
+    r"host")
+
 _LOG_LINE = re.compile(
     r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) .*\[instance: ([0-9a-f-]{36})"
     r"\] (Live migration to \S+ started|Migrating instance to \S+ finished "
@@ -130,7 +142,7 @@ class Bench:
 
     def reset(self, sources: list[str], per_host: int,
               disable: bool) -> dict[str, str]:
-        """Fresh servers on ``sources``, every service enabled (the
+        """Fresh servers on ``sources``, every service enabled and up (the
         sources disabled if asked); ``{server id: source host}``."""
         compute = self.conn.compute
         old = list(compute.servers(all_projects=True))
@@ -141,6 +153,12 @@ class Bench:
         for service in compute.services(binary="nova-compute"):
             if service.status != "enabled":
                 compute.enable_service(service)
+        # Every compute service up too (each reports every second), so
+        # that no run starts with a host the scheduler deems down.
+        deadline = time.monotonic() + 30
+        while any(service.state != "up" for service in compute.services(
+                binary="nova-compute")) and time.monotonic() < deadline:
+            time.sleep(0.5)
         self.client.set_defaults(live_migration_duration=DURATION,
                                  live_migration_result="success")
         placed = {}
@@ -269,10 +287,21 @@ class Bench:
         compute = self.conn.compute
         t0 = time.monotonic()
         first_post = None
+        refused: list[str] = []
         for server_id in placed:
             server = compute.get_server(server_id)
-            compute.live_migrate_server(server, host=None,
-                                        block_migration="auto")
+            offset = os.path.getsize(self.sandbox.log_file)
+            try:
+                compute.live_migrate_server(server, host=None,
+                                            block_migration="auto")
+            except openstack.exceptions.BadRequestException as exc:
+                # ``openstack server migrate --live-migration --wait``
+                # exits 1 on this and the shell loop goes on: so do we,
+                # saying which server, Nova's answer and why.
+                if "no valid host" not in str(exc).lower():
+                    raise
+                refused.append(self._refusal(server_id, exc, offset))
+                continue
             first_post = first_post or time.monotonic() - t0
             while time.monotonic() - t0 < DEADLINE:
                 status = compute.get_server(server_id).status.lower()
@@ -280,7 +309,23 @@ class Bench:
                     break
                 time.sleep(LOOP_POLL)
         return {"t0": t0, "wall_s": time.monotonic() - t0, "verified": 0,
-                "first_post_s": first_post}
+                "first_post_s": first_post, "refused": refused}
+
+    def _refusal(self, server_id: str, exc: Exception, offset: int) -> str:
+        """Nova refused to live-migrate ``server_id``: its answer, the
+        state of the compute services then, and the lines the scheduler
+        and conductor logged about it from ``offset`` on."""
+        services = ", ".join(
+            f"{s.host} {s.status}/{s.state}"
+            for s in self.conn.compute.services(binary="nova-compute"))
+        with open(self.sandbox.log_file, encoding="utf-8",
+                  errors="replace") as log:
+            log.seek(offset)
+            said = [line.strip()[:300] for line in log
+                    if _NO_HOST_LINE.search(line)]
+        return (f"server {server_id}: {getattr(exc, 'details', exc)}; "
+                f"services: {services}; Nova logged: "
+                + (" | ".join(said[:6]) or "nothing at INFO"))
 
     # -- what Nova did -----------------------------------------------------
 
@@ -430,6 +475,11 @@ def run(quick: bool, sandbox: control.SandboxInfo, repeat: int = 1,
                 "requests_by_route": figures["requests_by_route"],
                 "polls": figures.get("polls", []),
             }
+        for contender, figures in measured.items():
+            for refusal in figures.get("refused", []):
+                section.notes.append(
+                    f"{scenario} {contender}: Nova refused to live-migrate "
+                    f"{refusal}")
         _goals(section, scenario, count * per_host, measured)
         for contender in (NMF, NMF_NOTIFIED):
             if contender not in measured:
