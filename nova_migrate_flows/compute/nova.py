@@ -118,11 +118,11 @@ class NovaCompute:
                 reading.set_result(self._read_versions())
             except BaseException as exc:  # noqa: BLE001 - api_versions raises it
                 reading.set_exception(exc)
-                services.cancel()
+                services.set_exception(exc)
                 return
             try:
                 services.set_result(self._read_services())
-            except BaseException as exc:  # noqa: BLE001 - read again later
+            except BaseException as exc:  # noqa: BLE001 - list_services raises it
                 services.set_exception(exc)
 
         threading.Thread(target=read, name="nmf-prefetch",
@@ -342,14 +342,13 @@ class NovaCompute:
     # -- services and capacity ---------------------------------------------
 
     def list_services(self) -> list[models.Service]:
+        """Every nova-compute service: the first time, the read
+        :meth:`prefetch` started (its answer, or its error: it was retried
+        as any read is)."""
         with self._lock:
             prefetched, self._services_read = self._services_read, None
-        if prefetched is not None and not prefetched.cancelled():
-            try:
-                return prefetched.result()
-            except exceptions.NovaMigrateFlowsError as exc:
-                LOG.debug("Reading the services ahead failed (%s); reading "
-                          "them now", exc)
+        if prefetched is not None:
+            return prefetched.result()
         return self._read_services()
 
     def _read_services(self) -> list[models.Service]:

@@ -880,7 +880,7 @@ def test_the_first_services_read_is_the_prefetched_one_and_only_that(
                                          "GET /os-services"]
 
 
-def test_a_failed_services_prefetch_is_read_again(connection):
+def test_a_failed_services_prefetch_raises_its_error_once(connection):
     answers = iter([FakeResponse(503), ok({"services": []})])
     connection.compute.route("GET", "/", version_document("2.95"))
     connection.compute.route("GET", "/os-services",
@@ -891,7 +891,12 @@ def test_a_failed_services_prefetch_is_read_again(connection):
     compute.prefetch()
     compute.api_versions()
 
+    # Retried as any read (here: not at all), not read again on top.
+    with pytest.raises(exceptions.NovaUnavailable):
+        compute.list_services()
     assert compute.list_services() == []
+    assert connection.compute.urls() == ["GET /", "GET /os-services",
+                                         "GET /os-services"]
 
 
 def test_a_prefetch_that_failed_raises_its_error_where_the_versions_are_needed(
@@ -905,3 +910,6 @@ def test_a_prefetch_that_failed_raises_its_error_where_the_versions_are_needed(
     with pytest.raises(exceptions.AuthenticationFailed):
         compute.api_versions()
     assert connection.compute.urls() == ["GET /"]
+    # The services it was to read next raise the same error, once.
+    with pytest.raises(exceptions.AuthenticationFailed):
+        compute.list_services()
