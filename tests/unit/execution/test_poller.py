@@ -123,14 +123,21 @@ def test_take_hands_a_watch_over_once(cloud, make_poller):
     assert poller.take("unknown") is None
 
 
-def test_one_read_per_source_host_per_poll(cloud, make_poller):
-    poller = make_poller(cloud, gather=0.0)
+def drain_two_hosts(cloud, poller):
+    """Live-migrate 3 servers of host1 and 2 of host2 to host3, watched to
+    their end; their watches."""
     servers = [cloud.add_server("host1") for _ in range(3)]
     servers += [cloud.add_server("host2") for _ in range(2)]
-
     watches = [live(cloud, poller, s, target="host3") for s in servers]
     for watch in watches:
         assert watch.wait(deadline()).status == "completed"
+    return watches
+
+
+def test_one_read_per_source_host_per_poll(cloud, make_poller):
+    poller = make_poller(cloud, gather=0.0)
+
+    drain_two_hosts(cloud, poller)
 
     assert len(cloud.listed) == poller.polls
     assert {frozenset(f) for f in cloud.listed} == {
@@ -143,12 +150,8 @@ def test_one_read_per_source_host_per_poll(cloud, make_poller):
 
 def test_hosts_due_together_are_polled_in_one_read(cloud, make_poller):
     poller = make_poller(cloud, gather=1.0)
-    servers = [cloud.add_server("host1") for _ in range(3)]
-    servers += [cloud.add_server("host2") for _ in range(2)]
 
-    watches = [live(cloud, poller, s, target="host3") for s in servers]
-    for watch in watches:
-        assert watch.wait(deadline()).status == "completed"
+    watches = drain_two_hosts(cloud, poller)
 
     # While both hosts had migrations, polls read them at once (the other
     # host was due within the gathering time): no filter but the time,
