@@ -138,7 +138,12 @@ class Listener:
         self._lock = threading.Lock()
         #: The subscribed oslo.messaging listener, until stopped.
         self._listener: Any = None
+        self._transport: Any = None
         self._stopped = False
+        #: The listener pool (its queue on the bus), and whether it is this
+        #: process's own (deleted when the listener stops).
+        self.pool = conf.watch.pool or default_pool()
+        self._own_pool = not conf.watch.pool
 
     @property
     def listening(self) -> bool:
@@ -163,14 +168,15 @@ class Listener:
 
         watch = self._conf.watch
         try:
-            transport = oslo_messaging.get_notification_transport(
-                self._conf, url=watch.transport_url)
+            transport = self._transport = (
+                oslo_messaging.get_notification_transport(
+                    self._conf, url=watch.transport_url))
             targets = [oslo_messaging.Target(topic=topic,
                                              exchange=watch.exchange)
                        for topic in watch.topics]
             listener = oslo_messaging.get_notification_listener(
                 transport, targets, [self.endpoint], executor="threading",
-                pool=watch.pool or default_pool())
+                pool=self.pool)
         except Exception as exc:  # noqa: BLE001 - polling is the safety net
             self._cannot_listen(exc)
             return
@@ -202,6 +208,7 @@ class Listener:
                 self._listener = listener
         if stopped:
             _stop(listener)
+            self._forget_pool()
             return
         watch = self._conf.watch
         LOG.info("Listening to Nova's notifications (topics %s, exchange "
@@ -222,6 +229,28 @@ class Listener:
             listener, self._listener = self._listener, None
         if listener is not None:
             _stop(listener)
+            self._forget_pool()
+
+    def _forget_pool(self) -> None:
+        """Delete the queue of this process's own pool from the bus: once
+        nobody consumes it, RabbitMQ would keep it and pile every
+        notification of the cloud up in it. (A pool named in ``[watch]
+        pool`` is the operator's: it stays.)"""
+        if not self._own_pool or self._transport is None:
+            return
+        try:
+            # oslo.messaging's own connection (its hosts, credentials and
+            # TLS options); no wait for the answer, which its heartbeat
+            # thread may read first.
+            with self._transport._driver._get_connection() as connection:
+                connection.connection.channel.queue_delete(
+                    queue=self.pool, nowait=True)
+        except Exception as exc:  # noqa: BLE001 - the run is over anyway
+            LOG.warning("Could not delete this run's notification queue %s "
+                        "(%s); delete it with 'rabbitmqctl delete_queue %s'",
+                        self.pool, exc, self.pool)
+            return
+        LOG.debug("Deleted this run's notification queue %s", self.pool)
 
 
 def _stop(listener: Any) -> None:

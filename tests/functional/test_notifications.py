@@ -128,11 +128,21 @@ def test_a_drain_ends_on_nova_s_notifications(notifying, notifying_sdk,
     stats = control.SandboxClient(notifying.state_dir)
     stats.reset_stats()
 
-    code, out, err = drain(notifying, watch_config(tmp_path), "host1",
-                           "host2")
+    process = start_drain(notifying, watch_config(tmp_path), "host1",
+                          "host2")
+    code, out, err = finish(process)
 
     assert code == 0, err
     assert "Listening to Nova's notifications" in err
+    # The run's own queue on the bus went with it (nobody would consume
+    # it again: RabbitMQ would pile every notification up in it).
+    queues = subprocess.run(
+        [*external.control("rabbitmq"), "list_queues", "-q", "name"],
+        check=True, capture_output=True, text=True, timeout=60).stdout
+    assert "nova-migrate-flows-" in notifications.default_pool()
+    assert not [q for q in queues.split()
+                if q.startswith("nova-migrate-flows-")
+                and q.endswith(f"-{process.pid}")]
     result = json.loads(out)
     assert {r["status"] for r in result["results"]} == {"migrated"}
     for server in servers:

@@ -13,6 +13,7 @@
 move, what the poller does when one arrives, and a bus that does not
 answer."""
 
+import contextlib
 import datetime
 import logging
 import threading
@@ -193,13 +194,37 @@ class Subscription:
         self.stopped.set()
 
 
+class Bus:
+    """What of oslo.messaging's transport the listener uses to delete its
+    queue: ``_driver._get_connection()``, a connection with a kombu
+    channel."""
+
+    def __init__(self):
+        self.deleted = []
+        self._driver = self
+        self.connection = self
+        self.channel = self
+
+    @contextlib.contextmanager
+    def _get_connection(self):
+        yield self
+
+    def queue_delete(self, queue, nowait=False):
+        self.deleted.append((queue, nowait))
+
+
 @pytest.fixture
-def subscription(conf, monkeypatch):
+def bus():
+    return Bus()
+
+
+@pytest.fixture
+def subscription(conf, monkeypatch, bus):
     conf.config(group="watch", source="notifications",
                 transport_url="rabbit://guest:guest@127.0.0.1:1/")
     subscribing = Subscription()
     monkeypatch.setattr(oslo_messaging, "get_notification_transport",
-                        lambda conf, url: object())
+                        lambda conf, url: bus)
     monkeypatch.setattr(oslo_messaging, "get_notification_listener",
                         lambda *args, **kwargs: subscribing)
     return subscribing
@@ -245,3 +270,39 @@ def test_a_bus_that_answers_late_is_listened_to(conf, subscription,
     assert subscription.calls == ["start"]
     listener.stop()
     assert subscription.calls == ["start", "stop", "wait"]
+
+
+def subscribed(conf):
+    """A listener, started and subscribed."""
+    listener = started(conf)
+    for thread in threading.enumerate():
+        if thread.name == "notification-subscriber":
+            thread.join(timeout=30)
+    assert listener.listening
+    return listener
+
+
+def test_a_stopped_listener_deletes_the_queue_of_its_own_pool(
+        conf, subscription, bus):
+    subscription.bus_up.set()
+    listener = subscribed(conf)
+    assert listener.pool == notifications.default_pool()
+
+    listener.stop()
+
+    # Nobody would consume it again: RabbitMQ would fill it for ever.
+    assert subscription.calls == ["start", "stop", "wait"]
+    assert bus.deleted == [(listener.pool, True)]
+
+
+def test_a_pool_the_operator_named_is_left_on_the_bus(conf, subscription,
+                                                       bus):
+    conf.config(group="watch", pool="nmf-shared")
+    subscription.bus_up.set()
+    listener = subscribed(conf)
+
+    listener.stop()
+
+    assert listener.pool == "nmf-shared"
+    assert subscription.calls == ["start", "stop", "wait"]
+    assert bus.deleted == []
