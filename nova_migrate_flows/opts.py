@@ -398,7 +398,8 @@ watch_opts: list[cfg.Opt] = [
         "pool",
         help="The listener pool: a pool gets its own copy of every "
         "notification, so Nova's other listeners miss none. Default: one "
-        "per process (``nova-migrate-flows-HOST-PID``).",
+        "per run (``nova-migrate-flows-HOST-PID-RANDOM``), deleted from the "
+        "bus when the run ends; a pool named here is left in place.",
     ),
     cfg.FloatOpt(
         "fallback_interval",

@@ -36,6 +36,7 @@ import contextlib
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -123,8 +124,10 @@ class Endpoint:
 
 
 def default_pool() -> str:
-    """A pool of this process's own: it gets a copy of every message."""
-    return f"nova-migrate-flows-{socket.gethostname()}-{os.getpid()}"
+    """A pool of one run's own: it gets a copy of every message (runs of
+    one process, as a conductor's jobs, each get theirs too)."""
+    return (f"nova-migrate-flows-{socket.gethostname()}-{os.getpid()}-"
+            f"{uuid.uuid4().hex[:8]}")
 
 
 class Listener:

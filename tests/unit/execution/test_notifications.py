@@ -16,6 +16,8 @@ answer."""
 import contextlib
 import datetime
 import logging
+import os
+import socket
 import threading
 
 import oslo_messaging
@@ -286,7 +288,10 @@ def test_a_stopped_listener_deletes_the_queue_of_its_own_pool(
         conf, subscription, bus):
     subscription.bus_up.set()
     listener = subscribed(conf)
-    assert listener.pool == notifications.default_pool()
+    assert listener.pool.startswith(
+        f"nova-migrate-flows-{socket.gethostname()}-{os.getpid()}-")
+    assert notifications.Listener(conf.conf, lambda *a: False).pool != (
+        listener.pool)
 
     listener.stop()
 
