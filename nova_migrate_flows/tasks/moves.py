@@ -43,6 +43,10 @@ SETTLE_TIMEOUT = 30.0
 #: How long the migration record of a server Nova marked busy may take to
 #: show up (the conductor writes it after the API answered).
 RECORD_WAIT = 30.0
+#: How long the reason of a failure may wait for the instance-action event
+#: that gives it to finish, and how often it is read meanwhile.
+EVENT_WAIT = 10.0
+EVENT_POLL = 0.5
 #: Why a server deleted after the plan was made was not moved.
 GONE = "gone: it was deleted after the plan was made; nothing to move"
 #: Why a server deleted while it moved is not reported moved.
@@ -552,26 +556,28 @@ def wait_for_server(
 def diagnose(
     runtime: runtime_mod.Runtime, server_id: str, request_id: str | None
 ) -> str | None:
-    """Nova's reason for a failed action, from its instance-action events."""
-    try:
-        action = None
-        if request_id:
-            action = runtime.compute.instance_action(server_id, request_id)
+    """Nova's reason for a failed action, from its instance-action events
+    (waiting up to :data:`EVENT_WAIT` seconds for an event still running:
+    Nova may mark the migration failed just before it finishes the event
+    that says why)."""
+    deadline = time.monotonic() + EVENT_WAIT
+    while True:
+        try:
+            action = _action_of(runtime, server_id, request_id)
+        except exceptions.NotAuthorized:
+            return ("instance-action events are not visible to these "
+                    "credentials")
+        except exceptions.ComputeError as exc:
+            LOG.debug("Could not read the instance actions of %s: %s",
+                      server_id, exc)
+            return None
         if action is None:
-            actions = runtime.compute.instance_actions(server_id)
-            if not actions:
-                return None
-            action = runtime.compute.instance_action(
-                server_id, actions[0].request_id
-            )
-    except exceptions.NotAuthorized:
-        return "instance-action events are not visible to these credentials"
-    except exceptions.ComputeError as exc:
-        LOG.debug("Could not read the instance actions of %s: %s",
-                  server_id, exc)
-        return None
-    if action is None:
-        return None
+            return None
+        running = any(not e.get("finish_time") for e in action.events)
+        if action.failed_events or not running or (
+                time.monotonic() >= deadline):
+            break
+        time.sleep(EVENT_POLL)
     failed = action.failed_events
     if not failed:
         return action.message
@@ -580,3 +586,20 @@ def diagnose(
     detail = detail.splitlines()[-1] if detail else "Error"
     where = f" on {event.host}" if event.host else ""
     return f"{event.event}{where}: {detail}"
+
+
+def _action_of(
+    runtime: runtime_mod.Runtime, server_id: str, request_id: str | None
+) -> models.InstanceAction | None:
+    """The instance action of ``request_id``, else the server's last."""
+    action = None
+    if request_id:
+        action = runtime.compute.instance_action(server_id, request_id)
+    if action is None:
+        actions = runtime.compute.instance_actions(server_id)
+        if not actions:
+            return None
+        action = runtime.compute.instance_action(
+            server_id, actions[0].request_id
+        )
+    return action
