@@ -290,14 +290,9 @@ class NovaCompute:
                     "'openstack server list --all-projects'"
                 ) from None
         matches = [
-            models.Server.from_api(s)
-            for s in self._pages(
-                "/servers/detail",
-                "servers",
-                {"all_tenants": 1, "name": f"^{_regex_escape(ref)}$"},
-                mv.SERVERS,
-            )
-            if s.get("name") == ref
+            s for s in self._servers_detail(
+                {"name": f"^{_regex_escape(ref)}$"})
+            if s.name == ref
         ]
         if not matches:
             raise exceptions.InvalidInput(
@@ -312,25 +307,19 @@ class NovaCompute:
         return matches[0]
 
     def list_servers(self, host: str) -> list[models.Server]:
-        return [
-            models.Server.from_api(s)
-            for s in self._pages(
-                "/servers/detail",
-                "servers",
-                {"all_tenants": 1, "host": host},
-                mv.SERVERS,
-            )
-        ]
+        return self._servers_detail({"host": host})
 
     def list_changed_servers(self, since: str) -> list[models.Server]:
+        return self._servers_detail({"changes-since": since})
+
+    def _servers_detail(self, filters: dict[str, Any]
+                        ) -> list[models.Server]:
+        """The servers of every project that ``filters`` select, every
+        page of ``GET /servers/detail``."""
         return [
             models.Server.from_api(s)
-            for s in self._pages(
-                "/servers/detail",
-                "servers",
-                {"all_tenants": 1, "changes-since": since},
-                mv.SERVERS,
-            )
+            for s in self._pages("/servers/detail", "servers",
+                                 {"all_tenants": 1, **filters}, mv.SERVERS)
         ]
 
     def start_server(self, server_id: str) -> base.ActionResult:

@@ -311,15 +311,10 @@ class MigrationPoller:
         now = self._clock()
         since = self._failing_since.setdefault(host, now)
         if now - since > POLL_FAILURE_TIMEOUT:
-            self._fail_host(host, exc)
+            self._fail_hosts([host], exc)
             return
         LOG.warning("Cannot read the migrations of %s (%s); still watching "
                     "them", host, exc)
-
-    def _fail_host(
-        self, host: str, exc: exceptions.NovaMigrateFlowsError
-    ) -> None:
-        self._fail_hosts([host], exc)
 
     def _fail_hosts(
         self, hosts: list[str], exc: exceptions.NovaMigrateFlowsError
@@ -338,13 +333,14 @@ class MigrationPoller:
         with self._cond:
             watching = {}
             previous = {}
+            now = self._clock()
             for host in hosts:
                 watches = [w for w in self._watches.get(host, ())
                            if not w.resolved]
                 if watches:
                     watching[host] = watches
                     previous[host] = self._last_poll.get(host)
-                self._last_poll[host] = self._clock()
+                self._last_poll[host] = now
         if not watching:
             return
         self.polls += 1
