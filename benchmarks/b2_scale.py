@@ -57,7 +57,7 @@ from nova_migrate_flows.flows import host as host_flows
 
 GOAL_CPU_MS = 2.0
 GOAL_PEAK_MB = 300.0
-GOAL_GROWTH = 12.0
+GOAL_GROWTH = 11.0
 GOAL_PERSISTENCE_MS = 3.0
 
 #: Sizes of the full run and of ``--quick``; each contender with a cap

@@ -37,8 +37,10 @@ from nova_migrate_flows import constants, exceptions
 
 #: The layout of the records this version writes. 2: server outcomes say
 #: with ``stopped`` whether the run's stop kept a server from moving (layout
-#: 1 said so only in the reason's words), kinds of move are plugins.
-LAYOUT = 2
+#: 1 said so only in the reason's words), kinds of move are plugins. 3: a
+#: server's verifications run in one atom, ``verify[SERVER]`` (layout 2 had
+#: one atom per verification: a resume would run them all again).
+LAYOUT = 3
 
 #: How many times a read is tried, and how long to wait in between, when
 #: it finds part of a logbook missing. SQL backends read in a transaction;

@@ -31,6 +31,7 @@ from nova_migrate_flows.tasks import (
     plan,
     retry,
 )
+from nova_migrate_flows.tasks import verifications as verifications_mod
 
 PREFLIGHT_OPTION = "[migration] preflight_tasks"
 VERIFY_OPTION = "[migration] verify_tasks"
@@ -68,6 +69,8 @@ def server_move(
 ) -> linear_flow.Flow:
     """One server's move of kind ``action``: start, wait, settle, verify,
     finish, report (see :class:`~nova_migrate_flows.moves.base.MoveKind`).
+    The verifications run in one atom (see :mod:`~nova_migrate_flows.tasks.
+    verifications`).
 
     A retry controller tries the candidate hosts in turn and, when they are
     used up, gives up on this server only (see
@@ -83,11 +86,12 @@ def server_move(
              wait(server_id, kind=kind.name))
     if settle is not None:
         flow.add(settle(server_id, kind=kind.name))
-    flow.add(*[
-        plugin(plugin_name=name, server_id=server_id,
-               moved_key=kind.verified_key(server_id))
-        for name, plugin in verifications
-    ])
+    if verifications:
+        flow.add(verifications_mod.VerifyServer(server_id, [
+            plugin(plugin_name=name, server_id=server_id,
+                   moved_key=kind.verified_key(server_id))
+            for name, plugin in verifications
+        ]))
     if finish is not None:
         flow.add(finish(server_id, kind=kind.name))
     flow.add(outcome.ServerOutcome(server_id, kind.outcome_key(server_id)))

@@ -149,9 +149,12 @@ def test_a_live_migration_runs_its_steps_in_order(conf):
         f"targets[{key}]",
         f"live-migrate[{key}]",
         f"wait-live-migrate[{key}]",
-        f"verify-host-changed[{key}]",
+        f"verify[{key}]",
         f"outcome[{key}]",
     ]
+    verdicts = engine.storage.fetch(f"verified[{key}]")
+    assert list(verdicts) == ["host-changed"]
+    assert verdicts["host-changed"]["status"] == "pass"
 
 
 def test_a_skipped_server_runs_no_move(conf):

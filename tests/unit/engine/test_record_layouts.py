@@ -10,8 +10,9 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 """A run recorded by an earlier layout of the records is refused, with the
-layout named, never resumed wrong. The fixture was written by the code of
-commit a9bb349 (see fixtures/make_layout1.py)."""
+layout named, never resumed wrong. The fixtures were written by the code of
+commits a9bb349 (layout 1) and 5a553f5 (layout 2): see
+fixtures/make_layout_fixture.py."""
 
 import json
 import pathlib
@@ -28,33 +29,39 @@ from nova_migrate_flows.engine import runner as runner_mod
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture
-def layout1_run(conf, tmp_path):
-    """The recorded run, and the cloud as that run left it."""
-    shutil.copy(FIXTURES / "layout1-interrupted.db",
+@pytest.fixture(params=[1, 2])
+def old_run(request, conf, tmp_path):
+    """A recorded run of an earlier layout, the cloud as that run left it,
+    and how the refusal names what recorded it."""
+    layout = request.param
+    shutil.copy(FIXTURES / f"layout{layout}-interrupted.db",
                 tmp_path / persistence.DB_NAME)
     conf.config(state_dir=str(tmp_path))
-    described = json.loads((FIXTURES / "layout1-interrupted.json")
+    described = json.loads((FIXTURES / f"layout{layout}-interrupted.json")
                            .read_text())
     cloud = fake.FakeCompute(4)
     for data in described["servers"]:
         server = models.Server.from_dict(data)
         cloud.add_server(server.host, name=server.name, server_id=server.id)
-    return described["run_id"], cloud
+    recorded_by = {
+        1: "a nova-migrate-flows older than record layouts (record layout 1)",
+        2: "nova-migrate-flows 0.0.1.dev186 (record layout 2)",
+    }[layout]
+    return described["run_id"], cloud, layout, recorded_by
 
 
-def test_a_run_of_layout_1_is_refused_and_left_as_it_is(conf, layout1_run):
-    run_id, cloud = layout1_run
+def test_a_run_of_an_earlier_layout_is_refused_and_left_as_it_is(
+        conf, old_run):
+    run_id, cloud, layout, recorded_by = old_run
     backend = persistence.backend_from_conf(conf.conf)
     store = records.Records(backend)
-    assert "layout" not in store.get(run_id).meta
+    assert store.get(run_id).meta.get("layout", 1) == layout
 
     with pytest.raises(exceptions.InvalidInput) as caught:
         runner_mod.Runner(conf.conf, cloud, backend=backend).resume(run_id)
 
     assert str(caught.value).startswith(
-        f"run {run_id} was recorded by a nova-migrate-flows older than "
-        "record layouts (record layout 1); this version (")
+        f"run {run_id} was recorded by {recorded_by}; this version (")
     assert str(caught.value).endswith(
         f", layout {records.LAYOUT}) cannot resume it: finish it with the "
         "version that recorded it, or start the operation again")
