@@ -92,19 +92,24 @@ class Launcher:
         backend = self._backend if self._book is not None else None
         detail = records_mod.flow_detail(self._book, spec.name)
         if detail is None:
-            detail = self._record(spec, backend)
-        engine = taskflow.engines.load_from_detail(
-            detail, store=(detail.meta or {}).get("store"), backend=backend,
-            engine=ENGINE, executor=self._executor,
+            # The flow just built runs: rebuilding it from its factory
+            # (as a resume does) would cost as much again.
+            flow, detail = self._record(spec, backend)
+        else:
+            flow = taskflow.engines.flow_from_detail(detail)
+        engine = taskflow.engines.load(
+            flow, flow_detail=detail, store=(detail.meta or {}).get("store"),
+            backend=backend, engine=ENGINE, executor=self._executor,
         )
         engine.storage.inject({constants.RUNTIME: self._runtime},
                               transient=True)
         return engine
 
-    def _record(self, spec: FlowSpec, backend: Any) -> Any:
-        """Add ``spec``'s flow detail to the run's logbook, with its
-        factory and store in its meta, in one write: a process killed at
-        any moment leaves either no detail or one a resume can load."""
+    def _record(self, spec: FlowSpec, backend: Any) -> tuple[Any, Any]:
+        """Build ``spec``'s flow and add its flow detail to the run's
+        logbook, with its factory and store in its meta, in one write: a
+        process killed at any moment leaves either no detail or one a
+        resume can load. The flow, and its detail."""
         flow = spec.factory(**spec.kwargs)
         detail = p_utils.create_flow_detail(flow, book=self._book)
         taskflow.engines.save_factory_details(detail, spec.factory, [],
@@ -113,7 +118,7 @@ class Launcher:
         if backend is not None:
             with contextlib.closing(backend.get_connection()) as conn:
                 conn.save_logbook(self._book)
-        return detail
+        return flow, detail
 
     def run(self, engine: Any) -> None:
         """Run an engine to its end (one that ended before a resume only
@@ -134,7 +139,7 @@ class Launcher:
     def post(self, spec: FlowSpec) -> dict[str, Any]:
         """Record ``spec``'s flow without running it and post it as a
         job; the job's id, name and flow."""
-        detail = self._record(spec, self._backend)
+        _, detail = self._record(spec, self._backend)
         job = self._board.post(spec.name, book=self._book,
                                details={"flow_uuid": detail.uuid})
         LOG.info("Posted job %s for flow %s", job.uuid, spec.name)
