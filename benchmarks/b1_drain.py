@@ -107,11 +107,6 @@ _NO_HOST_LINE = re.compile(
     r"removed all hosts|Got no allocation candidates|NoValidHost|No valid "
     r"host")
 
-_LOG_LINE = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) .*\[instance: ([0-9a-f-]{36})"
-    r"\] (Live migration to \S+ started|Migrating instance to \S+ finished "
-    r"successfully)")
-
 
 def computes(quick: bool) -> int:
     """Compute hosts the sandbox needs for B1."""
@@ -341,12 +336,11 @@ class Bench:
                   errors="replace") as log:
             log.seek(offset)
             for line in log:
-                match = _LOG_LINE.match(line)
+                match = common.NOVA_LIVE_LINE.match(line)
                 if match is None or match.group(2) not in placed:
                     continue
-                when = time.mktime(time.strptime(
-                    match.group(1)[:19], "%Y-%m-%d %H:%M:%S")) + float(
-                    "0" + match.group(1)[19:]) - shift - figures["t0"]
+                when = common.log_epoch(match.group(1)) - shift - \
+                    figures["t0"]
                 host = placed[match.group(2)]
                 if match.group(3).startswith("Live"):
                     runs.setdefault(host, []).append([when, when])

@@ -89,10 +89,22 @@ def _import_time(python: str, module: str) -> dict[str, Any]:
 
 
 def first_request(command: Sequence[str], sandbox: control.SandboxInfo,
-                   env: dict[str, str] | None = None
-                   ) -> tuple[float | None, float | None]:
+                  env: dict[str, str] | None = None
+                  ) -> tuple[float | None, float | None]:
     """Seconds from starting ``command`` to the start of the first compute
     request the sandbox logged, and until the command ended."""
+    moments = timeline(command, sandbox, env)
+    return moments.get("first_request_s"), moments.get("wall_s")
+
+
+def timeline(command: Sequence[str], sandbox: control.SandboxInfo,
+             env: dict[str, str] | None = None,
+             server_id: str | None = None) -> dict[str, float]:
+    """Run ``command``; seconds from its start to: the start of its first
+    compute request (``first_request_s``), the end of its first ``POST``
+    (``post_s``), Nova starting and finishing the live migration of
+    ``server_id`` (``nova_start_s``, ``nova_end_s``: the sandbox's log),
+    and its exit (``wall_s``; nothing when the command failed)."""
     offset = os.path.getsize(sandbox.log_file)
     start_epoch = time.time()
     start = time.monotonic()
@@ -101,20 +113,28 @@ def first_request(command: Sequence[str], sandbox: control.SandboxInfo,
                           stdin=subprocess.DEVNULL)
     wall = time.monotonic() - start
     if done.returncode != 0:
-        return None, None
+        return {}
+    moments = {"wall_s": wall}
     # The server flushes each log line as it writes it; give it a moment.
     time.sleep(0.2)
     with open(sandbox.log_file, encoding="utf-8", errors="replace") as log:
         log.seek(offset)
         for line in log:
-            match = _REQUEST_LINE.match(line)
-            if match is None:
+            request = _REQUEST_LINE.match(line)
+            if request is not None:
+                ended = common.log_epoch(request.group(1)) - start_epoch
+                moments.setdefault("first_request_s",
+                                   ended - float(request.group(3)))
+                if request.group(2).startswith("POST "):
+                    moments.setdefault("post_s", ended)
                 continue
-            ended = time.mktime(time.strptime(
-                match.group(1)[:19], "%Y-%m-%d %H:%M:%S")) + float(
-                "0" + match.group(1)[19:])
-            return ended - float(match.group(3)) - start_epoch, wall
-    return None, wall
+            nova = common.NOVA_LIVE_LINE.match(line)
+            if nova is not None and nova.group(2) == server_id:
+                key = ("nova_start_s" if nova.group(3).startswith("Live")
+                       else "nova_end_s")
+                moments.setdefault(
+                    key, common.log_epoch(nova.group(1)) - start_epoch)
+    return moments
 
 
 def run(quick: bool, sandbox: control.SandboxInfo | None,

@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -226,3 +227,17 @@ def rst(section: Section) -> str:
     if section.goals:
         lines.append("")
     return "\n".join(lines)
+
+
+#: A line of the sandbox's log where Nova's compute starts or finishes a
+#: live migration: (local time, server id, what).
+NOVA_LIVE_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) .*\[instance: ([0-9a-f-]{36})"
+    r"\] (Live migration to \S+ started|Migrating instance to \S+ finished "
+    r"successfully)")
+
+
+def log_epoch(stamp: str) -> float:
+    """A time of the sandbox's log (local time, milliseconds) as an epoch."""
+    return time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + \
+        float("0" + stamp[19:])
