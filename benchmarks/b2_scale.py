@@ -23,6 +23,9 @@ memory is its own. Contenders:
   engine per source host, persistence off;
 * ``runner+sqlite``: the same with :class:`~nova_migrate_flows.engine.
   persistence.FastSQLBackend` on a temporary SQLite file;
+* ``runner+postgresql``: the same on a PostgreSQL database, when
+  ``benchmarks/run.py --postgresql URL`` names one (its tables are emptied
+  first);
 * ``single-flow``: the same flows, all hosts in ONE flow run by one engine
   (capped: compiling is quadratic in atoms);
 * ``loop``: a bare Python loop making the same calls to the fake, the
@@ -30,9 +33,9 @@ memory is its own. Contenders:
 """
 
 import concurrent.futures
+import contextlib
 import cProfile
 import io
-import os
 import pstats
 import tempfile
 import threading
@@ -71,6 +74,10 @@ QUICK: dict[str, Any] = {
     "single_flow_cap": 50, "sqlite_cap": 50,
 }
 CONTENDERS = ("runner", "runner+sqlite", "single-flow", "loop")
+#: Measured when ``benchmarks/run.py --postgresql URL`` names a database.
+POSTGRESQL = "runner+postgresql"
+#: The contenders that record the run, and the database of each.
+RECORDED = ("runner+sqlite", POSTGRESQL)
 #: Seconds one measurement may take before it is reported unfinished.
 TIMEOUT = 1500.0
 POLL_INTERVAL = 0.05
@@ -132,14 +139,21 @@ def _atoms(conf: Any, request: Any, by_host: dict[str, list[str]]) -> int:
     return total
 
 
-def _run_runner(conf: Any, cloud: Any, request: Any,
-                sqlite_path: str | None) -> dict[str, Any]:
+def _backend(conf: Any, url: str | None) -> Any:
+    """The persistence backend at ``url``, emptied (None: no backend)."""
+    if url is None:
+        return None
+    conf.set_override("connection", url, "persistence")
+    backend = persistence.backend_from_conf(conf)
+    with contextlib.closing(backend.get_connection()) as conn:
+        conn.clear_all()
+        conn.upgrade()
+    return backend
 
-    backend = None
-    if sqlite_path is not None:
-        conf.set_override("connection", f"sqlite:///{sqlite_path}",
-                          "persistence")
-        backend = persistence.backend_from_conf(conf)
+
+def _run_runner(conf: Any, cloud: Any, request: Any,
+                backend: Any) -> dict[str, Any]:
+
     result = runner_mod.Runner(conf, cloud, backend=backend).run(request)
     return {"migrated": result.count("migrated"),
             "hosts_not_empty": sum(1 for h in result.hosts
@@ -287,8 +301,10 @@ def _shares(stats: pstats.Stats) -> dict[str, float]:
 
 
 def measure(contender: str, servers: int, hosts: int, targets: int,
-            profile: bool = False) -> dict[str, Any]:
-    """One measurement, in a worker process."""
+            profile: bool = False,
+            postgresql: str | None = None) -> dict[str, Any]:
+    """One measurement, in a worker process (``runner+postgresql`` in the
+    database ``postgresql``, emptied first)."""
 
     cloud, sources = _cloud(servers, hosts, targets)
     conf = _conf()
@@ -297,10 +313,14 @@ def measure(contender: str, servers: int, hosts: int, targets: int,
     by_host = {host: [s.id for s in cloud.servers.values()
                       if s.host == host] for host in sources}
     with tempfile.TemporaryDirectory(prefix="nmf-bench-b2-") as tmp:
+        url = {"runner+sqlite": f"sqlite:///{tmp}/runs.sqlite",
+               POSTGRESQL: postgresql}.get(contender)
+        backend = _backend(conf, url)
         actions: dict[str, Callable[[], dict[str, Any]]] = {
             "runner": lambda: _run_runner(conf, cloud, request, None),
-            "runner+sqlite": lambda: _run_runner(
-                conf, cloud, request, os.path.join(tmp, "runs.sqlite")),
+            "runner+sqlite": lambda: _run_runner(conf, cloud, request,
+                                                 backend),
+            POSTGRESQL: lambda: _run_runner(conf, cloud, request, backend),
             "single-flow": lambda: _run_single_flow(conf, cloud, request),
             "loop": lambda: _run_loop(cloud, sources),
         }
@@ -327,9 +347,13 @@ def measure(contender: str, servers: int, hosts: int, targets: int,
 # -- in the benchmark process ------------------------------------------
 
 
-def run(quick: bool, profile: bool = False) -> common.Section:
-    """Measure every contender at every size; compare to the loop."""
+def run(quick: bool, profile: bool = False,
+        postgresql: str | None = None) -> common.Section:
+    """Measure every contender at every size (``runner+postgresql`` too
+    when ``postgresql`` names a database it may empty); compare to the
+    loop."""
     shape = QUICK if quick else FULL
+    contenders = CONTENDERS + ((POSTGRESQL,) if postgresql else ())
     section = common.Section(
         "b2", "B2: scale of the orchestrator (FakeCompute, steps=0)",
         ["servers", "contender", "wall_s", "cpu_s", "cpu_ms_per_server",
@@ -338,15 +362,16 @@ def run(quick: bool, profile: bool = False) -> common.Section:
     )
     by_key: dict[tuple[int, str], dict[str, Any]] = {}
     for servers in shape["sizes"]:
-        for contender in CONTENDERS:
+        for contender in contenders:
             cap = {"single-flow": shape["single_flow_cap"],
-                   "runner+sqlite": shape["sqlite_cap"]}.get(contender)
+                   "runner+sqlite": shape["sqlite_cap"],
+                   POSTGRESQL: shape["sqlite_cap"]}.get(contender)
             if cap is not None and servers > cap:
                 continue
             figures = common.in_subprocess(
                 "b2_scale", "measure", TIMEOUT, contender=contender,
                 servers=servers, hosts=shape["hosts"],
-                targets=shape["targets"])
+                targets=shape["targets"], postgresql=postgresql)
             by_key[(servers, contender)] = figures
     for (servers, contender), figures in by_key.items():
         row: dict[str, Any] = {"servers": servers, "contender": contender}
@@ -365,13 +390,13 @@ def run(quick: bool, profile: bool = False) -> common.Section:
         if contender != "loop" and "cpu_s" in loop:
             row["orch_cpu_ms_per_server"] = (
                 1000 * (figures["cpu_s"] - loop["cpu_s"]) / servers)
-        if contender == "runner+sqlite" and "cpu_s" in plain:
+        if contender in RECORDED and "cpu_s" in plain:
             row["persist_ms_per_task"] = (
                 1000 * (figures["cpu_s"] - plain["cpu_s"])
                 / figures["atoms"])
         section.rows.append(row)
     section.rows.sort(key=lambda r: (r["servers"],
-                                     CONTENDERS.index(r["contender"])))
+                                     contenders.index(r["contender"])))
     _goals(section, shape, by_key)
     if profile:
         largest = shape["sizes"][0]
@@ -393,7 +418,6 @@ def _goals(section: common.Section, shape: dict[str, Any],
     runner = by_key.get((large, "runner"), {})
     loop = by_key.get((large, "loop"), {})
     recorded = min(large, shape["sqlite_cap"])
-    sqlite = by_key.get((recorded, "runner+sqlite"), {})
     plain = by_key.get((recorded, "runner"), {})
     first = by_key.get((small, "runner"), {})
     size = large / small
@@ -422,17 +446,20 @@ def _goals(section: common.Section, shape: dict[str, Any],
             max(cpu_growth, wall_growth) <= GOAL_GROWTH,
             f"CPU {cpu_growth:.1f}x, wall {wall_growth:.1f}x",
         ))
-    if "cpu_s" in sqlite and "cpu_s" in plain:
-        per_task = 1000 * (sqlite["cpu_s"] - plain["cpu_s"]) / sqlite[
+    for contender in RECORDED:
+        figures = by_key.get((recorded, contender), {})
+        if "cpu_s" not in figures or "cpu_s" not in plain:
+            continue
+        per_task = 1000 * (figures["cpu_s"] - plain["cpu_s"]) / figures[
             "atoms"]
-        wall_per_task = 1000 * (sqlite["wall_s"] - plain["wall_s"]) / (
-            sqlite["atoms"])
+        wall_per_task = 1000 * (figures["wall_s"] - plain["wall_s"]) / (
+            figures["atoms"])
         section.goals.append(common.Goal(
             f"<= {GOAL_PERSISTENCE_MS:.0f} ms persistence cost per task at "
-            f"{recorded} servers",
+            f"{recorded} servers, {contender.split('+')[1]}",
             per_task <= GOAL_PERSISTENCE_MS,
             f"{per_task:.2f} ms CPU per task ({wall_per_task:.2f} ms wall) "
-            f"over {sqlite['atoms']} tasks",
+            f"over {figures['atoms']} tasks",
         ))
     if large > shape["single_flow_cap"]:
         section.notes.append(
@@ -440,10 +467,12 @@ def _goals(section: common.Section, shape: dict[str, Any],
             "TaskFlow compiles a flow in time quadratic in its atoms.")
     if large > shape["sqlite_cap"]:
         section.notes.append(
-            f"runner+sqlite is capped at {shape['sqlite_cap']} servers, to "
-            "keep the run short: it takes about 7 times the runner's time.")
+                f"runner+sqlite (and runner+postgresql) are capped at "
+            f"{shape['sqlite_cap']} servers, to keep the run short: they "
+            "take several times the runner's time.")
     section.notes.append(
         "orch_cpu_ms_per_server = (contender CPU - loop CPU) / servers: "
         "the loop makes the same fake calls, so the difference is the "
         "orchestrator's own cost; persist_ms_per_task = (runner+sqlite CPU "
-        "- runner CPU) / atoms.")
+        "- runner CPU) / atoms (this process's CPU: PostgreSQL's own server "
+        "is not counted, SQLite works in the process).")

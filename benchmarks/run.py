@@ -70,6 +70,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
                         "versioned notifications to this message bus "
                         "(e.g. rabbit://guest:guest@127.0.0.1:5672/) and "
                         "add the contender that watches through them.")
+    parser.add_argument("--postgresql", metavar="URL",
+                        help="B2: also record the run in this PostgreSQL "
+                        "database (e.g. postgresql+psycopg2://nmf:PASSWORD@"
+                        "127.0.0.1:5432/nmf); its tables are EMPTIED first.")
     parser.add_argument("--openstack", metavar="PATH",
                         help="B3: the openstack command to compare with "
                         f"(default: on PATH, or {b3_startup.OPENSTACK_VENV})")
@@ -125,7 +129,8 @@ def run(args: argparse.Namespace) -> list[common.Section]:
             elif key == "p1":
                 section = p1_persistence.run(args.quick)
             else:
-                section = b2_scale.run(args.quick, args.profile)
+                section = b2_scale.run(args.quick, args.profile,
+                                       args.postgresql)
             section.seconds = time.monotonic() - started
             print(common.render(section) + "\n", flush=True)
             sections.append(section)
