@@ -42,6 +42,10 @@ from nova_migrate_flows import constants, exceptions
 #: one atom per verification: a resume would run them all again).
 LAYOUT = 3
 
+#: How long a logbook's name may be: TaskFlow's SQL tables keep 255
+#: characters (``NAME_LENGTH``).
+TITLE_LENGTH = 255
+
 #: How many times a read is tried, and how long to wait in between, when
 #: it finds part of a logbook missing. SQL backends read in a transaction;
 #: TaskFlow's directory backend lists a flow or a task before its file is
@@ -270,5 +274,15 @@ def _now() -> str:
 
 
 def _title(request: dict[str, Any]) -> str:
-    what = " ".join(request.get("hosts") or request.get("servers") or ())
-    return f"{request['operation']} {what}".strip()
+    """The run's logbook name: the operation and what it moves, as many of
+    them as TaskFlow's SQL tables keep (:data:`TITLE_LENGTH`; PostgreSQL
+    and MySQL refuse more), then how many more."""
+    operation = request["operation"]
+    items = list(request.get("hosts") or request.get("servers") or ())
+    for shown in range(len(items), -1, -1):
+        more = len(items) - shown
+        title = " ".join([operation, *items[:shown]]) + (
+            f" and {more} more" if more else "")
+        if len(title) <= TITLE_LENGTH:
+            return title
+    return operation[:TITLE_LENGTH]

@@ -344,6 +344,30 @@ def test_a_run_is_recorded_with_its_request_and_outcomes(conf, cloud,
         (server.id, "migrated")]
 
 
+def test_a_run_of_many_hosts_is_recorded_in_every_backend(backend):
+    # A logbook's name is kept in 255 characters by TaskFlow's SQL tables:
+    # PostgreSQL refused the name of a run of 200 hosts (DataError).
+    hosts = [f"compute-{i:03d}.example.org" for i in range(200)]
+    store = records.Records(backend)
+
+    store.create("5d0e2a9c-31f4-4c1e-9a77-0e6f1c2b3a41",
+                 {"operation": "host-evacuate-live", "hosts": hosts})
+
+    book = store.get("5d0e2a9c-31f4-4c1e-9a77-0e6f1c2b3a41")
+    assert book.meta["request"]["hosts"] == hosts
+    assert len(book.name) <= records.TITLE_LENGTH
+    assert book.name.startswith(
+        "host-evacuate-live compute-000.example.org compute-001.")
+    shown = book.name.split(" and ")[0].split()[1:]
+    assert book.name.endswith(f" and {200 - len(shown)} more")
+    assert shown == hosts[:len(shown)]
+
+
+def test_a_short_run_title_names_everything():
+    assert records._title({"operation": "live-migrate",
+                           "servers": ["a", "b"]}) == "live-migrate a b"
+
+
 def test_a_refused_run_is_recorded_as_refused(conf, cloud, backend):
     server = cloud.add_server("host1", config_drive=True)
     runner = runner_mod.Runner(conf.conf, cloud, backend=backend)
