@@ -35,6 +35,7 @@ memory is its own. Contenders:
 import concurrent.futures
 import contextlib
 import cProfile
+import functools
 import io
 import pstats
 import tempfile
@@ -316,11 +317,14 @@ def measure(contender: str, servers: int, hosts: int, targets: int,
         url = {"runner+sqlite": f"sqlite:///{tmp}/runs.sqlite",
                POSTGRESQL: postgresql}.get(contender)
         backend = _backend(conf, url)
+        # The runner, with the backend of this contender (none for
+        # ``runner``).
+        runner = functools.partial(_run_runner, conf, cloud, request,
+                                   backend)
         actions: dict[str, Callable[[], dict[str, Any]]] = {
-            "runner": lambda: _run_runner(conf, cloud, request, None),
-            "runner+sqlite": lambda: _run_runner(conf, cloud, request,
-                                                 backend),
-            POSTGRESQL: lambda: _run_runner(conf, cloud, request, backend),
+            "runner": runner,
+            "runner+sqlite": runner,
+            POSTGRESQL: runner,
             "single-flow": lambda: _run_single_flow(conf, cloud, request),
             "loop": lambda: _run_loop(cloud, sources),
         }
@@ -467,12 +471,13 @@ def _goals(section: common.Section, shape: dict[str, Any],
             "TaskFlow compiles a flow in time quadratic in its atoms.")
     if large > shape["sqlite_cap"]:
         section.notes.append(
-                f"runner+sqlite (and runner+postgresql) are capped at "
+            f"runner+sqlite (and runner+postgresql) are capped at "
             f"{shape['sqlite_cap']} servers, to keep the run short: they "
             "take several times the runner's time.")
     section.notes.append(
         "orch_cpu_ms_per_server = (contender CPU - loop CPU) / servers: "
         "the loop makes the same fake calls, so the difference is the "
-        "orchestrator's own cost; persist_ms_per_task = (runner+sqlite CPU "
-        "- runner CPU) / atoms (this process's CPU: PostgreSQL's own server "
-        "is not counted, SQLite works in the process).")
+        "orchestrator's own cost; persist_ms_per_task = (runner+sqlite or "
+        "runner+postgresql CPU - runner CPU) / atoms (this process's CPU: "
+        "PostgreSQL's own server is not counted, SQLite works in the "
+        "process).")
