@@ -129,6 +129,10 @@ RUNNING_STATUSES = frozenset({"preparing", "running", "post-migrating",
                               "pre-migrating", "migrating"})
 #: Statuses of a migration that has not started yet.
 WAITING_STATUSES = frozenset({"accepted", "queued"})
+#: Statuses of a migration that Nova's compute holds (its conductor, which
+#: records a live migration ``accepted``, is through with it).
+COMPUTE_STATUSES = (frozenset({"queued"}) | RUNNING_STATUSES
+                    | frozenset().union(*SUCCESS_STATUSES.values()))
 
 #: A run's task threads are at most this many times ``[engine]
 #: executor_workers`` (one per throttle lane of every host, up to that).

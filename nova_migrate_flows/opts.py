@@ -299,8 +299,11 @@ drain_opts: list[cfg.Opt] = [
         help="Extra live migrations per source host that are handed to Nova "
         "ahead of time, where they wait in Nova's own queue (status "
         "``queued``). Nova starts the next one the moment a running one "
-        "ends, so a host drains as fast as Nova allows. 0 hands a migration "
-        "over only when a running one ended.",
+        "ends, so a host drains as fast as Nova allows. They are handed "
+        "over once Nova's compute holds a migration of the host (queued, "
+        "running or done), so that Nova's conductor checks the host's "
+        "first request alone. 0 hands a migration over only when a running "
+        "one ended.",
     ),
     cfg.StrOpt(
         "stopped_servers",

@@ -181,6 +181,8 @@ class Records:
         if previous is not None and previous.memory_total is not None:
             record = record.with_progress(previous)
         watch.migration = record
+        if record.status in constants.COMPUTE_STATUSES:
+            watch.hand_over()
         if (record.status in constants.RUNNING_STATUSES
                 and watch.running_since is None):
             self.started(watch, now)
@@ -197,6 +199,7 @@ class Records:
     def started(self, watch: Watch, now: float) -> None:
         """The migration of ``watch`` started running at ``now``: its
         timeouts count from then."""
+        watch.hand_over()
         watch.running_since = now
         # A display wants progress at once; a progress timeout only needs
         # it now and then.

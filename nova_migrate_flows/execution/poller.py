@@ -160,8 +160,11 @@ class MigrationPoller:
         migration: models.Migration | None = None,
         timeouts: Timeouts | None = None,
         on_final: Callable[[Watch], None] | None = None,
+        on_handed: Callable[[Watch], None] | None = None,
     ) -> Watch:
-        """Watch the migration ``accepted_at`` made, or ``migration``."""
+        """Watch the migration ``accepted_at`` made, or ``migration``;
+        ``on_final`` is called when it ends, ``on_handed`` once Nova's
+        compute is seen to hold it."""
         accepted = _http_date(accepted_at)
         since = accepted or _nova_time(migration) or _utcnow()
         watch = Watch(
@@ -173,6 +176,7 @@ class MigrationPoller:
             migration_id=migration.id if migration else None,
             timeouts=timeouts or Timeouts(),
             on_final=on_final,
+            on_handed=on_handed,
             registered=self._clock(),
             migration=migration,
         )

@@ -165,11 +165,11 @@ class Runtime:
         self.cloud = CloudSnapshot(compute, services)
         self.throttle = throttle_mod.Throttle(
             {
-                throttle_mod.LIVE: request.max_concurrent
-                + request.pipeline_depth,
+                throttle_mod.LIVE: request.max_concurrent,
                 throttle_mod.COLD: request.max_concurrent_cold,
             },
             request.max_concurrent_total,
+            ahead={throttle_mod.LIVE: request.pipeline_depth},
         )
         migration = conf.migration
         progress_every = None

@@ -18,6 +18,13 @@ migration starts the moment one ends. A slot is taken before a request is
 sent and given back when the poller sees the migration end, so that no task
 thread has to be free for a slot to come back.
 
+The slots *ahead* (the pipeline's) open on a host only once Nova's compute
+holds one of its migrations (the poller saw it queued, running or done):
+Nova's conductor checks each request of a host before the compute gets it,
+and requests sent together are checked together, which delays the first
+of them; one at a time, the first starts as soon as Nova allows and the
+ones ahead still wait in Nova's queue before it ends.
+
 A slot may also be taken for *exclusive* groups (the hard anti-affinity
 server groups of the server): no two slots of one such group are held at
 once, over every host of the run. Nova's scheduler places each move
@@ -34,17 +41,34 @@ COLD = "cold"
 
 
 class Throttle:
-    """Slots per (source host, kind of move), under a global cap."""
+    """Slots per (source host, kind of move), under a global cap.
 
-    def __init__(self, per_host: dict[str, int], total: int):
+    :param per_host: the slots of each kind per source host
+    :param total: the slots over every host
+    :param ahead: the slots of a kind per source host beyond ``per_host``
+        that open once Nova's compute holds a migration of that host and
+        kind (:meth:`handed`)
+    """
+
+    def __init__(self, per_host: dict[str, int], total: int,
+                 ahead: dict[str, int] | None = None):
         self._per_host = dict(per_host)
+        self._ahead = dict(ahead or {})
         self._total = total
+        #: (host, kind) of which Nova's compute held a migration.
+        self._handed: set[tuple[str, str]] = set()
         self._cond = threading.Condition()
         self._held: dict[str, tuple[str, str]] = {}
         self._exclusive: dict[str, frozenset[str]] = {}
 
     def _count(self, host: str, kind: str) -> int:
         return sum(1 for h, k in self._held.values() if (h, k) == (host, kind))
+
+    def _limit(self, host: str, kind: str) -> int:
+        limit = self._per_host[kind]
+        if (host, kind) in self._handed:
+            limit += self._ahead.get(kind, 0)
+        return limit
 
     def _taken(self, groups: frozenset[str]) -> bool:
         """Whether a slot of one of ``groups`` is held."""
@@ -65,14 +89,13 @@ class Throttle:
         them is held. Taking a slot that ``key`` already holds is a no-op
         (a task that runs again after a resume keeps its slot).
         """
-        limit = self._per_host[kind]
         groups = frozenset(exclusive)
         with self._cond:
             while key not in self._held:
                 if should_stop():
                     return False
                 if (
-                    self._count(host, kind) < limit
+                    self._count(host, kind) < self._limit(host, kind)
                     and len(self._held) < self._total
                     and not self._taken(groups)
                 ):
@@ -91,6 +114,16 @@ class Throttle:
             self._held[key] = (host, kind)
             if exclusive:
                 self._exclusive[key] = frozenset(exclusive)
+
+    def handed(self, host: str, kind: str) -> None:
+        """Nova's compute holds a migration of ``kind`` off ``host``: open
+        the host's slots ahead of that kind."""
+        with self._cond:
+            if (host, kind) in self._handed:
+                return
+            self._handed.add((host, kind))
+            if self._ahead.get(kind):
+                self._cond.notify_all()
 
     def release(self, key: str) -> None:
         """Give ``key``'s slot back (nothing happens if it holds none)."""

@@ -40,6 +40,9 @@ class Watch:
     migration_id: int | None = None
     timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
     on_final: Callable[["Watch"], None] | None = None
+    #: Called once, when Nova's compute is seen to hold the migration
+    #: (queued, running or done: Nova's conductor is through with it).
+    on_handed: Callable[["Watch"], None] | None = None
     registered: float = dataclasses.field(default_factory=time.monotonic)
     migration: models.Migration | None = None
     running_since: float | None = None
@@ -57,6 +60,8 @@ class Watch:
     #: Nova's notifications said the move ended (the poller then reads its
     #: record at once, and again soon until the record says so too).
     end_notified: bool = False
+    #: Nova's compute was seen to hold the migration.
+    handed: bool = False
     error: exceptions.NovaMigrateFlowsError | None = None
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     resolved: bool = False
@@ -77,6 +82,14 @@ class Watch:
                 f"stopped waiting for the migration of {self.server_id}"
             )
         return self.migration
+
+    def hand_over(self) -> None:
+        """Nova's compute holds the migration (said once)."""
+        if self.handed:
+            return
+        self.handed = True
+        if self.on_handed is not None:
+            self.on_handed(self)
 
     def resolve(
         self,

@@ -213,7 +213,8 @@ class StartMove(StartTask):
     ) -> dict[str, Any]:
         """Have the poller watch the move right away, so its throttle slot
         comes back when it ends whenever the waiting task gets to run."""
-        watch_move(runtime, self.migration_type, server, entry, started)
+        watch_move(runtime, self.migration_type, self.move.throttle_pool,
+                   server, entry, started)
         return started
 
     def _started(
@@ -377,7 +378,8 @@ class WaitForMove(WaitTask):
         if watch is None:
             # A resumed run: the start task ran in an earlier process.
             watch = watch_move(
-                runtime, self.migration_type, server, entry, started
+                runtime, self.migration_type, self.move.throttle_pool,
+                server, entry, started
             )
             runtime.poller.take(server_id)
         try:
@@ -462,11 +464,13 @@ class WaitForMove(WaitTask):
 def watch_move(
     runtime: runtime_mod.Runtime,
     migration_type: str,
+    pool: str,
     server: models.Server,
     entry: dict[str, Any],
     started: dict[str, Any],
 ) -> poller_mod.Watch:
-    """Register the move ``started`` describes with the run's poller."""
+    """Register the move ``started`` describes with the run's poller (its
+    slot is of the throttle's ``pool``)."""
     adopted = (
         models.Migration.from_dict(started["migration"])
         if started.get("migration") else None
@@ -477,6 +481,9 @@ def watch_move(
             runtime.server_failed()
         runtime.throttle.release(server.id)
 
+    def handed(watch: poller_mod.Watch) -> None:
+        runtime.throttle.handed(watch.host, pool)
+
     return runtime.poller.watch(
         server.id,
         started["source"],
@@ -485,6 +492,7 @@ def watch_move(
         migration=adopted,
         timeouts=timeouts_for(runtime, migration_type, server, entry),
         on_final=ended,
+        on_handed=handed,
     )
 
 

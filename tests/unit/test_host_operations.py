@@ -58,12 +58,15 @@ def test_never_more_live_migrations_than_nova_runs_plus_the_pipeline(
     for _ in range(6):
         cloud.add_server("host1")
     in_flight = []
+    in_conductor = []
     original = cloud.live_migrate
 
     def counting(*args, **kwargs):
         active = [m for m in cloud.migrations
                   if m.kind == "live-migration" and not m.record.is_final]
         in_flight.append(len(active) + 1)
+        in_conductor.append(sum(m.record.status == "accepted"
+                                for m in active))
         return original(*args, **kwargs)
 
     cloud.live_migrate = counting
@@ -72,6 +75,9 @@ def test_never_more_live_migrations_than_nova_runs_plus_the_pipeline(
 
     # Nova's 1 running + the pipeline's 2 queued (the default depth).
     assert max(in_flight) == 3
+    # The pipeline's requests went only once Nova's compute held the
+    # first: none was sent while the first was still in the conductor.
+    assert in_conductor[:2] == [0, 0]
 
 
 def test_a_failing_server_is_isolated(cloud, run):

@@ -742,6 +742,52 @@ def test_the_slot_comes_back_when_the_migration_ends_unwatched(
     assert cloud.get_server(server.id).host == "host2"
 
 
+def read_again(stub, watch) -> None:
+    """Wait until the poller read the records as they are now (or the
+    watch ended)."""
+    polls = len(stub.listed)
+    wait_until(lambda: watch.done.is_set() or len(stub.listed) > polls + 1,
+               "the records to be read again")
+
+
+@pytest.mark.parametrize("statuses, handed", [
+    (["accepted"], False),
+    (["accepted", "error"], False),
+    (["accepted", "queued"], True),
+    (["accepted", "preparing"], True),
+    (["running"], True),
+    (["completed"], True),
+])
+def test_a_watch_says_once_when_nova_s_compute_holds_its_migration(
+    stub, make_poller, statuses, handed
+):
+    poller = make_poller(stub)
+    calls: list[str] = []
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED,
+                         on_handed=lambda w: calls.append(w.host))
+    stub.add(7, status=statuses[0], created_at=CREATED)
+    for status in statuses[1:]:
+        read_again(stub, watch)
+        stub.set(7, status=status)
+    read_again(stub, watch)
+
+    assert calls == (["host1"] if handed else [])
+    assert watch.handed is handed
+
+
+def test_a_start_notification_says_nova_s_compute_holds_it(stub,
+                                                           make_poller):
+    poller = make_poller(stub, start=False)
+    calls: list[str] = []
+    poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED,
+                 on_handed=lambda w: calls.append(w.server_id))
+
+    assert poller.notified("srv", "instance.live_migration_pre.start",
+                           ended=False)
+
+    assert calls == ["srv"]
+
+
 # -- progress --------------------------------------------------------------
 
 def test_on_progress_reports_growing_progress(cloud, make_poller):

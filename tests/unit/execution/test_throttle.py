@@ -175,6 +175,42 @@ def test_claim_counts_an_adopted_migration_beyond_the_limit(throttle):
     assert try_acquire(throttle, "c", "host1")
 
 
+def test_slots_ahead_open_once_nova_s_compute_holds_a_migration():
+    throttle = throttle_mod.Throttle({LIVE: 1, COLD: 1}, total=10,
+                                     ahead={LIVE: 2})
+    assert try_acquire(throttle, "a", "host1")
+    # Nova's conductor may still be checking "a": nothing more for host1.
+    assert not try_acquire(throttle, "b", "host1")
+    waiter = Waiter(throttle, "b", "host1")
+    assert try_acquire(throttle, "x", "host2")
+
+    throttle.handed("host1", COLD)  # another kind opens nothing
+    waiter.join(timeout=0.05)
+    assert waiter.is_alive()
+    throttle.handed("host1", LIVE)
+    waiter.join(timeout=5)
+
+    assert waiter.got is True
+    assert try_acquire(throttle, "c", "host1")
+    assert not try_acquire(throttle, "d", "host1")
+    assert not try_acquire(throttle, "y", "host2")
+    assert throttle.held("host1") == 3
+
+
+def test_slots_ahead_stay_open_on_a_host_once_opened():
+    throttle = throttle_mod.Throttle({LIVE: 1}, total=10, ahead={LIVE: 1})
+    throttle.handed("host1", LIVE)
+    throttle.handed("host1", LIVE)
+    for key in ("a", "b"):
+        assert try_acquire(throttle, key, "host1")
+    throttle.release("a")
+    throttle.release("b")
+
+    assert try_acquire(throttle, "c", "host1")
+    assert try_acquire(throttle, "d", "host1")
+    assert not try_acquire(throttle, "e", "host1")
+
+
 def test_wake_lets_waiters_see_the_stop(throttle):
     try_acquire(throttle, "a", "host1", COLD)
     waiters = [Waiter(throttle, f"w{i}", "host1", COLD) for i in range(3)]
