@@ -24,6 +24,7 @@ persistence and openstacksdk when it runs, so that ``--help`` or
 keeps it so.
 """
 
+import gc
 import logging as std_logging
 import sys
 import traceback
@@ -164,7 +165,23 @@ def block_eventlet() -> None:
     sys.modules.setdefault("eventlet", None)  # type: ignore[arg-type]
 
 
+def leave_to_the_system() -> None:
+    """Leave what the process built to the operating system at its exit.
+
+    When the interpreter exits it tears its objects down one by one and
+    collects the garbage of the modules it clears, a third of a second
+    after a command that ran a flow (TaskFlow, SQLAlchemy, openstacksdk
+    and oslo build large graphs of objects); frozen, the collector leaves
+    them alone and the operating system frees the memory at once. Output
+    is flushed and exit handlers run as before. Only for a process the
+    command line owns, as it ends.
+    """
+    gc.freeze()
+
+
 def console() -> None:
     """The console script's entry point."""
     block_eventlet()
-    sys.exit(main())
+    code = main()
+    leave_to_the_system()
+    sys.exit(code)
