@@ -416,6 +416,11 @@ class MigrationPoller:
         if (self._schedule.wants_progress(watch)
                 and now >= watch.next_progress_at):
             self._records.sample_progress(watch, now)
+        elif self._unforeseen_alone(watch):
+            # Nothing says when the run's only migration ends: its progress
+            # at two polls gives the rate Nova copies at, and so its end,
+            # which the next poll comes at.
+            self._records.sample_progress(watch, now)
         if watch.timed_out:
             if watch.abort_refused and not watch.done.is_set():
                 # Nova refused the timeout's abort: the task hears of the
@@ -429,6 +434,20 @@ class MigrationPoller:
         )
         if reason is not None:
             self._take_timeout_action(watch, reason)
+
+    def _unforeseen_alone(self, watch: Watch) -> bool:
+        """Whether ``watch`` is a running live migration whose end the
+        poller cannot tell (no rate, nothing learnt) and the only one it
+        watches (in a drain, the first to end teaches the others')."""
+        if (watch.kind != constants.LIVE_MIGRATION
+                or watch.migration is None
+                or watch.migration.status != "running"
+                or self._schedule.expected_end(watch) is not None):
+            return False
+        with self._cond:
+            return all(w is watch or w.resolved
+                       for watches in self._watches.values()
+                       for w in watches)
 
     def _take_timeout_action(self, watch: Watch, reason: str) -> None:
         action = watch.timeouts.action

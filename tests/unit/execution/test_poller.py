@@ -846,6 +846,65 @@ def test_the_rate_estimates_the_end_and_the_poll_comes_then(
     assert watch.last_progress == (800, t + 0.75)
 
 
+def counting_samples(stub) -> list[str]:
+    """The servers whose progress the poller read, in order."""
+    sampled: list[str] = []
+    read = stub.server_migrations
+
+    def server_migrations(server_id: str) -> list[models.Migration]:
+        sampled.append(server_id)
+        return read(server_id)
+
+    stub.server_migrations = server_migrations
+    return sampled
+
+
+def test_the_run_s_only_migration_is_foreseen_from_its_progress(
+    stub, make_poller
+):
+    """No display, no progress timeout, nothing learnt: a lone migration's
+    progress at two polls says when it ends."""
+    sampled = counting_samples(stub)
+    clock = ManualClock()
+    gate = Turnstile(stub, clock)
+    poller = make_poller(gate, clock=clock, poll_interval=1.0)
+    stub.add(1, status="running", created_at=CREATED)
+    stub.progress = [progress(1, 100)]
+    t = clock.now
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+
+    gate.poll(t + 1.0)           # first seen running: first sample
+    stub.progress = [progress(1, 600)]
+    gate.poll(t + 2.0)           # second sample: 500 bytes in 1 s
+
+    # 400 bytes left at 500 bytes/s: the next poll comes 0.8 s later (plus
+    # a little), before the poll interval is over; no more samples.
+    end = t + 2.0 + 400 / 500
+    assert not gate.arrive(end + 0.04, patience=0.3)
+    gate.poll(end + 0.0501)
+    assert watch.rate == pytest.approx(500.0)
+    assert sampled == ["srv", "srv"]
+
+
+def test_migrations_of_a_drain_are_not_sampled_for_their_end(
+    stub, make_poller
+):
+    """Two at once: the first to end teaches when the other ends."""
+    sampled = counting_samples(stub)
+    poller = make_poller(stub)
+    stub.add(1, status="running", created_at=CREATED)
+    stub.add(2, server_id="other", status="running", created_at=CREATED,
+             source_compute="host2")
+    stub.progress = [progress(1, 100)]
+    first = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    poller.watch("other", "host2", LIVE, accepted_at=ACCEPTED)
+    wait_until(lambda: first.running_since is not None, "a poll")
+    polls = len(stub.listed)
+    wait_until(lambda: len(stub.listed) > polls + 2, "more polls")
+
+    assert sampled == []
+
+
 # -- learnt durations ------------------------------------------------------
 
 def test_durations_are_learnt_per_host_and_kind(stub, make_poller):
@@ -1147,6 +1206,10 @@ def test_the_progress_timeout_fires_on_time_while_backing_off(
     stub.progress = [progress(1, 100)]
     watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED,
                          timeouts=poller_mod.Timeouts(progress=3 * U))
+    # Another one queued behind it: not the run's only migration, which
+    # would be sampled at every poll to foresee its end.
+    stub.add(2, server_id="next", status="queued", created_at=CREATED)
+    poller.watch("next", "host1", LIVE, accepted_at=ACCEPTED)
     for at in (1, 2, 4, 8):
         gate.poll(t + at * U)
     gate.poll(t + 9 * U)         # the first progress sample
