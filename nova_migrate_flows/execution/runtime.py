@@ -20,7 +20,7 @@ import collections
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from oslo_config import cfg
@@ -209,6 +209,10 @@ class Runtime:
         self.stop_reason: str | None = None
         self._interruption = False
         self._failures = 0
+        #: Each server's place in its host's plan (the order its move
+        #: waits for a throttle slot in).
+        self._places: dict[str, int] = {}
+        self._places_lock = threading.Lock()
         self.started = time.time()
         self.outcomes: collections.OrderedDict[str, dict[str, Any]] = (
             collections.OrderedDict()
@@ -274,6 +278,15 @@ class Runtime:
         if self._stopping.is_set():
             return f"{constants.NOT_STARTED}: {self.stop_reason}"
         return None
+
+    def place_in_plan(self, plan: Mapping[str, Any], server_id: str) -> int:
+        """Where ``server_id`` comes in ``plan`` (each host's flow has
+        the plan of its own servers), read once per plan."""
+        with self._places_lock:
+            if server_id not in self._places:
+                for index, known in enumerate(plan):
+                    self._places.setdefault(known, index)
+            return self._places.get(server_id, 0)
 
     def server_failed(self) -> None:
         self._failures += 1

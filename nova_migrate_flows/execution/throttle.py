@@ -25,6 +25,12 @@ and requests sent together are checked together, which delays the first
 of them; one at a time, the first starts as soon as Nova allows and the
 ones ahead still wait in Nova's queue before it ends.
 
+The moves waiting for a slot of one host and kind take it in the order
+the run gives them (their place in the host's plan), not in the order
+their threads wake: the lanes of a host hold different numbers of servers,
+and the lane with one more must not be the last to start, or Nova would
+sit idle at the end while it moves its last server alone.
+
 A slot may also be taken for *exclusive* groups (the hard anti-affinity
 server groups of the server): no two slots of one such group are held at
 once, over every host of the run. Nova's scheduler places each move
@@ -60,6 +66,10 @@ class Throttle:
         self._cond = threading.Condition()
         self._held: dict[str, tuple[str, str]] = {}
         self._exclusive: dict[str, frozenset[str]] = {}
+        #: Per (host, kind), the moves waiting for a slot: their order and
+        #: exclusive groups.
+        self._waiting: dict[tuple[str, str],
+                            dict[str, tuple[int, frozenset[str]]]] = {}
 
     def _count(self, host: str, kind: str) -> int:
         return sum(1 for h, k in self._held.values() if (h, k) == (host, kind))
@@ -74,6 +84,18 @@ class Throttle:
         """Whether a slot of one of ``groups`` is held."""
         return any(groups & held for held in self._exclusive.values())
 
+    def _first_in_line(self, key: str, host: str, kind: str) -> bool:
+        """Whether ``key`` comes first of the moves waiting for a slot of
+        ``host`` and ``kind`` (those that their groups keep waiting
+        aside)."""
+        waiting = self._waiting[(host, kind)]
+        order = waiting[key][0]
+        return not any(
+            (other_order, other) < (order, key)
+            for other, (other_order, groups) in waiting.items()
+            if not self._taken(groups)
+        )
+
     def acquire(
         self,
         key: str,
@@ -82,29 +104,45 @@ class Throttle:
         should_stop: Callable[[], bool] = lambda: False,
         poll: float = 0.5,
         exclusive: Iterable[str] = (),
+        order: int = 0,
     ) -> bool:
         """Take a slot for ``key``; False when ``should_stop`` said so first.
 
         With ``exclusive`` groups, wait also until no other slot of any of
-        them is held. Taking a slot that ``key`` already holds is a no-op
-        (a task that runs again after a resume keeps its slot).
+        them is held. Moves waiting for a slot of one host and kind take
+        it by ``order`` (then by key). Taking a slot that ``key`` already
+        holds is a no-op (a task that runs again after a resume keeps its
+        slot).
         """
         groups = frozenset(exclusive)
+        line = (host, kind)
         with self._cond:
-            while key not in self._held:
-                if should_stop():
-                    return False
-                if (
-                    self._count(host, kind) < self._limit(host, kind)
-                    and len(self._held) < self._total
-                    and not self._taken(groups)
-                ):
-                    self._held[key] = (host, kind)
-                    if groups:
-                        self._exclusive[key] = groups
-                    break
-                self._cond.wait(poll)
-            return True
+            if key in self._held:
+                return True
+            self._waiting.setdefault(line, {})[key] = (order, groups)
+            try:
+                while True:
+                    if should_stop():
+                        return False
+                    if (
+                        self._count(host, kind) < self._limit(host, kind)
+                        and len(self._held) < self._total
+                        and not self._taken(groups)
+                        and self._first_in_line(key, host, kind)
+                    ):
+                        self._held[key] = (host, kind)
+                        if groups:
+                            self._exclusive[key] = groups
+                        return True
+                    self._cond.wait(poll)
+            finally:
+                waiting = self._waiting[line]
+                del waiting[key]
+                if waiting:
+                    # The next in line may go now.
+                    self._cond.notify_all()
+                else:
+                    del self._waiting[line]
 
     def claim(self, key: str, host: str, kind: str,
               exclusive: Iterable[str] = ()) -> None:
@@ -136,6 +174,11 @@ class Throttle:
         """Wake every waiter, so that they look at ``should_stop`` again."""
         with self._cond:
             self._cond.notify_all()
+
+    def waiting(self, host: str, kind: str) -> int:
+        """How many moves wait for a slot of ``host`` and ``kind``."""
+        with self._cond:
+            return len(self._waiting.get((host, kind), ()))
 
     def held(self, host: str | None = None) -> int:
         with self._cond:

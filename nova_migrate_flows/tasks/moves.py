@@ -129,17 +129,20 @@ class StartTask(MoveTask):
 
     def take_slot(self, runtime: runtime_mod.Runtime,
                   server: models.Server,
-                  entry: dict[str, Any] | None = None
+                  entry: dict[str, Any] | None = None,
+                  order: int = 0,
                   ) -> dict[str, Any] | None:
         """Wait for a throttle slot of the kind's pool on the server's
         host (and, when the plan ``entry`` names exclusive groups, for no
-        other member of them to be moving); None once it is held, or the
+        other member of them to be moving), after the moves of the host
+        waiting with a lower ``order``; None once it is held, or the
         ``started`` of a server that the run's stop keeps from moving."""
         reason = runtime.why_not_start()
         if reason is None and not runtime.throttle.acquire(
             server.id, server.host or "", self.move.throttle_pool,
             should_stop=lambda: runtime.stopping,
             exclusive=(entry or {}).get("exclusive") or (),
+            order=order,
         ):
             reason = runtime.why_not_start()
         if reason is None:
@@ -180,7 +183,9 @@ class StartMove(StartTask):
                                    exclusive=entry.get("exclusive") or ())
             return self._watched(runtime, server, entry,
                                  self._started(server, None, existing, True))
-        stopped = self.take_slot(runtime, server, entry)
+        stopped = self.take_slot(
+            runtime, server, entry,
+            order=runtime.place_in_plan(plan, server_id))
         if stopped is not None:
             return stopped
         try:

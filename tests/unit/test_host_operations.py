@@ -80,6 +80,32 @@ def test_never_more_live_migrations_than_nova_runs_plus_the_pipeline(
     assert in_conductor[:2] == [0, 0]
 
 
+def test_the_lane_that_holds_two_servers_starts_first(cloud, run):
+    """Five servers of a host in four lanes (1 running + 2 ahead + 1): the
+    moves waiting for a slot take it in the plan's order, so the first of
+    the lane that holds two goes at once (the very first request goes to
+    whichever lane asks first) and its second is not left to move alone
+    at the end."""
+    for index in range(5):
+        cloud.add_server("host1", name=f"s{index}")
+    sent = []
+    original = cloud.live_migrate
+
+    def recording(server_id, *args, **kwargs):
+        sent.append(server_id)
+        return original(server_id, *args, **kwargs)
+
+    cloud.live_migrate = recording
+
+    result = run("host-evacuate-live", hosts=["host1"])
+
+    planned = [o["server"] for o in result.outcomes]
+    assert sorted(sent) == sorted(planned)
+    first = sent[0]
+    assert [s for s in sent if s != first] == [
+        s for s in planned if s != first]
+
+
 def test_a_failing_server_is_isolated(cloud, run):
     good = [cloud.add_server("host1").id for _ in range(3)]
     bad = cloud.add_server("host1", name="bad")

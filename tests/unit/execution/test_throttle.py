@@ -43,12 +43,13 @@ class Waiter(threading.Thread):
     """A task thread blocked on the throttle until it gets a slot."""
 
     def __init__(self, throttle, key, host, kind=LIVE, poll=60.0,
-                 exclusive=()):
+                 exclusive=(), order=0):
         super().__init__(daemon=True)
         self.throttle, self.key, self.host, self.kind = (
             throttle, key, host, kind)
         self.poll = poll
         self.exclusive = exclusive
+        self.order = order
         self.stop = threading.Event()
         self.got: bool | None = None
         self.start()
@@ -57,7 +58,7 @@ class Waiter(threading.Thread):
         self.got = self.throttle.acquire(
             self.key, self.host, self.kind,
             should_stop=self.stop.is_set, poll=self.poll,
-            exclusive=self.exclusive,
+            exclusive=self.exclusive, order=self.order,
         )
 
 
@@ -209,6 +210,49 @@ def test_slots_ahead_stay_open_on_a_host_once_opened():
     assert try_acquire(throttle, "c", "host1")
     assert try_acquire(throttle, "d", "host1")
     assert not try_acquire(throttle, "e", "host1")
+
+
+def test_moves_waiting_on_a_host_take_slots_in_their_order():
+    throttle = throttle_mod.Throttle({LIVE: 1}, total=10)
+    assert try_acquire(throttle, "first", "host1")
+    waiters = {}
+    for order in (3, 1, 2):
+        waiters[order] = Waiter(throttle, f"s{order}", "host1", order=order)
+        wait_until(lambda: throttle.waiting("host1", LIVE) == len(waiters),
+                   "the waiter to wait")
+    # Another host's waiters are in another line.
+    assert try_acquire(throttle, "other", "host2")
+
+    taken = []
+    holder = "first"
+    for _ in range(3):
+        throttle.release(holder)
+        wait_until(lambda: any(w.got for w in waiters.values()
+                               if w.order not in taken), "a slot taken")
+        (order,) = [o for o, w in waiters.items()
+                    if w.got and o not in taken]
+        taken.append(order)
+        holder = f"s{order}"
+
+    assert taken == [1, 2, 3]
+
+
+def test_a_move_its_group_keeps_waiting_does_not_hold_up_the_line():
+    throttle = throttle_mod.Throttle({LIVE: 1}, total=10)
+    assert throttle.acquire("member", "host2", LIVE, exclusive=["g"])
+    grouped = Waiter(throttle, "grouped", "host1", order=0,
+                     exclusive=["g"], poll=0.005)
+    wait_until(lambda: throttle.waiting("host1", LIVE) == 1, "a waiter")
+
+    later = Waiter(throttle, "later", "host1", order=1)
+    later.join(timeout=5)
+
+    assert later.got is True
+    assert grouped.is_alive()
+    grouped.stop.set()
+    grouped.join(timeout=5)
+    assert grouped.got is False
+    assert throttle.waiting("host1", LIVE) == 0
 
 
 def test_wake_lets_waiters_see_the_stop(throttle):
