@@ -819,6 +819,15 @@ def progress(migration_id: int, done: int, total: int = 1000
     )
 
 
+def polled_at_the_end(gate, last_sample: float, left_s: float) -> None:
+    """The poll after the sample at ``last_sample`` comes when the rate
+    says the migration ends, ``left_s`` later (plus the end margin), not
+    before."""
+    end = last_sample + left_s
+    assert not gate.arrive(end + 0.04, patience=0.3)
+    gate.poll(end + 0.0501)
+
+
 def test_the_rate_estimates_the_end_and_the_poll_comes_then(
     stub, make_poller
 ):
@@ -839,9 +848,7 @@ def test_the_rate_estimates_the_end_and_the_poll_comes_then(
     # 200 bytes left at 1400 bytes/s: the end is expected 1/7 s after the
     # last sample, and the next poll comes then (plus a little), before
     # the poll interval (0.25 s) is over.
-    end = t + 0.75 + 200 / 1400
-    assert not gate.arrive(end + 0.04, patience=0.3)
-    gate.poll(end + 0.0501)
+    polled_at_the_end(gate, t + 0.75, 200 / 1400)
     assert watch.rate == pytest.approx(1400.0)
     assert watch.last_progress == (800, t + 0.75)
 
@@ -879,9 +886,7 @@ def test_the_run_s_only_migration_is_foreseen_from_its_progress(
 
     # 400 bytes left at 500 bytes/s: the next poll comes 0.8 s later (plus
     # a little), before the poll interval is over; no more samples.
-    end = t + 2.0 + 400 / 500
-    assert not gate.arrive(end + 0.04, patience=0.3)
-    gate.poll(end + 0.0501)
+    polled_at_the_end(gate, t + 2.0, 400 / 500)
     assert watch.rate == pytest.approx(500.0)
     assert sampled == ["srv", "srv"]
 
