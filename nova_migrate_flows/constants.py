@@ -129,6 +129,9 @@ RUNNING_STATUSES = frozenset({"preparing", "running", "post-migrating",
                               "pre-migrating", "migrating"})
 #: Statuses of a migration that has not started yet.
 WAITING_STATUSES = frozenset({"accepted", "queued"})
+#: Statuses of a live migration that Nova aborts (microversion 2.65;
+#: ``running`` only before it).
+ABORTABLE_STATUSES = frozenset({"queued", "preparing", "running"})
 #: Statuses of a migration that Nova's compute holds (its conductor, which
 #: records a live migration ``accepted``, is through with it).
 COMPUTE_STATUSES = (frozenset({"queued"}) | RUNNING_STATUSES

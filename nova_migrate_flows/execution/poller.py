@@ -123,6 +123,9 @@ class MigrationPoller:
         self._failing_since: dict[str, float] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
+        #: Why every live migration in flight is being aborted (the run
+        #: stops), once :meth:`abort_all` was called.
+        self._aborting_all: str | None = None
         #: Polls sent, for summaries and tests of API economy.
         self.polls = 0
 
@@ -186,6 +189,13 @@ class MigrationPoller:
             self._quiet.pop(host, None)
             self._reschedule(host)
             self._cond.notify_all()
+            aborting = self._aborting_all
+        if aborting is not None and kind == constants.LIVE_MIGRATION:
+            # Requested as the run stopped: in flight as well.
+            watch.aborting = aborting
+            watch.stopped = True
+            if migration is not None:
+                self._abort(watch)
         return watch
 
     def notified(self, server_id: str, event_type: str,
@@ -233,9 +243,11 @@ class MigrationPoller:
             return self._by_server.pop(server_id, None)
 
     def abort_all(self, reason: str) -> int:
-        """Abort every live migration in flight; how many were asked to."""
+        """Abort every live migration in flight, and any watched from now
+        on (a request sent as the run stopped); how many were asked to."""
         count = 0
         with self._cond:
+            self._aborting_all = reason
             watches = [w for ws in self._watches.values() for w in ws]
         for watch in watches:
             if watch.kind == constants.LIVE_MIGRATION and not watch.resolved:
@@ -370,6 +382,13 @@ class MigrationPoller:
                 # Asked to abort before Nova recorded the migration.
                 self._abort(watch)
             self._records.update(watch, record, now)
+            if (watch.aborting and watch.abort_refused
+                    and not watch.resolved
+                    and record.status in constants.ABORTABLE_STATUSES
+                    and record.status != watch.refused_in):
+                # Nova refused the abort while its conductor still had the
+                # migration (``accepted``): it takes one now.
+                self._abort(watch)
             ended = ended or watch.resolved
         # A migration that ended let the next one out of Nova's queue: one
         # first seen running now most likely started half-way since the
@@ -496,6 +515,8 @@ class MigrationPoller:
         except exceptions.NovaMigrateFlowsError as exc:
             LOG.info("Migration %s of %s could not be aborted (it may be "
                      "ending): %s", migration_id, watch.server_id, exc)
+        watch.refused_in = (watch.migration.status if watch.migration
+                            else None)
         watch.abort_refused = True
         with self._cond:
             if watch.host in self._watches:

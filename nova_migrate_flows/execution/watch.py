@@ -55,6 +55,8 @@ class Watch:
     stopped: bool = False
     #: Set (by the thread that sent it) when Nova refused an abort.
     abort_refused: bool = False
+    #: The migration's status when Nova refused its abort.
+    refused_in: str | None = None
     force_completed: bool = False
     overdue_polls: int = 0
     #: Nova's notifications said the move ended (the poller then reads its

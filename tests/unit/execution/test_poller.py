@@ -590,6 +590,50 @@ def test_abort_all_before_the_record_is_seen(cloud, make_poller):
     assert ("abort_migration", server.id) in cloud.writes
 
 
+def test_an_abort_refused_in_nova_s_conductor_is_sent_again_later(
+    stub, make_poller
+):
+    """Interrupted just as a pipelined request went: Nova refuses to abort
+    a migration its conductor still checks (``accepted``), and aborts it
+    once its compute has it."""
+    poller = make_poller(stub)
+    stub.add(1, status="accepted", created_at=CREATED)
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    wait_until(lambda: watch.migration_id == 1, "the record to be seen")
+    stub.refuse = exceptions.BadRequest("migration 1 is accepted", 400)
+
+    assert poller.abort_all("interrupted") == 1
+    wait_until(lambda: watch.abort_refused, "the refusal")
+    polls = len(stub.listed)
+    wait_until(lambda: len(stub.listed) > polls + 2, "more polls")
+    assert stub.aborted == [("srv", 1)]   # not again while still accepted
+
+    stub.refuse = None
+    stub.set(1, status="queued")
+    wait_until(lambda: len(stub.aborted) == 2, "the abort sent again")
+    stub.set(1, status="cancelled")
+
+    with pytest.raises(exceptions.MigrationStopped, match="aborted"):
+        watch.wait(deadline())
+    assert stub.aborted == [("srv", 1), ("srv", 1)]
+
+
+def test_a_migration_watched_after_abort_all_is_aborted_too(stub,
+                                                             make_poller):
+    """Its request went as the run stopped (the start task was sending
+    it): it is in flight as well."""
+    poller = make_poller(stub)
+    assert poller.abort_all("interrupted") == 0
+    stub.add(1, status="running", created_at=CREATED)
+
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    wait_until(lambda: stub.aborted == [("srv", 1)], "the abort")
+    stub.set(1, status="cancelled")
+
+    with pytest.raises(exceptions.MigrationStopped, match="interrupted"):
+        watch.wait(deadline())
+
+
 def test_abort_all_skips_what_has_ended(cloud, make_poller):
     poller = make_poller(cloud)
     server = cloud.add_server("host1")
@@ -688,10 +732,14 @@ def test_abort_all_does_not_wait_for_nova_to_take_the_aborts(
 
     assert poller.abort_all("SIGTERM") == 1
     assert held.waiting.wait(PATIENCE), "the abort met no 409"
+    # Another host's move, watched meanwhile (a cold one: a live one
+    # watched after abort_all is aborted too).
     other = cloud.add_server("host2")
-    record = live(cloud, poller, other, target="host3").wait(deadline())
+    result = cloud.cold_migrate(other.id, "host3")
+    record = poller.watch(other.id, "host2", "migration",
+                          accepted_at=result.accepted_at).wait(deadline())
 
-    assert record.status == "completed"
+    assert record.status == "finished"
     assert held.waits == [1.0]
     cloud.busy.clear()
     held.go.set()
