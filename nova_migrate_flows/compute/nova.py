@@ -165,6 +165,7 @@ class NovaCompute:
         once = {} if idempotent else {"connect_retries": 0,
                                       "status_code_retries": 0}
         attempt = 0
+        resent_after_401 = False
         while True:
             with self._lock:
                 self.request_counts[f"{method} {service}"] += 1
@@ -220,6 +221,18 @@ class NovaCompute:
                 status = response.status_code
                 if status < 400:
                     return response
+                if status == 401 and not resent_after_401:
+                    # keystoneauth fetches a new token after a 401 and sends
+                    # the request again, but only if its own token was still
+                    # set: when two requests meet a revoked token at once,
+                    # the second finds it cleared by the first and gives up.
+                    # A 401 is the gateway's refusal, before Nova does
+                    # anything, so even a write is safe to send once more
+                    # (with the token keystoneauth holds now).
+                    resent_after_401 = True
+                    LOG.debug("Sending %s %s again after HTTP 401", method,
+                              url)
+                    continue
                 if status not in _RETRIABLE_STATUS or not idempotent:
                     raise _error_for(method, url, response)
                 if attempt >= self._read_retries:

@@ -107,7 +107,35 @@ def test_error_answers_map_to_exceptions(
 
     assert type(raised.value) is expected
     assert message in str(raised.value)
-    assert len(connection.compute.sent) == 1
+    # A 401 is sent once more (see below); nothing else is.
+    assert len(connection.compute.sent) == (2 if status == 401 else 1)
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("call", "method", "url"),
+    [(lambda c: c.live_migrate(SERVER_ID, "host2", "auto"), "POST",
+      ACTION_URL),
+     (lambda c: c.get_server(SERVER_ID), "GET", SERVER_URL)],
+    ids=["write", "read"],
+)
+def test_a_request_refused_with_401_is_sent_once_more(
+    compute, connection, sleeps, call, method, url
+):
+    # keystoneauth gives up on a 401 when another request cleared its token
+    # first (two requests met a revoked token at once); sent again, the
+    # request goes with the token keystoneauth fetched meanwhile.
+    answer = ok({"server": {"id": SERVER_ID}}, status=202)
+    connection.compute.route(
+        method, url,
+        error(401, "error", "The request you have made requires "
+              "authentication."),
+        answer,
+    )
+
+    call(compute)
+
+    assert connection.compute.urls() == [f"{method} {url}"] * 2
     assert sleeps == []
 
 
@@ -909,7 +937,8 @@ def test_a_prefetch_that_failed_raises_its_error_where_the_versions_are_needed(
 
     with pytest.raises(exceptions.AuthenticationFailed):
         compute.api_versions()
-    assert connection.compute.urls() == ["GET /"]
+    # Sent once more after the 401, as any request.
+    assert connection.compute.urls() == ["GET /", "GET /"]
     # The services it was to read next raise the same error, once.
     with pytest.raises(exceptions.AuthenticationFailed):
         compute.list_services()
