@@ -51,6 +51,7 @@ from typing import Any
 from oslo_log import log as logging
 
 from nova_migrate_flows import exceptions
+from nova_migrate_flows.engine import book_writes
 
 LOG = logging.getLogger(__name__)
 
@@ -107,6 +108,14 @@ class FencedConnection:
     def save_logbook(self, book: Any) -> Any:
         self._check()
         return self._connection.save_logbook(book)
+
+    def add_flow_detail(self, book: Any, detail: Any) -> None:
+        self._check()
+        book_writes.add_flow_detail(self._connection, book, detail)
+
+    def save_logbook_meta(self, book: Any) -> None:
+        self._check()
+        book_writes.save_meta(self._connection, book)
 
     def update_flow_details(self, flow_detail: Any, *args: Any,
                             **kwargs: Any) -> Any:

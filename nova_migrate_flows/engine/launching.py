@@ -33,7 +33,7 @@ from taskflow import states
 from taskflow.utils import persistence_utils as p_utils
 
 from nova_migrate_flows import constants
-from nova_migrate_flows.engine import listeners
+from nova_migrate_flows.engine import book_writes, listeners
 from nova_migrate_flows.engine import records as records_mod
 from nova_migrate_flows.execution import runtime as runtime_mod
 
@@ -117,7 +117,7 @@ class Launcher:
         detail.meta["store"] = dict(spec.store, **self._store)
         if backend is not None:
             with contextlib.closing(backend.get_connection()) as conn:
-                conn.save_logbook(self._book)
+                book_writes.add_flow_detail(conn, self._book, detail)
         return flow, detail
 
     def run(self, engine: Any) -> None:

@@ -34,6 +34,7 @@ from taskflow.persistence import models as tf_models
 
 import nova_migrate_flows
 from nova_migrate_flows import constants, exceptions
+from nova_migrate_flows.engine import book_writes
 
 #: The layout of the records this version writes. 2: server outcomes say
 #: with ``stopped`` whether the run's stop kept a server from moving (layout
@@ -115,7 +116,7 @@ class Records:
     def update(self, book: Any, **meta: Any) -> None:
         book.meta.update(meta)
         with self._connection() as conn:
-            conn.save_logbook(book)
+            book_writes.save_meta(conn, book)
 
     def check_layout(self, book: Any) -> None:
         """Refuse a run that another layout of the records describes: a

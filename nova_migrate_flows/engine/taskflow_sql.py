@@ -39,8 +39,13 @@ the internal that changed when one does):
     query) and ``_converter``: :class:`_Connection` sets them from the
     backend instead of calling ``Connection.__init__``, which builds new
     tables.
-The ``logbooks`` table's ``uuid`` and ``meta`` (JSON) columns
-    Read alone by :meth:`_Connection.logbook_meta`.
+The ``logbooks`` table's ``uuid``, ``meta`` (JSON), ``updated_at`` columns
+    Read alone by :meth:`_Connection.logbook_meta` (``meta``), written
+    alone by :meth:`_Connection.save_logbook_meta`.
+``impl_sqlalchemy.Connection._insert_flow_details(conn, fd, parent_uuid)``
+    Inserts a flow detail and its atoms in a transaction: what
+    :meth:`_Connection.add_flow_detail` does, without ``save_logbook``'s
+    reading and writing of the book's other flows.
 ``impl_sqlalchemy._Alchemist(tables)``
     The private converter between rows and TaskFlow's models that each
     connection holds as ``_converter``.
@@ -130,6 +135,38 @@ class _Connection(impl_sqlalchemy.Connection):
             raise tf_exc.NotFound(f"No logbook found with uuid '{book_uuid}'")
         meta: dict[str, Any] = row[0] or {}
         return meta
+
+    def add_flow_detail(self, book: Any, flow_detail: Any) -> None:
+        """Insert ``flow_detail`` and its atoms into logbook ``book``
+        (saved before), in one transaction, and nothing else
+        (``save_logbook`` reads every flow and atom of the book back and
+        writes them all again; see
+        :mod:`nova_migrate_flows.engine.book_writes`)."""
+        try:
+            with self._engine.begin() as conn:
+                self._insert_flow_details(conn, flow_detail, book.uuid)
+        except sa.exc.SQLAlchemyError as exc:
+            raise tf_exc.StorageFailure(
+                f"Failed adding flow detail '{flow_detail.uuid}' to logbook "
+                f"'{book.uuid}'"
+            ) from exc
+
+    def save_logbook_meta(self, book: Any) -> None:
+        """Write the metadata (and update time) of logbook ``book``, and
+        nothing of its flows."""
+        logbooks = self._tables.logbooks
+        try:
+            with self._engine.begin() as conn:
+                result = conn.execute(
+                    sa.update(logbooks)
+                    .where(logbooks.c.uuid == book.uuid)
+                    .values(meta=book.meta, updated_at=book.updated_at))
+        except sa.exc.SQLAlchemyError as exc:
+            raise tf_exc.StorageFailure(
+                f"Failed saving the metadata of logbook '{book.uuid}'"
+            ) from exc
+        if result.rowcount == 0:
+            raise tf_exc.NotFound(f"No logbook found with uuid '{book.uuid}'")
 
 
 class SharedTablesBackend(impl_sqlalchemy.SQLAlchemyBackend):

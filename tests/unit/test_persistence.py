@@ -20,11 +20,12 @@ import uuid
 import pytest
 from taskflow import exceptions as tf_exc
 from taskflow.persistence import backends as tf_backends
+from taskflow.persistence import models as tf_models
 from taskflow.persistence.backends import impl_dir, impl_zookeeper
 
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows import request as request_mod
-from nova_migrate_flows.engine import persistence, records
+from nova_migrate_flows.engine import book_writes, persistence, records
 from nova_migrate_flows.engine import runner as runner_mod
 from tests import external
 
@@ -363,6 +364,63 @@ def test_a_run_of_many_hosts_is_recorded_in_every_backend(backend):
     assert shown == hosts[:len(shown)]
 
 
+def _flow(name, state):
+    detail = tf_models.FlowDetail(name, uuid=str(uuid.uuid4()))
+    atom = tf_models.TaskDetail(f"task[{name}]", uuid=str(uuid.uuid4()))
+    atom.state = state
+    detail.add(atom)
+    return detail
+
+
+def _recorded_states(backend, run_id):
+    book = records.Records(backend).get(run_id)
+    return {detail.name: [atom.state for atom in detail] for detail in book}
+
+
+def test_a_flow_added_to_a_run_is_written_alone(backend):
+    # A run adds one flow per source host; rewriting the whole book each
+    # time made recording 200 hosts quadratic.
+    run_id = "5d0e2a9c-31f4-4c1e-9a77-0e6f1c2b3a42"
+    book = records.Records(backend).create(run_id, {
+        "operation": "host-evacuate-live", "hosts": ["h1", "h2"]})
+    first = _flow("h1", "SUCCESS")
+    book.add(first)
+    with contextlib.closing(backend.get_connection()) as connection:
+        book_writes.add_flow_detail(connection, book, first)
+    # Changed in memory, not saved: adding the next flow must not write it.
+    (atom,) = list(first)
+    atom.state = "FAILURE"
+    second = _flow("h2", "PENDING")
+    book.add(second)
+
+    with contextlib.closing(backend.get_connection()) as connection:
+        book_writes.add_flow_detail(connection, book, second)
+
+    assert _recorded_states(backend, run_id) == {"h1": ["SUCCESS"],
+                                                 "h2": ["PENDING"]}
+
+
+def test_the_metadata_of_a_run_is_written_without_its_flows(backend):
+    run_id = "5d0e2a9c-31f4-4c1e-9a77-0e6f1c2b3a43"
+    store = records.Records(backend)
+    asked = {"operation": "host-evacuate-live", "hosts": ["h1"]}
+    book = store.create(run_id, asked)
+    detail = _flow("h1", "SUCCESS")
+    book.add(detail)
+    with contextlib.closing(backend.get_connection()) as connection:
+        book_writes.add_flow_detail(connection, book, detail)
+    (atom,) = list(detail)
+    atom.state = "FAILURE"
+
+    store.update(book, state=constants.RunState.FINISHED)
+
+    recorded = store.get(run_id)
+    assert recorded.meta["state"] == constants.RunState.FINISHED
+    assert recorded.meta["request"] == asked
+    assert recorded.name == book.name
+    assert _recorded_states(backend, run_id) == {"h1": ["SUCCESS"]}
+
+
 def test_a_short_run_title_names_everything():
     assert records._title({"operation": "live-migrate",
                            "servers": ["a", "b"]}) == "live-migrate a b"
@@ -439,18 +497,23 @@ def test_a_run_killed_as_it_records_a_flow_can_be_resumed(conf, cloud,
         if dead.is_set():
             raise _Killed
         connection = real()
-        save = connection.save_logbook
 
-        def save_logbook(book):
-            if dead.is_set():
-                raise _Killed
-            saved = save(book)
-            if any(d.name.endswith("@host1") for d in book):
-                dead.set()
-                raise _Killed
-            return saved
+        def dies_after(write):
+            def written(book, *details):
+                if dead.is_set():
+                    raise _Killed
+                saved = write(book, *details)
+                if any(d.name.endswith("@host1")
+                       for d in details or list(book)):
+                    dead.set()
+                    raise _Killed
+                return saved
+            return written
 
-        connection.save_logbook = save_logbook
+        connection.save_logbook = dies_after(connection.save_logbook)
+        if hasattr(connection, "add_flow_detail"):
+            connection.add_flow_detail = dies_after(
+                connection.add_flow_detail)
         return connection
 
     backend.get_connection = dies_once_a_host_flow_is_written

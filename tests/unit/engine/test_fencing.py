@@ -17,7 +17,12 @@ import pytest
 from taskflow.persistence import models
 
 from nova_migrate_flows import exceptions
-from nova_migrate_flows.engine import fencing, persistence, records
+from nova_migrate_flows.engine import (
+    book_writes,
+    fencing,
+    persistence,
+    records,
+)
 
 RUN_ID = "0b5a2f7e-0000-4000-8000-000000000006"
 
@@ -75,7 +80,20 @@ def writes(book):
         book.meta["state"] = "failed"
         connection.save_logbook(book)
 
-    return [("atom", save_atom), ("flow", save_flow), ("book", save_book)]
+    def save_meta(connection):
+        book.meta["state"] = "failed"
+        book_writes.save_meta(connection, book)
+
+    return [("atom", save_atom), ("flow", save_flow), ("book", save_book),
+            ("meta", save_meta)]
+
+
+def add_flow(connection, book):
+    """Record a second flow in the run, the way a run adds each."""
+    detail = models.FlowDetail("live-migrate@s2", uuid="f2")
+    detail.add(models.TaskDetail("live-migrate[s2]", uuid="a2"))
+    book.add(detail)
+    book_writes.add_flow_detail(connection, book, detail)
 
 
 def test_the_owner_of_a_run_writes_its_record(backend):
@@ -91,14 +109,29 @@ def test_the_owner_of_a_run_writes_its_record(backend):
         "failed", "REVERTED", "SUCCESS", {"destination": "host9"})
 
 
-@pytest.mark.parametrize("what", ["atom", "flow", "book"])
+def test_the_owner_of_a_run_adds_a_flow_to_its_record(backend):
+    book, token = record(backend)
+    fenced = fencing.FencedBackend(backend, RUN_ID, token)
+
+    with contextlib.closing(fenced.get_connection()) as connection:
+        add_flow(connection, book)
+
+    recorded = records.Records(backend).get(RUN_ID)
+    assert sorted((d.name, [a.name for a in d]) for d in recorded) == [
+        ("live-migrate@s1", ["live-migrate[s1]"]),
+        ("live-migrate@s2", ["live-migrate[s2]"])]
+
+
+@pytest.mark.parametrize("what", ["atom", "flow", "book", "meta",
+                                  "new flow"])
 def test_a_run_taken_over_writes_nothing(backend, what):
     book, token = record(backend)
     fenced = fencing.FencedBackend(backend, RUN_ID, token)
     store = records.Records(backend)
     store.claim(store.get(RUN_ID))  # a resume elsewhere
     before = stored(backend)
-    write = dict(writes(book))[what]
+    write = dict(writes(book), **{
+        "new flow": lambda connection: add_flow(connection, book)})[what]
 
     with contextlib.closing(fenced.get_connection()) as connection, \
             pytest.raises(exceptions.RunTakenOver) as caught:

@@ -282,6 +282,48 @@ def test_the_metadata_of_a_logbook_is_read_alone(url, backend):
             connection.logbook_meta("0b5a2f7e-0000-4000-8000-000000000005")
 
 
+def test_flows_are_inserted_into_a_logbook_by_a_private_method():
+    insert = getattr(impl_sqlalchemy.Connection, "_insert_flow_details",
+                     None)
+    if insert is None:
+        changed("impl_sqlalchemy.Connection._insert_flow_details",
+                "it is gone")
+    if parameters(insert) != ["self", "conn", "fd", "parent_uuid"]:
+        changed("impl_sqlalchemy.Connection._insert_flow_details",
+                f"its parameters are {parameters(insert)}, not (self, conn, "
+                "fd, parent_uuid)")
+
+
+def test_a_flow_is_added_and_the_metadata_saved_alone(url, backend):
+    book = models.LogBook("run", uuid="0b5a2f7e-0000-4000-8000-000000000007")
+    book.meta = {"state": "running"}
+    with contextlib.closing(backend.get_connection()) as connection:
+        connection.save_logbook(book)
+    detail = models.FlowDetail("host1", uuid="f7")
+    detail.add(models.TaskDetail("live-migrate[s1]", uuid="a7"))
+    book.add(detail)
+    book.meta["state"] = "finished"
+
+    with contextlib.closing(backend.get_connection()) as connection:
+        connection.add_flow_detail(book, detail)
+        # Not written by adding a flow: the logbook's own row.
+        assert connection.logbook_meta(book.uuid) == {"state": "running"}
+        connection.save_logbook_meta(book)
+        loaded = connection.get_logbook(book.uuid)
+
+    assert loaded.meta == {"state": "finished"}
+    assert [(d.uuid, [a.uuid for a in d]) for d in loaded] == [
+        ("f7", ["a7"])]
+
+
+def test_the_metadata_of_an_unknown_logbook_is_not_found(backend):
+    book = models.LogBook("gone", uuid="0b5a2f7e-0000-4000-8000-000000000008")
+
+    with contextlib.closing(backend.get_connection()) as connection, \
+            pytest.raises(tf_exc.NotFound, match="No logbook found"):
+        connection.save_logbook_meta(book)
+
+
 def sql_internals_imported(path):
     """The TaskFlow SQL backend modules a file imports."""
     found = []
