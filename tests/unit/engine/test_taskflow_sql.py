@@ -282,6 +282,80 @@ def test_the_metadata_of_a_logbook_is_read_alone(url, backend):
             connection.logbook_meta("0b5a2f7e-0000-4000-8000-000000000005")
 
 
+def calls_on_self(func):
+    """The names of the ``self.<name>(...)`` calls in ``func``'s source."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    return {node.func.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "self"}
+
+
+@pytest.mark.parametrize("method, callee", [
+    ("update_atom_details", "_update_atom_details"),
+    ("update_flow_details", "_update_flow_details"),
+    ("save_logbook", "_update_flow_details"),
+    ("_update_flow_details", "_update_atom_details"),
+])
+def test_stock_writes_of_atoms_go_through_one_private_method(method, callee):
+    stock = getattr(impl_sqlalchemy.Connection, method)
+    if callee not in calls_on_self(stock):
+        changed(f"impl_sqlalchemy.Connection.{method}",
+                f"it no longer calls self.{callee}, through which every "
+                "atom is written with self._update_atom_details")
+    found = parameters(impl_sqlalchemy.Connection._update_atom_details)
+    if found != ["self", "conn", "ad", "e_ad"]:
+        changed("impl_sqlalchemy.Connection._update_atom_details",
+                f"its parameters are {found}, not (self, conn, ad, e_ad)")
+
+
+def test_an_atom_detail_has_a_column_for_each_of_its_fields():
+    columns = set(tf_tables.fetch(sa.MetaData()).atomdetails.c.keys())
+    fields = set(models.TaskDetail("t", uuid="a").to_dict())
+    if not fields <= columns:
+        changed("the atomdetails table",
+                f"it has no column for {sorted(fields - columns)}")
+    if parameters(impl_sqlalchemy._Alchemist.convert_atom_detail) != [
+            "row"]:
+        changed("impl_sqlalchemy._Alchemist.convert_atom_detail",
+                "it no longer takes a row alone")
+
+
+def test_atoms_written_through_a_flow_and_alone_are_read_back(url, backend):
+    book = models.LogBook("run", uuid="0b5a2f7e-0000-4000-8000-000000000009")
+    detail = models.FlowDetail("host1", uuid="f9")
+    first = models.TaskDetail("live-migrate[s1]", uuid="a9")
+    second = models.RetryDetail("target[s1]", uuid="b9")
+    detail.add(first)
+    detail.add(second)
+    book.add(detail)
+    with contextlib.closing(backend.get_connection()) as connection:
+        connection.save_logbook(book)
+    first.state, first.results = "SUCCESS", {"destination": "host2"}
+    second.state = "RUNNING"
+    detail.state = "RUNNING"
+
+    with contextlib.closing(backend.get_connection()) as connection:
+        connection.update_flow_details(detail)
+        first.results = {"destination": "host3"}
+        connection.update_atom_details(first)
+        with pytest.raises(tf_exc.NotFound, match="No atom details"):
+            connection.update_atom_details(
+                models.TaskDetail("gone", uuid="c9"))
+
+    other = persistence.FastSQLBackend({"connection": url})
+    with contextlib.closing(other.get_connection()) as connection:
+        (loaded,) = list(connection.get_logbook(book.uuid))
+    other.close()
+    atoms = {atom.uuid: atom for atom in loaded}
+    assert loaded.state == "RUNNING"
+    assert (atoms["a9"].state, atoms["a9"].results) == (
+        "SUCCESS", {"destination": "host3"})
+    assert isinstance(atoms["b9"], models.RetryDetail)
+    assert atoms["b9"].state == "RUNNING"
+
+
 def test_flows_are_inserted_into_a_logbook_by_a_private_method():
     insert = getattr(impl_sqlalchemy.Connection, "_insert_flow_details",
                      None)
