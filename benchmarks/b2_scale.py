@@ -41,6 +41,7 @@ import pstats
 import tempfile
 import threading
 import time
+import tracemalloc
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -91,7 +92,6 @@ POLL_INTERVAL_MIN = 0.01
 
 
 def _cloud(servers: int, hosts: int, targets: int) -> tuple[Any, list[str]]:
-
     sources = [f"src{i:03d}" for i in range(1, hosts + 1)]
     extra = [f"dst{i:02d}" for i in range(1, targets + 1)]
     cloud = fake.FakeCompute(sources + extra, vcpus=100_000,
@@ -105,8 +105,6 @@ def _cloud(servers: int, hosts: int, targets: int) -> tuple[Any, list[str]]:
 
 
 def _conf() -> Any:
-
-
     conf = cfg.ConfigOpts()
     opts.register_opts(conf)
     conf([], project="nova-migrate-flows-benchmarks",
@@ -117,7 +115,6 @@ def _conf() -> Any:
 
 
 def _count_atoms(flow: Any) -> int:
-
     count = 1 if flow.retry is not None else 0
     for node, _ in flow.iter_nodes():
         count += (_count_atoms(node) if isinstance(node, flow_mod.Flow)
@@ -154,7 +151,6 @@ def _backend(conf: Any, url: str | None) -> Any:
 
 def _run_runner(conf: Any, cloud: Any, request: Any,
                 backend: Any) -> dict[str, Any]:
-
     result = runner_mod.Runner(conf, cloud, backend=backend).run(request)
     return {"migrated": result.count("migrated"),
             "hosts_not_empty": sum(1 for h in result.hosts
@@ -164,8 +160,6 @@ def _run_runner(conf: Any, cloud: Any, request: Any,
 def _run_single_flow(conf: Any, cloud: Any,
                      request: Any) -> dict[str, Any]:
     """The runner's work with every host's flow in ONE flow."""
-
-
     runtime = runtime_mod.Runtime(conf, cloud, request)
     runtime.start()
     # As many task threads as the runner gives the same request.
@@ -245,10 +239,11 @@ def _run_loop(cloud: Any, hosts: list[str]) -> dict[str, Any]:
     return {"migrated": migrated, "hosts_not_empty": left}
 
 
-def _profiled(action: Callable[[], dict[str, Any]],
-              lines: int = 25) -> tuple[dict[str, Any], list[str]]:
+def _profiled(action: Callable[[], dict[str, Any]], lines: int = 25
+              ) -> tuple[dict[str, Any], list[str], dict[str, float]]:
     """Run ``action`` with every thread under cProfile (thread CPU time);
-    its result and the top ``lines`` functions by own time."""
+    its result, the top ``lines`` functions by own time, and the own time
+    by where the code lives (:func:`_shares`)."""
     profiles: list[cProfile.Profile] = []
     lock = threading.Lock()
     original = threading.Thread.run
@@ -276,7 +271,61 @@ def _profiled(action: Callable[[], dict[str, Any]],
         for where, spent in sorted(shares.items(), key=lambda i: -i[1])
         if spent / total >= 0.01) + "\n")
     stats.sort_stats("tottime").print_stats(lines)
-    return result, stream.getvalue().splitlines()
+    return result, stream.getvalue().splitlines(), shares
+
+
+def _where(filename: str) -> str:
+    """Where the code of ``filename`` lives: a package
+    (``site-packages/NAME``), this project (its in-memory fake apart), a
+    standard library module, or built-in functions."""
+    if "site-packages/" in filename:
+        return filename.split("site-packages/")[1].split("/")[0]
+    if "nova_migrate_flows/compute/fake" in filename:
+        return "the fake Nova"
+    if "nova_migrate_flows/" in filename:
+        return "nova_migrate_flows"
+    if filename.startswith(("~", "<")):
+        return "built-in functions"
+    module = filename.split("/lib/python")[-1].split("/", 1)[-1]
+    return "stdlib " + module.rsplit(".", 1)[0]
+
+
+def _memory_profiled(action: Callable[[], dict[str, Any]], lines: int = 12
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``action`` under tracemalloc; its result, and the memory the
+    run held at the largest of its samples (one a second) by where the
+    code that allocated it lives, and the ``lines`` largest lines."""
+    tracemalloc.start(1)
+    before = tracemalloc.take_snapshot()
+    largest: dict[str, Any] = {"traced": 0, "snapshot": None}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(1.0):
+            traced, _ = tracemalloc.get_traced_memory()
+            if traced > largest["traced"]:
+                largest.update(traced=traced,
+                               snapshot=tracemalloc.take_snapshot())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = action()
+    finally:
+        done.set()
+        sampler.join()
+        snapshot = largest["snapshot"] or tracemalloc.take_snapshot()
+        tracemalloc.stop()
+    by_place: dict[str, int] = {}
+    for stat in snapshot.compare_to(before, "filename"):
+        place = _where(stat.traceback[0].filename)
+        by_place[place] = by_place.get(place, 0) + stat.size_diff
+    top = [str(stat) for stat in snapshot.compare_to(before, "lineno")[
+        :lines]]
+    return result, {"held_mb": largest["traced"] / 1e6,
+                    "by_place_mb": {k: v / 1e6 for k, v in
+                                    by_place.items() if v > 0},
+                    "top_lines": top}
 
 
 def _shares(stats: pstats.Stats) -> dict[str, float]:
@@ -286,26 +335,17 @@ def _shares(stats: pstats.Stats) -> dict[str, float]:
     shares: dict[str, float] = {}
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     for (filename, _, _), (_, _, own, _, _) in raw.items():
-        if "site-packages/" in filename:
-            where = filename.split("site-packages/")[1].split("/")[0]
-        elif "nova_migrate_flows/compute/fake" in filename:
-            where = "the fake Nova"
-        elif "nova_migrate_flows/" in filename:
-            where = "nova_migrate_flows"
-        elif filename.startswith("~") or filename.startswith("<"):
-            where = "built-in functions"
-        else:
-            module = filename.split("/lib/python")[-1].split("/", 1)[-1]
-            where = "stdlib " + module.rsplit(".", 1)[0]
+        where = _where(filename)
         shares[where] = shares.get(where, 0.0) + own
     return shares
 
 
 def measure(contender: str, servers: int, hosts: int, targets: int,
-            profile: bool = False,
+            profile: bool = False, memory: bool = False,
             postgresql: str | None = None) -> dict[str, Any]:
     """One measurement, in a worker process (``runner+postgresql`` in the
-    database ``postgresql``, emptied first)."""
+    database ``postgresql``, emptied first); under cProfile with
+    ``profile``, under tracemalloc with ``memory``."""
 
     cloud, sources = _cloud(servers, hosts, targets)
     conf = _conf()
@@ -331,8 +371,12 @@ def measure(contender: str, servers: int, hosts: int, targets: int,
         start_rss = common.current_rss_mb()
         wall, cpu = time.monotonic(), time.process_time()
         top: list[str] = []
+        shares: dict[str, float] = {}
+        held: dict[str, Any] = {}
         if profile:
-            outcome, top = _profiled(actions[contender])
+            outcome, top, shares = _profiled(actions[contender])
+        elif memory:
+            outcome, held = _memory_profiled(actions[contender])
         else:
             outcome = actions[contender]()
         wall, cpu = time.monotonic() - wall, time.process_time() - cpu
@@ -345,6 +389,8 @@ def measure(contender: str, servers: int, hosts: int, targets: int,
         atoms=_atoms(conf, request, by_host) if contender != "loop" else 0,
         fake_calls=sum(cloud.calls.values()),
         profile=top,
+        shares=shares,
+        memory=held,
     )
 
 
@@ -403,17 +449,79 @@ def run(quick: bool, profile: bool = False,
                                      contenders.index(r["contender"])))
     _goals(section, shape, by_key)
     if profile:
-        largest = shape["sizes"][0]
-        figures = common.in_subprocess(
-            "b2_scale", "measure", TIMEOUT * 3, contender="runner",
-            servers=largest, hosts=shape["hosts"], targets=shape["targets"],
-            profile=True)
-        section.notes.append(
-            f"cProfile (thread CPU time) of the runner at {largest} "
-            "servers, top functions by own time:\n"
-            + "\n".join(figures.get("profile") or [figures.get("error",
-                                                               "")]))
+        _profile(section, shape, [c for c in RECORDED if c in contenders],
+                 postgresql)
     return section
+
+
+def _profile(section: common.Section, shape: dict[str, Any],
+             recorded: list[str], postgresql: str | None) -> None:
+    """Notes on where the runner's CPU time and memory go, and where the
+    persistence of each ``recorded`` contender adds CPU time, at the
+    smallest size."""
+    size = shape["sizes"][0]
+
+    def measured(contender: str, **how: Any) -> dict[str, Any]:
+        return common.in_subprocess(
+            "b2_scale", "measure", TIMEOUT * 3, contender=contender,
+            servers=size, hosts=shape["hosts"], targets=shape["targets"],
+            postgresql=postgresql, **how)
+
+    plain = measured("runner", profile=True)
+    section.notes.append(
+        f"cProfile (thread CPU time) of the runner at {size} "
+        "servers, top functions by own time:\n"
+        + "\n".join(plain.get("profile") or [plain.get("error", "")]))
+    for contender in recorded:
+        figures = measured(contender, profile=True)
+        if not figures.get("shares") or not plain.get("shares"):
+            section.notes.append(f"cProfile of {contender}: "
+                                 f"{figures.get('error', 'no profile')}")
+            continue
+        section.notes.append(_persistence_note(contender, size, plain,
+                                               figures))
+    held = measured("runner", memory=True)
+    section.notes.append(_memory_note(size, held))
+
+
+def _persistence_note(contender: str, size: int, plain: dict[str, Any],
+                      recorded: dict[str, Any]) -> str:
+    """Where ``contender`` spends the CPU time the runner does not: the
+    difference of their profiles, by where the code lives."""
+    places = set(plain["shares"]) | set(recorded["shares"])
+    extra = {place: recorded["shares"].get(place, 0.0)
+             - plain["shares"].get(place, 0.0) for place in places}
+    total = sum(extra.values())
+    atoms = recorded["atoms"]
+    shown = [f"{place} {1000 * spent / atoms:.2f}"
+             for place, spent in sorted(extra.items(), key=lambda i: -i[1])
+             if total > 0 and spent / total >= 0.02]
+    return (f"Where {contender} spends more CPU than the runner at {size} "
+            f"servers (both under cProfile, thread CPU time; ms per task, "
+            f"{atoms} tasks): " + ", ".join(shown)
+            + f"; in all {1000 * total / atoms:.2f} ms per task under the "
+            "profiler. Top functions by own time:\n"
+            + "\n".join(recorded["profile"][:18]))
+
+
+def _memory_note(size: int, figures: dict[str, Any]) -> str:
+    """Where the runner's memory goes, from its tracemalloc measurement."""
+    held = figures.get("memory") or {}
+    if not held:
+        return f"tracemalloc of the runner: {figures.get('error', 'none')}"
+    atoms = figures["atoms"]
+    total = sum(held["by_place_mb"].values()) or 1.0
+    places = ", ".join(
+        f"{place} {mb:.0f} MB ({100 * mb / total:.0f} %)"
+        for place, mb in sorted(held["by_place_mb"].items(),
+                                key=lambda i: -i[1])
+        if mb / total >= 0.02)
+    return (f"tracemalloc of the runner at {size} servers: "
+            f"{held['held_mb']:.0f} MB allocated by the run and still held "
+            f"at its largest sample (one a second), "
+            f"{1000 * held['held_mb'] / atoms:.1f} KB per task ({atoms} "
+            f"tasks), by where the code that allocated it lives: {places}. "
+            "Largest lines:\n" + "\n".join(held["top_lines"]))
 
 
 def _goals(section: common.Section, shape: dict[str, Any],

@@ -64,7 +64,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="B1: runs per contender; the median is shown.")
     parser.add_argument("--profile", action="store_true",
-                        help="B2: add a cProfile of the runner.")
+                        help="B2: add a cProfile of the runner and of "
+                        "each contender that records the run (where its "
+                        "persistence costs), and a tracemalloc of the "
+                        "runner's memory.")
     parser.add_argument("--notifications", metavar="TRANSPORT_URL",
                         help="B1: have the sandbox's Nova send its "
                         "versioned notifications to this message bus "
