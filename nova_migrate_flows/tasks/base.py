@@ -40,11 +40,33 @@ CORE = "core"
 HOOK = "hook"
 
 
+def remember_signatures(cls: type) -> None:
+    """Give the ``execute``, ``revert`` and ``on_failure`` functions of
+    ``cls`` (its own or inherited, TaskFlow's default ``revert`` too) their
+    ``__signature__``, computed once.
+
+    TaskFlow reads the signatures of an atom's methods each time it makes
+    an atom (``inspect.signature``, which parses the function again every
+    time): a sixth of the CPU time of building a 1,000-server drain.
+    ``inspect.signature`` answers a function's ``__signature__`` at once.
+    """
+    for name in ("execute", "revert", "on_failure"):
+        function = getattr(cls, name, None)
+        if inspect.isfunction(function) and not hasattr(function,
+                                                        "__signature__"):
+            function.__signature__ = (  # type: ignore[attr-defined]
+                inspect.signature(function))
+
+
 class BaseTask(task.Task):
     """A task of nova-migrate-flows."""
 
     #: ``preflight``, ``verify``, ``core`` or ``hook``.
     kind: ClassVar[str] = CORE
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        remember_signatures(cls)
 
     @classmethod
     def description(cls) -> str:

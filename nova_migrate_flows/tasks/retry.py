@@ -26,6 +26,7 @@ from typing import Any
 from taskflow import retry
 
 from nova_migrate_flows import constants, exceptions
+from nova_migrate_flows.tasks import base
 
 #: Failures that no other server would escape either.
 FATAL = (exceptions.NovaUnavailable, exceptions.Interrupted)
@@ -72,6 +73,9 @@ class TargetHostRetry(retry.Retry):
     def revert(self, history: retry.History, *args: Any,
                **kwargs: Any) -> None:
         """Nothing to undo: the controller only chose hosts."""
+
+
+base.remember_signatures(TargetHostRetry)
 
 
 def _reason(failure: Any) -> str:

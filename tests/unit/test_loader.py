@@ -16,7 +16,7 @@ import inspect
 import pytest
 
 from nova_migrate_flows import exceptions
-from nova_migrate_flows.tasks import base, loader, preflight
+from nova_migrate_flows.tasks import base, loader, preflight, retry
 
 
 def test_plugins_load_in_the_configured_order():
@@ -95,3 +95,29 @@ def test_every_revert_takes_the_engine_s_extra_arguments():
             continue
         parameters = inspect.signature(plugin.revert).parameters.values()
         assert any(p.kind is p.VAR_KEYWORD for p in parameters), name
+
+
+def test_every_task_remembers_the_signatures_taskflow_reads():
+    # TaskFlow reads them for every atom it makes; remembered, inspect
+    # answers them without parsing the function again.
+    for name, plugin in loader.installed().items():
+        if isinstance(plugin, BaseException) or not issubclass(
+                plugin, base.BaseTask):
+            continue
+        for method in ("execute", "revert"):
+            function = getattr(plugin, method)
+            assert "__signature__" in vars(function), (name, method)
+
+
+def test_a_remembered_signature_is_the_function_s_own():
+    class Probe(base.BaseTask):
+        def execute(self, server_id, runtime=None):
+            return server_id
+
+    probe = Probe(name="probe")
+
+    assert list(inspect.signature(Probe.execute).parameters) == [
+        "self", "server_id", "runtime"]
+    assert set(probe.requires) == {"server_id"}
+    assert set(probe.optional) == {"runtime"}
+    assert "__signature__" in vars(retry.TargetHostRetry.execute)
