@@ -44,13 +44,19 @@ The ``logbooks`` table's ``uuid``, ``meta`` (JSON), ``updated_at`` columns
     alone by :meth:`_Connection.save_logbook_meta`.
 ``impl_sqlalchemy.Connection._update_atom_details(conn, ad, e_ad)``
     Merges ``ad`` into the stored ``e_ad`` and writes it: the stock
-    ``update_atom_details``, ``update_flow_details`` and ``save_logbook``
-    call it for every atom they write; :class:`_Connection` overrides it
-    (and ``update_atom_details``) to write with a statement built once.
-    The ``atomdetails`` table has a column for each key of
-    ``AtomDetail.to_dict()``, as the stock method assumes.
-``impl_sqlalchemy._Alchemist.convert_atom_detail(row)``
-    Builds an atom detail of a row of the ``atomdetails`` table.
+    ``save_logbook`` calls it (through ``_update_flow_details``) for every
+    atom it writes; :class:`_Connection` overrides it to write with a
+    statement built once.
+The ``atomdetails`` and ``flowdetails`` tables
+    Have a column for each key of ``AtomDetail.to_dict()`` and
+    ``FlowDetail.to_dict()`` (the stock writes assume it too), and
+    ``atomdetails`` a ``parent_uuid``: :meth:`_Connection.
+    update_atom_details` and :meth:`_Connection.update_flow_details`, which
+    replace the stock methods, write them with statements built once.
+``impl_sqlalchemy.Connection._insert_atom_details(conn, ad, parent_uuid)``
+    Inserts an atom detail of a flow: :meth:`_Connection.
+    update_flow_details` inserts a flow's new atoms with it, as the stock
+    method does.
 ``impl_sqlalchemy.Connection._insert_flow_details(conn, fd, parent_uuid)``
     Inserts a flow detail and its atoms in a transaction: what
     :meth:`_Connection.add_flow_detail` does, without ``save_logbook``'s
@@ -146,30 +152,68 @@ class _Connection(impl_sqlalchemy.Connection):
         return meta
 
     def update_atom_details(self, atom_detail: Any) -> Any:
-        """What the stock method does (read the stored atom, merge
-        ``atom_detail`` into it, write it), with statements built once per
-        backend: built for every write, as the stock method builds them,
-        SQLAlchemy computed their cache keys again each time, and that was
-        most of the CPU time a recorded run spent in persistence."""
+        """Write ``atom_detail`` over its stored row: one UPDATE.
+
+        The stock method reads the stored atom, merges ``atom_detail``
+        into it and writes the result; a merge takes every field of the
+        detail given (``AtomDetail.merge``), so the row written is the same
+        without the read. Its statements, built for every write, also had
+        SQLAlchemy compute their cache keys again each time; this one is
+        built once per backend. Answers the detail given, as TaskFlow's
+        in-memory backend does (its storage copies the answer into its own
+        detail).
+        """
         try:
             with self._engine.begin() as conn:
-                row = conn.execute(self._backend.atom_query,
-                                   {"match_uuid": atom_detail.uuid}).first()
-                if row is None:
-                    raise tf_exc.NotFound(
-                        f"No atom details found with uuid "
-                        f"'{atom_detail.uuid}'")
-                stored = self._converter.convert_atom_detail(row._mapping)
-                self._update_atom_details(conn, atom_detail, stored)
+                written = conn.execute(
+                    self._backend.atom_update,
+                    dict(atom_detail.to_dict(), match_uuid=atom_detail.uuid))
         except sa.exc.SQLAlchemyError as exc:
             raise tf_exc.StorageFailure(
                 f"Failed updating atom details with uuid "
                 f"'{atom_detail.uuid}'"
             ) from exc
-        return stored
+        if written.rowcount == 0:
+            raise tf_exc.NotFound(
+                f"No atom details found with uuid '{atom_detail.uuid}'")
+        return atom_detail
+
+    def update_flow_details(self, flow_detail: Any) -> Any:
+        """Write the row of ``flow_detail`` and insert those of its atoms
+        that are not stored yet.
+
+        The stock method reads the flow and every atom of it back and
+        writes them all again, on every change of the flow's state. An
+        atom stored already is written by ``update_atom_details`` whenever
+        TaskFlow's storage changes it (its own copy changes only once that
+        write succeeded), so writing it again wrote what the row held.
+        Answers the detail given.
+        """
+        try:
+            with self._engine.begin() as conn:
+                written = conn.execute(
+                    self._backend.flow_update,
+                    dict(flow_detail.to_dict(), match_uuid=flow_detail.uuid))
+                if written.rowcount == 0:
+                    raise tf_exc.NotFound(
+                        f"No flow details found with uuid "
+                        f"'{flow_detail.uuid}'")
+                stored = set(conn.execute(
+                    self._backend.flow_atoms_query,
+                    {"match_uuid": flow_detail.uuid}).scalars())
+                for atom_detail in flow_detail:
+                    if atom_detail.uuid not in stored:
+                        self._insert_atom_details(conn, atom_detail,
+                                                  flow_detail.uuid)
+        except sa.exc.SQLAlchemyError as exc:
+            raise tf_exc.StorageFailure(
+                f"Failed updating flow details with uuid "
+                f"'{flow_detail.uuid}'"
+            ) from exc
+        return flow_detail
 
     def _update_atom_details(self, conn: Any, ad: Any, e_ad: Any) -> None:
-        # Called by the stock update_flow_details and save_logbook too.
+        # Called by the stock save_logbook for every atom it writes.
         e_ad.merge(ad)
         conn.execute(self._backend.atom_update,
                      dict(e_ad.to_dict(), match_uuid=e_ad.uuid))
@@ -225,14 +269,18 @@ class SharedTablesBackend(impl_sqlalchemy.SQLAlchemyBackend):
         logbooks = self.tables.logbooks
         self.meta_query = sa.select(logbooks.c.meta).where(
             logbooks.c.uuid == sa.bindparam("uuid"))
-        #: The read and the write of one atom detail
-        #: (:meth:`_Connection.update_atom_details`); the write sets the
-        #: columns its parameters name.
+        #: The writes of one atom detail and of one flow detail, and the
+        #: ids of a flow's stored atoms (:meth:`_Connection.
+        #: update_atom_details`, :meth:`_Connection.update_flow_details`);
+        #: a write sets the columns its parameters name.
         atoms = self.tables.atomdetails
-        self.atom_query = sa.select(atoms).where(
-            atoms.c.uuid == sa.bindparam("match_uuid"))
+        flows = self.tables.flowdetails
         self.atom_update = sa.update(atoms).where(
             atoms.c.uuid == sa.bindparam("match_uuid"))
+        self.flow_update = sa.update(flows).where(
+            flows.c.uuid == sa.bindparam("match_uuid"))
+        self.flow_atoms_query = sa.select(atoms.c.uuid).where(
+            atoms.c.parent_uuid == sa.bindparam("match_uuid"))
 
     def get_connection(self) -> _Connection:
         conn = _Connection(self, self._upgrade_lock)

@@ -293,8 +293,6 @@ def calls_on_self(func):
 
 
 @pytest.mark.parametrize("method, callee", [
-    ("update_atom_details", "_update_atom_details"),
-    ("update_flow_details", "_update_flow_details"),
     ("save_logbook", "_update_flow_details"),
     ("_update_flow_details", "_update_atom_details"),
 ])
@@ -310,50 +308,74 @@ def test_stock_writes_of_atoms_go_through_one_private_method(method, callee):
                 f"its parameters are {found}, not (self, conn, ad, e_ad)")
 
 
-def test_an_atom_detail_has_a_column_for_each_of_its_fields():
-    columns = set(tf_tables.fetch(sa.MetaData()).atomdetails.c.keys())
-    fields = set(models.TaskDetail("t", uuid="a").to_dict())
+@pytest.mark.parametrize("table, detail", [
+    ("atomdetails", models.TaskDetail("t", uuid="a")),
+    ("atomdetails", models.RetryDetail("r", uuid="b")),
+    ("flowdetails", models.FlowDetail("f", uuid="c")),
+])
+def test_a_detail_has_a_column_for_each_of_its_fields(table, detail):
+    columns = set(getattr(tf_tables.fetch(sa.MetaData()), table).c.keys())
+    fields = set(detail.to_dict()) | {"parent_uuid"}
     if not fields <= columns:
-        changed("the atomdetails table",
+        changed(f"the {table} table",
                 f"it has no column for {sorted(fields - columns)}")
-    if parameters(impl_sqlalchemy._Alchemist.convert_atom_detail) != [
-            "row"]:
-        changed("impl_sqlalchemy._Alchemist.convert_atom_detail",
-                "it no longer takes a row alone")
 
 
-def test_atoms_written_through_a_flow_and_alone_are_read_back(url, backend):
+def test_atoms_are_inserted_into_a_flow_by_a_private_method():
+    insert = impl_sqlalchemy.Connection._insert_atom_details
+    if parameters(insert) != ["self", "conn", "ad", "parent_uuid"]:
+        changed("impl_sqlalchemy.Connection._insert_atom_details",
+                f"its parameters are {parameters(insert)}, not (self, conn, "
+                "ad, parent_uuid)")
+
+
+def test_a_flow_writes_its_row_and_new_atoms_and_an_atom_itself(
+        url, backend):
     book = models.LogBook("run", uuid="0b5a2f7e-0000-4000-8000-000000000009")
     detail = models.FlowDetail("host1", uuid="f9")
     first = models.TaskDetail("live-migrate[s1]", uuid="a9")
-    second = models.RetryDetail("target[s1]", uuid="b9")
     detail.add(first)
-    detail.add(second)
     book.add(detail)
     with contextlib.closing(backend.get_connection()) as connection:
         connection.save_logbook(book)
-    first.state, first.results = "SUCCESS", {"destination": "host2"}
-    second.state = "RUNNING"
+    # As TaskFlow's storage does: a new atom joins through the flow, a
+    # changed atom is written by itself.
+    second = models.RetryDetail("target[s1]", uuid="b9")
+    second.state = "PENDING"
+    detail.add(second)
     detail.state = "RUNNING"
+    first.state = "RUNNING"
 
     with contextlib.closing(backend.get_connection()) as connection:
-        connection.update_flow_details(detail)
-        first.results = {"destination": "host3"}
-        connection.update_atom_details(first)
+        assert connection.update_flow_details(detail) is detail
+        first_stored_after_flow = _stored_atoms(url, book.uuid)["a9"].state
+        first.state, first.results = "SUCCESS", {"destination": "host3"}
+        assert connection.update_atom_details(first) is first
         with pytest.raises(tf_exc.NotFound, match="No atom details"):
             connection.update_atom_details(
                 models.TaskDetail("gone", uuid="c9"))
+        with pytest.raises(tf_exc.NotFound, match="No flow details"):
+            connection.update_flow_details(models.FlowDetail("gone", "g9"))
 
-    other = persistence.FastSQLBackend({"connection": url})
-    with contextlib.closing(other.get_connection()) as connection:
-        (loaded,) = list(connection.get_logbook(book.uuid))
-    other.close()
-    atoms = {atom.uuid: atom for atom in loaded}
-    assert loaded.state == "RUNNING"
+    atoms = _stored_atoms(url, book.uuid)
+    # Written by update_atom_details only, not by the flow's write.
+    assert first_stored_after_flow is None
     assert (atoms["a9"].state, atoms["a9"].results) == (
         "SUCCESS", {"destination": "host3"})
     assert isinstance(atoms["b9"], models.RetryDetail)
-    assert atoms["b9"].state == "RUNNING"
+    assert atoms["b9"].state == "PENDING"
+    assert atoms["_flow_state"] == "RUNNING"
+
+
+def _stored_atoms(url, book_uuid):
+    """The atoms of the book's one flow as another process reads them,
+    and the flow's state (``_flow_state``)."""
+    other = persistence.FastSQLBackend({"connection": url})
+    with contextlib.closing(other.get_connection()) as connection:
+        (loaded,) = list(connection.get_logbook(book_uuid))
+    other.close()
+    return dict({atom.uuid: atom for atom in loaded},
+                _flow_state=loaded.state)
 
 
 def test_flows_are_inserted_into_a_logbook_by_a_private_method():
