@@ -27,8 +27,13 @@ each began, which gives the time from the start of the process to its
 first compute request.
 """
 
+import io
 import os
+import pstats
+import subprocess
 import sys
+import tempfile
+import time
 from typing import Any
 
 import b1_drain
@@ -44,6 +49,8 @@ SDK = "sdk-script"
 PHASES = ("first_request_s", "post_s", "nova_start_s", "nova_end_s")
 SDK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           "sdk_live_migrate.py")
+PROFILED_CLI = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "profiled_cli.py")
 
 
 def _command(contender: str, sandbox: control.SandboxInfo,
@@ -76,8 +83,45 @@ def _once(bench: b1_drain.Bench, contender: str, host: str
     )
 
 
-def run(quick: bool, sandbox: control.SandboxInfo) -> common.Section:
-    """Both contenders, taking turns, ``1`` (quick) or ``5`` times each."""
+def _profile(bench: b1_drain.Bench, host: str, lines: int = 30) -> str:
+    """One more run of ``nova-migrate-flow live-migrate`` under a
+    wall-clock profile of every thread (``profiled_cli.py``): where its
+    time goes, imports apart."""
+    server_id = next(iter(bench.reset([host], 1, disable=False)))
+    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=bench.sandbox.clouds_yaml)
+    with tempfile.TemporaryDirectory(prefix="nmf-bench-b4-") as tmp:
+        stats_file = os.path.join(tmp, "live-migrate.prof")
+        start = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, PROFILED_CLI, stats_file,
+             *_command(NMF, bench.sandbox, server_id)[1:]],
+            capture_output=True, env=env, timeout=b3_startup.TIMEOUT,
+            check=False, stdin=subprocess.DEVNULL, text=True)
+        wall = time.monotonic() - start
+        if done.returncode != 0 or not os.path.exists(stats_file):
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return f"The profiled run failed (exit {done.returncode}): {tail}"
+        stream = io.StringIO()
+        stats = pstats.Stats(stats_file, stream=stream)
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    imports = max((entry[3] for (filename, _, name), entry in raw.items()
+                   if name == "_find_and_load"
+                   and "importlib._bootstrap" in filename), default=0.0)
+    stats.sort_stats("cumulative").print_stats("nova_migrate_flows", lines)
+    return (
+        f"Wall-clock profile of one more run of {NMF} (cProfile timed by "
+        f"perf_counter on every thread, benchmarks/profiled_cli.py; "
+        f"{wall:.2f} s under the profiler): imports took {imports:.2f} s "
+        "in all; the functions of nova_migrate_flows by cumulative time "
+        "(threads overlap, and a thread's waiting counts):\n"
+        + "\n".join(line for line in stream.getvalue().splitlines()
+                     if line.strip()))
+
+
+def run(quick: bool, sandbox: control.SandboxInfo,
+        profile: bool = False) -> common.Section:
+    """Both contenders, taking turns, ``1`` (quick) or ``5`` times each;
+    with ``profile``, one more profiled run of ours."""
     runs = 1 if quick else 5
     section = common.Section(
         "b4", "B4: one server, whole processes (sandbox, live migration of "
@@ -135,6 +179,8 @@ def run(quick: bool, sandbox: control.SandboxInfo) -> common.Section:
             f"{route} {count}" for route, count in sorted(
                 measured[SDK][-1]["requests_by_route"].items())),
     ]
+    if profile:
+        section.notes.append(_profile(bench, host))
     section.details = {"runs": measured}
     return section
 

@@ -67,7 +67,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
                         help="B2: add a cProfile of the runner and of "
                         "each contender that records the run (where its "
                         "persistence costs), and a tracemalloc of the "
-                        "runner's memory.")
+                        "runner's memory. B4: add a wall-clock profile of "
+                        "one more live-migrate.")
     parser.add_argument("--notifications", metavar="TRANSPORT_URL",
                         help="B1: have the sandbox's Nova send its "
                         "versioned notifications to this message bus "
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> list[common.Section]:
                                        args.notifications)
             elif key == "b4":
                 assert sandbox is not None
-                section = b4_single.run(args.quick, sandbox)
+                section = b4_single.run(args.quick, sandbox, args.profile)
             elif key == "b5":
                 assert sandbox is not None
                 section = b5_trouble.run(args.quick, sandbox)
