@@ -35,15 +35,18 @@ TaskFlow's own persistence; ``submit`` fences what it writes itself (the
 run, its flows, their posting). A roll's own record (its steps) is written
 without a fence; each enter and exit run it starts is fenced.
 
-The remaining window: the check and the write are two steps, not one
-transaction (TaskFlow's SQL backend opens a transaction of its own for each
-write, and its directory and ZooKeeper backends have none). A resume that
-claims the run between one thread's check and its write lets that one
-write land after the claim: at most one write per thread of the old run,
-and that thread's next write is refused. The resume's own writes, and at
-its end the save of the whole logbook as it knows it (every flow and atom
-detail again), replace such a write, unless the old thread stalls between
-its check and its write until the resume has ended.
+The remaining window. Our SQL backend reads the owner inside each write's
+own transaction (``taskflow_sql._Connection.fence``); on PostgreSQL and
+MySQL that read locks the logbook's row for share until the write commits,
+so a claim, which writes that row, waits for the write or the write sees
+the claim: no write of the old run lands after a claim. SQLite takes its
+write lock only at the write (pysqlite opens the transaction there), and
+TaskFlow's directory and ZooKeeper backends have no transactions: there a
+resume that claims the run between one thread's check and its write lets
+that one write land after the claim, at most one write per thread of the
+old run (that thread's next write is refused). The resume writes again
+every task it runs or reverts, which replaces such a write; the run's state
+and outcomes (the logbook's metadata) are the resume's own.
 """
 
 from typing import Any
@@ -89,6 +92,11 @@ class FencedConnection:
         self._connection = connection
         self._run_id = run_id
         self._token = token
+        # Our SQL backend checks inside each write's own transaction.
+        fence = getattr(connection, "fence", None)
+        self._checked_inside = fence is not None
+        if fence is not None:
+            fence(run_id, self._check_meta)
 
     def _check(self) -> None:
         # Our SQL backend reads the logbook's metadata alone; TaskFlow's
@@ -98,6 +106,14 @@ class FencedConnection:
             meta = read_meta(self._run_id)
         else:
             meta = self._connection.get_logbook(self._run_id, lazy=True).meta
+        self._check_meta(meta)
+
+    def _check_outside(self) -> None:
+        """Check before a write the connection does not check itself."""
+        if not self._checked_inside:
+            self._check()
+
+    def _check_meta(self, meta: dict[str, Any] | None) -> None:
         holder = (meta or {}).get("owner") or {}
         if holder.get("token") != self._token:
             LOG.error("Run %s was resumed by another process (host %s, pid "
@@ -110,22 +126,22 @@ class FencedConnection:
         return self._connection.save_logbook(book)
 
     def add_flow_detail(self, book: Any, detail: Any) -> None:
-        self._check()
+        self._check_outside()
         book_writes.add_flow_detail(self._connection, book, detail)
 
     def save_logbook_meta(self, book: Any) -> None:
-        self._check()
+        self._check_outside()
         book_writes.save_meta(self._connection, book)
 
     def update_flow_details(self, flow_detail: Any, *args: Any,
                             **kwargs: Any) -> Any:
-        self._check()
+        self._check_outside()
         return self._connection.update_flow_details(flow_detail, *args,
                                                     **kwargs)
 
     def update_atom_details(self, atom_detail: Any, *args: Any,
                             **kwargs: Any) -> Any:
-        self._check()
+        self._check_outside()
         return self._connection.update_atom_details(atom_detail, *args,
                                                     **kwargs)
 

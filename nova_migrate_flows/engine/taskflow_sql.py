@@ -50,13 +50,14 @@ The ``logbooks`` table's ``uuid``, ``meta`` (JSON), ``updated_at`` columns
 The ``atomdetails`` and ``flowdetails`` tables
     Have a column for each key of ``AtomDetail.to_dict()`` and
     ``FlowDetail.to_dict()`` (the stock writes assume it too), and
-    ``atomdetails`` a ``parent_uuid``: :meth:`_Connection.
-    update_atom_details` and :meth:`_Connection.update_flow_details`, which
-    replace the stock methods, write them with statements built once.
+    ``atomdetails`` a ``parent_uuid``:
+    :meth:`_Connection.update_atom_details` and
+    :meth:`_Connection.update_flow_details`, which replace the stock
+    methods, write them with statements built once.
 ``impl_sqlalchemy.Connection._insert_atom_details(conn, ad, parent_uuid)``
-    Inserts an atom detail of a flow: :meth:`_Connection.
-    update_flow_details` inserts a flow's new atoms with it, as the stock
-    method does.
+    Inserts an atom detail of a flow:
+    :meth:`_Connection.update_flow_details` inserts a flow's new atoms
+    with it, as the stock method does.
 ``impl_sqlalchemy.Connection._insert_flow_details(conn, fd, parent_uuid)``
     Inserts a flow detail and its atoms in a transaction: what
     :meth:`_Connection.add_flow_detail` does, without ``save_logbook``'s
@@ -77,10 +78,12 @@ The ``atomdetails`` and ``flowdetails`` tables
 Nothing else in the project imports ``impl_sqlalchemy`` or ``tables``.
 """
 
+import contextlib
 import importlib.util
 import sys
 import threading
 import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -151,6 +154,40 @@ class _Connection(impl_sqlalchemy.Connection):
         meta: dict[str, Any] = row[0] or {}
         return meta
 
+    #: Set by :meth:`fence`: the logbook whose metadata each write of
+    #: this connection reads first, and the check it is given to.
+    _fence: tuple[str, Callable[[dict[str, Any]], None]] | None = None
+
+    def fence(self, book_uuid: str,
+              check: Callable[[dict[str, Any]], None]) -> None:
+        """Have each write of this connection (:meth:`update_atom_details`,
+        :meth:`update_flow_details`, :meth:`add_flow_detail`,
+        :meth:`save_logbook_meta`) first read the metadata of logbook
+        ``book_uuid`` in its own transaction and give it to ``check``,
+        which raises to stop the write. On PostgreSQL and MySQL the read
+        locks the logbook's row for share until the write commits: a claim
+        of the run (which writes that row) waits for the write, or the
+        write sees the claim."""
+        self._fence = (book_uuid, check)
+
+    @contextlib.contextmanager
+    def _writing(self, of_logbook: bool = False) -> Iterator[Any]:
+        """A transaction for a write, checked by the fence if any; one
+        that writes the logbook's own row (``of_logbook``) locks it for
+        update at once: two such writes holding it for share would each
+        wait for the other."""
+        with self._engine.begin() as conn:
+            if self._fence is not None:
+                book_uuid, check = self._fence
+                query = (self._backend.fence_update_query if of_logbook
+                         else self._backend.fence_query)
+                row = conn.execute(query, {"uuid": book_uuid}).first()
+                if row is None:
+                    raise tf_exc.NotFound(
+                        f"No logbook found with uuid '{book_uuid}'")
+                check(row[0] or {})
+            yield conn
+
     def update_atom_details(self, atom_detail: Any) -> Any:
         """Write ``atom_detail`` over its stored row: one UPDATE.
 
@@ -164,7 +201,7 @@ class _Connection(impl_sqlalchemy.Connection):
         detail).
         """
         try:
-            with self._engine.begin() as conn:
+            with self._writing() as conn:
                 written = conn.execute(
                     self._backend.atom_update,
                     dict(atom_detail.to_dict(), match_uuid=atom_detail.uuid))
@@ -190,7 +227,7 @@ class _Connection(impl_sqlalchemy.Connection):
         Answers the detail given.
         """
         try:
-            with self._engine.begin() as conn:
+            with self._writing() as conn:
                 written = conn.execute(
                     self._backend.flow_update,
                     dict(flow_detail.to_dict(), match_uuid=flow_detail.uuid))
@@ -225,7 +262,7 @@ class _Connection(impl_sqlalchemy.Connection):
         writes them all again; see
         :mod:`nova_migrate_flows.engine.book_writes`)."""
         try:
-            with self._engine.begin() as conn:
+            with self._writing() as conn:
                 self._insert_flow_details(conn, flow_detail, book.uuid)
         except sa.exc.SQLAlchemyError as exc:
             raise tf_exc.StorageFailure(
@@ -238,7 +275,7 @@ class _Connection(impl_sqlalchemy.Connection):
         nothing of its flows."""
         logbooks = self._tables.logbooks
         try:
-            with self._engine.begin() as conn:
+            with self._writing(of_logbook=True) as conn:
                 result = conn.execute(
                     sa.update(logbooks)
                     .where(logbooks.c.uuid == book.uuid)
@@ -269,9 +306,13 @@ class SharedTablesBackend(impl_sqlalchemy.SQLAlchemyBackend):
         logbooks = self.tables.logbooks
         self.meta_query = sa.select(logbooks.c.meta).where(
             logbooks.c.uuid == sa.bindparam("uuid"))
+        #: The same read, locking the row for share where the database
+        #: can (:meth:`_Connection.fence`; SQLite renders no lock).
+        self.fence_query = self.meta_query.with_for_update(read=True)
+        self.fence_update_query = self.meta_query.with_for_update()
         #: The writes of one atom detail and of one flow detail, and the
-        #: ids of a flow's stored atoms (:meth:`_Connection.
-        #: update_atom_details`, :meth:`_Connection.update_flow_details`);
+        #: ids of a flow's stored atoms (``update_atom_details`` and
+        #: ``update_flow_details`` of :class:`_Connection`);
         #: a write sets the columns its parameters name.
         atoms = self.tables.atomdetails
         flows = self.tables.flowdetails

@@ -12,6 +12,7 @@
 """A run writes its record only while it holds the record's owner token."""
 
 import contextlib
+import threading
 
 import pytest
 from taskflow.persistence import models
@@ -22,21 +23,32 @@ from nova_migrate_flows.engine import (
     fencing,
     persistence,
     records,
+    taskflow_sql,
 )
+from tests import external
 
 RUN_ID = "0b5a2f7e-0000-4000-8000-000000000006"
 
 
-@pytest.fixture(params=["sqlite", "dir", "memory"])
+@pytest.fixture(params=["sqlite",
+                        pytest.param("postgresql",
+                                     marks=pytest.mark.postgresql),
+                        "dir", "memory"])
 def backend(request, conf, tmp_path):
-    """Our SQL backend (which reads the owner alone) and two of TaskFlow's
-    (which read the logbook without its flows)."""
+    """Our SQL backend (which reads the owner alone, in the write's own
+    transaction) and two of TaskFlow's (which read the logbook without its
+    flows)."""
     conf.config(state_dir=str(tmp_path))
-    if request.param == "dir":
+    if request.param == "postgresql":
+        conf.config(group="persistence",
+                    connection=external.address("postgresql"))
+    elif request.param == "dir":
         conf.config(group="persistence", connection=f"dir://{tmp_path}/runs")
     elif request.param == "memory":
         conf.config(group="persistence", connection="memory://")
     backend = persistence.backend_from_conf(conf.conf)
+    with contextlib.closing(backend.get_connection()) as connection:
+        connection.clear_all()
     yield backend
     backend.close()
 
@@ -146,6 +158,29 @@ def test_a_run_taken_over_writes_nothing(backend, what):
     assert caught.value.exit_code == exceptions.ExitCode.INTERRUPTED
 
 
+@pytest.mark.parametrize("what", ["atom", "flow", "meta", "new flow"])
+def test_the_sql_backend_checks_the_owner_inside_each_write(
+        conf, tmp_path, monkeypatch, what):
+    conf.config(state_dir=str(tmp_path))
+    backend = persistence.backend_from_conf(conf.conf)
+    book, token = record(backend)
+    # No check apart from the write: the write's transaction reads it.
+    monkeypatch.setattr(taskflow_sql._Connection, "logbook_meta",
+                        lambda self, uuid: pytest.fail("checked apart"))
+    all_writes = dict(writes(book), **{
+        "new flow": lambda connection: add_flow(connection, book)})
+    fenced = fencing.FencedBackend(backend, RUN_ID, token)
+    with contextlib.closing(fenced.get_connection()) as connection:
+        all_writes[what](connection)
+    store = records.Records(backend)
+    store.claim(store.get(RUN_ID))  # a resume elsewhere
+
+    with contextlib.closing(fenced.get_connection()) as connection, \
+            pytest.raises(exceptions.RunTakenOver):
+        all_writes[what](connection)
+    backend.close()
+
+
 def test_each_claim_of_a_run_has_a_token_of_its_own(backend):
     book, token = record(backend)
     store = records.Records(backend)
@@ -157,3 +192,45 @@ def test_each_claim_of_a_run_has_a_token_of_its_own(backend):
         tokens.add(fencing.token_of(store.get(RUN_ID)))
 
     assert len(tokens) == 4
+
+
+@pytest.mark.postgresql
+def test_a_write_on_postgresql_waits_for_a_claim_in_progress(conf):
+    conf.config(group="persistence",
+                connection=external.address("postgresql"))
+    backend = persistence.backend_from_conf(conf.conf)
+    with contextlib.closing(backend.get_connection()) as connection:
+        connection.clear_all()
+    book, token = record(backend)
+    (detail,) = list(book)
+    (atom,) = list(detail)
+    fenced = fencing.FencedBackend(backend, RUN_ID, token)
+    claimed = dict(book.meta, owner=dict(book.meta["owner"], token="other"))
+    outcome = []
+
+    def write():
+        atom.state = "SUCCESS"
+        try:
+            with contextlib.closing(fenced.get_connection()) as connection:
+                connection.update_atom_details(atom)
+        except exceptions.RunTakenOver as exc:
+            outcome.append(exc)
+        else:
+            outcome.append("written")
+
+    logbooks = backend.tables.logbooks
+    with backend.engine.connect() as claim:
+        # A resume's claim, not committed yet: it holds the logbook's row.
+        claim.execute(logbooks.update().where(logbooks.c.uuid == RUN_ID)
+                      .values(meta=claimed))
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join(0.5)
+        waited = writer.is_alive()
+        claim.commit()
+    writer.join()
+
+    assert waited, outcome
+    assert isinstance(outcome[0], exceptions.RunTakenOver)
+    assert stored(backend)[2] is None
+    backend.close()
