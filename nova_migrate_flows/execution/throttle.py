@@ -39,6 +39,7 @@ moving at once could land on one host; one at a time, each lands where the
 policy allows.
 """
 
+import collections
 import threading
 from collections.abc import Callable, Iterable
 
@@ -63,16 +64,33 @@ class Throttle:
         self._total = total
         #: (host, kind) of which Nova's compute held a migration.
         self._handed: set[tuple[str, str]] = set()
-        self._cond = threading.Condition()
+        # One lock; the moves waiting for a slot of one host and kind wait
+        # on that line's own condition, so that a slot given back wakes the
+        # waiters it may let go, not those of every host of the run.
+        self._lock = threading.RLock()
+        self._lines: dict[tuple[str, str], threading.Condition] = {}
         self._held: dict[str, tuple[str, str]] = {}
+        self._counts: collections.Counter[tuple[str, str]] = (
+            collections.Counter())
         self._exclusive: dict[str, frozenset[str]] = {}
         #: Per (host, kind), the moves waiting for a slot: their order and
         #: exclusive groups.
         self._waiting: dict[tuple[str, str],
                             dict[str, tuple[int, frozenset[str]]]] = {}
 
-    def _count(self, host: str, kind: str) -> int:
-        return sum(1 for h, k in self._held.values() if (h, k) == (host, kind))
+    def _line(self, line: tuple[str, str]) -> threading.Condition:
+        cond = self._lines.get(line)
+        if cond is None:
+            cond = self._lines[line] = threading.Condition(self._lock)
+        return cond
+
+    def _wake_every_line(self) -> None:
+        for cond in self._lines.values():
+            cond.notify_all()
+
+    def _take(self, key: str, line: tuple[str, str]) -> None:
+        self._held[key] = line
+        self._counts[line] += 1
 
     def _limit(self, host: str, kind: str) -> int:
         limit = self._per_host[kind]
@@ -116,31 +134,32 @@ class Throttle:
         """
         groups = frozenset(exclusive)
         line = (host, kind)
-        with self._cond:
+        with self._lock:
             if key in self._held:
                 return True
+            cond = self._line(line)
             self._waiting.setdefault(line, {})[key] = (order, groups)
             try:
                 while True:
                     if should_stop():
                         return False
                     if (
-                        self._count(host, kind) < self._limit(host, kind)
+                        self._counts[line] < self._limit(host, kind)
                         and len(self._held) < self._total
                         and not self._taken(groups)
                         and self._first_in_line(key, host, kind)
                     ):
-                        self._held[key] = (host, kind)
+                        self._take(key, line)
                         if groups:
                             self._exclusive[key] = groups
                         return True
-                    self._cond.wait(poll)
+                    cond.wait(poll)
             finally:
                 waiting = self._waiting[line]
                 del waiting[key]
                 if waiting:
                     # The next in line may go now.
-                    self._cond.notify_all()
+                    cond.notify_all()
                 else:
                     del self._waiting[line]
 
@@ -148,40 +167,49 @@ class Throttle:
               exclusive: Iterable[str] = ()) -> None:
         """Count a migration that Nova runs already (an adopted one), even
         beyond the limit: it holds a slot in Nova whatever we think."""
-        with self._cond:
-            self._held[key] = (host, kind)
+        with self._lock:
+            if key not in self._held:
+                self._take(key, (host, kind))
             if exclusive:
                 self._exclusive[key] = frozenset(exclusive)
 
     def handed(self, host: str, kind: str) -> None:
         """Nova's compute holds a migration of ``kind`` off ``host``: open
         the host's slots ahead of that kind."""
-        with self._cond:
+        with self._lock:
             if (host, kind) in self._handed:
                 return
             self._handed.add((host, kind))
             if self._ahead.get(kind):
-                self._cond.notify_all()
+                self._line((host, kind)).notify_all()
 
     def release(self, key: str) -> None:
         """Give ``key``'s slot back (nothing happens if it holds none)."""
-        with self._cond:
-            self._exclusive.pop(key, None)
-            if self._held.pop(key, None) is not None:
-                self._cond.notify_all()
+        with self._lock:
+            groups = self._exclusive.pop(key, None)
+            line = self._held.pop(key, None)
+            if line is None:
+                return
+            self._counts[line] -= 1
+            if groups or len(self._held) + 1 >= self._total:
+                # Waiters of any host may go now: the run's cap, or an
+                # exclusive group, held them.
+                self._wake_every_line()
+            else:
+                self._line(line).notify_all()
 
     def wake(self) -> None:
         """Wake every waiter, so that they look at ``should_stop`` again."""
-        with self._cond:
-            self._cond.notify_all()
+        with self._lock:
+            self._wake_every_line()
 
     def waiting(self, host: str, kind: str) -> int:
         """How many moves wait for a slot of ``host`` and ``kind``."""
-        with self._cond:
+        with self._lock:
             return len(self._waiting.get((host, kind), ()))
 
     def held(self, host: str | None = None) -> int:
-        with self._cond:
+        with self._lock:
             if host is None:
                 return len(self._held)
             return sum(1 for h, _ in self._held.values() if h == host)

@@ -12,6 +12,7 @@
 """The throttle: slots per source host and kind of move, under a cap."""
 
 import threading
+import time
 
 import pytest
 
@@ -126,6 +127,36 @@ def test_release_of_another_host_does_not_let_a_waiter_in(throttle):
     waiter.stop.set()
     waiter.join(timeout=5)
     assert waiter.got is False
+
+
+def test_a_release_wakes_only_the_waiters_of_its_host():
+    # 200 hosts drain at once: a slot given back on one must not wake the
+    # waiters of all the others (they would each look and sleep again).
+    throttle = throttle_mod.Throttle({LIVE: 1}, total=1000)
+    looked = []
+
+    def should_stop() -> bool:
+        looked.append(True)
+        return False
+
+    try_acquire(throttle, "x", "host2")
+    waiter = threading.Thread(target=throttle.acquire, daemon=True, args=(
+        "y", "host2", LIVE), kwargs={"should_stop": should_stop,
+                                     "poll": 60.0})
+    waiter.start()
+    wait_until(lambda: throttle.waiting("host2", LIVE) == 1 and looked,
+               "the move of host2 waiting")
+
+    for turn in range(20):
+        try_acquire(throttle, f"a{turn}", "host1")
+        throttle.release(f"a{turn}")
+        time.sleep(0.005)  # time for a waiter woken to look
+    throttle.release("x")
+    waiter.join(timeout=5)
+
+    # Once as it began to wait, once when host2's slot came back.
+    assert len(looked) == 2
+    assert throttle.held("host2") == 1
 
 
 def test_two_slots_of_one_exclusive_group_are_never_held(throttle):
