@@ -239,11 +239,13 @@ def _run_loop(cloud: Any, hosts: list[str]) -> dict[str, Any]:
     return {"migrated": migrated, "hosts_not_empty": left}
 
 
-def _profiled(action: Callable[[], dict[str, Any]], lines: int = 25
+def _profiled(action: Callable[[], dict[str, Any]], lines: int = 25,
+              dump_to: str | None = None
               ) -> tuple[dict[str, Any], list[str], dict[str, float]]:
     """Run ``action`` with every thread under cProfile (thread CPU time);
     its result, the top ``lines`` functions by own time, and the own time
-    by where the code lives (:func:`_shares`)."""
+    by where the code lives (:func:`_shares`). The statistics are also
+    written to ``dump_to`` if given."""
     profiles: list[cProfile.Profile] = []
     lock = threading.Lock()
     original = threading.Thread.run
@@ -264,6 +266,8 @@ def _profiled(action: Callable[[], dict[str, Any]], lines: int = 25
     stats = pstats.Stats(main, stream=stream)
     for profile in profiles:
         stats.add(profile)
+    if dump_to is not None:
+        stats.dump_stats(dump_to)
     shares = _shares(stats)
     total = sum(shares.values()) or 1.0
     stream.write("Own CPU time by where the code lives: " + ", ".join(
