@@ -34,7 +34,6 @@ memory is its own. Contenders:
 
 import concurrent.futures
 import contextlib
-import cProfile
 import functools
 import io
 import pstats
@@ -246,22 +245,8 @@ def _profiled(action: Callable[[], dict[str, Any]], lines: int = 25,
     its result, the top ``lines`` functions by own time, and the own time
     by where the code lives (:func:`_shares`). The statistics are also
     written to ``dump_to`` if given."""
-    profiles: list[cProfile.Profile] = []
-    lock = threading.Lock()
-    original = threading.Thread.run
-
-    def run(self: threading.Thread) -> None:
-        profile = cProfile.Profile(time.thread_time)
-        with lock:
-            profiles.append(profile)
-        profile.runcall(original, self)
-
-    main = cProfile.Profile(time.thread_time)
-    threading.Thread.run = run  # type: ignore[method-assign]
-    try:
+    with common.every_thread_profiled(time.thread_time) as (main, profiles):
         result = main.runcall(action)
-    finally:
-        threading.Thread.run = original  # type: ignore[method-assign]
     stream = io.StringIO()
     stats = pstats.Stats(main, stream=stream)
     for profile in profiles:

@@ -18,6 +18,8 @@ that must not share a process (peak memory, imports) run in a fresh
 interpreter through :func:`in_subprocess`.
 """
 
+import contextlib
+import cProfile
 import dataclasses
 import json
 import os
@@ -27,8 +29,9 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 #: The script that runs one measurement in a fresh interpreter.
@@ -241,3 +244,28 @@ def log_epoch(stamp: str) -> float:
     """A time of the sandbox's log (local time, milliseconds) as an epoch."""
     return time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + \
         float("0" + stamp[19:])
+
+
+@contextlib.contextmanager
+def every_thread_profiled(
+    clock: Callable[[], float],
+) -> Iterator[tuple[cProfile.Profile, list[cProfile.Profile]]]:
+    """While inside, every thread started runs under a cProfile of its own
+    timed by ``clock``; yields a profile for the caller's thread (not
+    enabled: the caller runs or enables it) and the list the threads'
+    profiles are added to."""
+    profiles: list[cProfile.Profile] = []
+    lock = threading.Lock()
+    original = threading.Thread.run
+
+    def run(self: threading.Thread) -> None:
+        profile = cProfile.Profile(clock)
+        with lock:
+            profiles.append(profile)
+        profile.runcall(original, self)
+
+    threading.Thread.run = run  # type: ignore[method-assign]
+    try:
+        yield cProfile.Profile(clock), profiles
+    finally:
+        threading.Thread.run = original  # type: ignore[method-assign]

@@ -17,41 +17,30 @@ its imports included, with every thread under cProfile timed by
 writes the merged statistics to STATS_FILE as it ends.
 """
 
-import cProfile
 import pstats
 import sys
-import threading
 import time
+
+import common
 
 
 def main(stats_file: str, argv: list[str]) -> int:
-    profiles: list[cProfile.Profile] = []
-    lock = threading.Lock()
-    original = threading.Thread.run
-
-    def run(self: threading.Thread) -> None:
-        profile = cProfile.Profile(time.perf_counter)
-        with lock:
-            profiles.append(profile)
-        profile.runcall(original, self)
-
-    threading.Thread.run = run  # type: ignore[method-assign]
-    main_profile = cProfile.Profile(time.perf_counter)
-    main_profile.enable()
-    try:
-        from nova_migrate_flows.cli import main as cli
-        code = cli.main(argv)
-    finally:
-        main_profile.disable()
-        stats = pstats.Stats(main_profile)
-        with lock:
-            for profile in profiles:
+    with common.every_thread_profiled(time.perf_counter) as (main_profile,
+                                                              profiles):
+        main_profile.enable()
+        try:
+            from nova_migrate_flows.cli import main as cli
+            code = cli.main(argv)
+        finally:
+            main_profile.disable()
+            stats = pstats.Stats(main_profile)
+            for profile in list(profiles):
                 # A thread still running has no statistics to give yet.
                 try:
                     stats.add(profile)
                 except TypeError:
                     continue
-        stats.dump_stats(stats_file)
+            stats.dump_stats(stats_file)
     return code
 
 

@@ -377,19 +377,26 @@ def _recorded_states(backend, run_id):
     return {detail.name: [atom.state for atom in detail] for detail in book}
 
 
-def test_a_flow_added_to_a_run_is_written_alone(backend):
-    # A run adds one flow per source host; rewriting the whole book each
-    # time made recording 200 hosts quadratic.
-    run_id = "5d0e2a9c-31f4-4c1e-9a77-0e6f1c2b3a42"
-    book = records.Records(backend).create(run_id, {
-        "operation": "host-evacuate-live", "hosts": ["h1", "h2"]})
+def _recorded_then_changed(backend, run_id, asked):
+    """A run recorded with flow ``h1`` (its task ``SUCCESS``), whose task
+    then changes in memory without being saved (``FAILURE``): what a
+    later write of the run must leave as stored. The run's logbook."""
+    book = records.Records(backend).create(run_id, asked)
     first = _flow("h1", "SUCCESS")
     book.add(first)
     with contextlib.closing(backend.get_connection()) as connection:
         book_writes.add_flow_detail(connection, book, first)
-    # Changed in memory, not saved: adding the next flow must not write it.
     (atom,) = list(first)
     atom.state = "FAILURE"
+    return book
+
+
+def test_a_flow_added_to_a_run_is_written_alone(backend):
+    # A run adds one flow per source host; rewriting the whole book each
+    # time made recording 200 hosts quadratic.
+    run_id = "5d0e2a9c-31f4-4c1e-9a77-0e6f1c2b3a42"
+    book = _recorded_then_changed(backend, run_id, {
+        "operation": "host-evacuate-live", "hosts": ["h1", "h2"]})
     second = _flow("h2", "PENDING")
     book.add(second)
 
@@ -404,13 +411,7 @@ def test_the_metadata_of_a_run_is_written_without_its_flows(backend):
     run_id = "5d0e2a9c-31f4-4c1e-9a77-0e6f1c2b3a43"
     store = records.Records(backend)
     asked = {"operation": "host-evacuate-live", "hosts": ["h1"]}
-    book = store.create(run_id, asked)
-    detail = _flow("h1", "SUCCESS")
-    book.add(detail)
-    with contextlib.closing(backend.get_connection()) as connection:
-        book_writes.add_flow_detail(connection, book, detail)
-    (atom,) = list(detail)
-    atom.state = "FAILURE"
+    book = _recorded_then_changed(backend, run_id, asked)
 
     store.update(book, state=constants.RunState.FINISHED)
 
