@@ -192,10 +192,7 @@ class MigrationPoller:
             aborting = self._aborting_all
         if aborting is not None and kind == constants.LIVE_MIGRATION:
             # Requested as the run stopped: in flight as well.
-            watch.aborting = aborting
-            watch.stopped = True
-            if migration is not None:
-                self._abort(watch)
+            self._stop_and_abort(watch, aborting)
         return watch
 
     def notified(self, server_id: str, event_type: str,
@@ -251,16 +248,21 @@ class MigrationPoller:
             watches = [w for ws in self._watches.values() for w in ws]
         for watch in watches:
             if watch.kind == constants.LIVE_MIGRATION and not watch.resolved:
-                watch.aborting = reason
-                watch.stopped = True
-                if watch.migration is not None:
-                    self._abort(watch)
+                self._stop_and_abort(watch, reason)
                 count += 1
         with self._cond:
             for host in self._watches:
                 self._next_poll[host] = self._clock()
             self._cond.notify_all()
         return count
+
+    def _stop_and_abort(self, watch: Watch, reason: str) -> None:
+        """Mark ``watch`` stopped for ``reason`` and abort its migration
+        once Nova has one (at once if its record is known already)."""
+        watch.aborting = reason
+        watch.stopped = True
+        if watch.migration is not None:
+            self._abort(watch)
 
     def learnt_duration(self, host: str, kind: str) -> float | None:
         return self._durations.learnt(host, kind)
