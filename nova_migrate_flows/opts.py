@@ -195,6 +195,18 @@ migration_opts: list[cfg.Opt] = [
         help="What to do with a live migration that exceeds a timeout.",
     ),
     cfg.FloatOpt(
+        "abort_retry_interval",
+        default=30.0,
+        min=1.0,
+        max=3600.0,
+        help="Seconds after Nova took the abort of a live migration (a "
+        "timeout's, or an interrupted run's) that a migration still queued, "
+        "preparing or running is aborted again; the wait doubles after each "
+        "further abort. Nova's compute drops an abort that comes as it "
+        "starts the migration (its driver has no job to abort yet), and the "
+        "migration would run to its end.",
+    ),
+    cfg.FloatOpt(
         "poll_interval",
         default=1.0,
         min=0.01,

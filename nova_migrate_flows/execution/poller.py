@@ -24,7 +24,8 @@ host's watches up to date with
 their :class:`Timeouts` and takes the timeout action, has in-flight
 migrations aborted on request (on the
 :class:`~nova_migrate_flows.execution.aborts.AbortLanes`, never on its own
-thread), and gives throttle slots back the moment it sees a migration end.
+thread; again if the migration still runs a while after Nova took the
+abort), and gives throttle slots back the moment it sees a migration end.
 """
 
 import datetime
@@ -56,6 +57,10 @@ GATHER = 0.3
 #: record completed, and the ends of other hosts that come meanwhile are
 #: read with it.
 END_NOTIFIED_DELAY = 0.3
+#: Seconds after Nova took an abort that a migration still running is
+#: aborted again (twice as long after each further abort): Nova's compute
+#: drops an abort that comes as it starts the migration.
+ABORT_RETRY_AFTER = 30.0
 
 
 class MigrationPoller:
@@ -71,6 +76,8 @@ class MigrationPoller:
         polled in one read
     :param foresee: whether to poll when a migration is expected to end
         (not while Nova's notifications say when they end)
+    :param abort_retry_after: seconds after Nova took an abort that a
+        migration still abortable is aborted again
     """
 
     def __init__(
@@ -87,8 +94,10 @@ class MigrationPoller:
         foresee: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        abort_retry_after: float = ABORT_RETRY_AFTER,
     ):
         self._compute = compute
+        self._abort_retry_after = abort_retry_after
         self._writer = writer
         self._gather = gather
         self._clock = clock
@@ -391,6 +400,13 @@ class MigrationPoller:
                 # Nova refused the abort while its conductor still had the
                 # migration (``accepted``): it takes one now.
                 self._abort(watch)
+            elif self._abort_lost(watch, record, now):
+                LOG.warning(
+                    "Live migration %s of %s is still %s %.0f s after Nova "
+                    "took its abort; asking again", watch.migration_id,
+                    watch.server_id, record.status,
+                    now - (watch.abort_taken_at or now))
+                self._abort(watch)
             ended = ended or watch.resolved
         # A migration that ended let the next one out of Nova's queue: one
         # first seen running now most likely started half-way since the
@@ -409,6 +425,21 @@ class MigrationPoller:
                 del self._watches[host]
                 self._seen.pop(host, None)
                 self._quiet.pop(host, None)
+
+    def _abort_lost(self, watch: Watch, record: models.Migration,
+                    now: float) -> bool:
+        """Whether Nova took the abort of ``watch`` but its compute lost
+        it: the migration is still abortable ``abort_retry_after`` seconds
+        later (twice that after a second abort, and so on). A compute
+        asked to abort just as it starts the migration (Nova records it
+        ``running`` before its driver has a job to abort) drops the
+        request and the migration runs to its end."""
+        if (not watch.aborting or watch.resolved
+                or watch.abort_taken_at is None
+                or record.status not in constants.ABORTABLE_STATUSES):
+            return False
+        wait = self._abort_retry_after * 2 ** max(0, watch.aborts_taken - 1)
+        return now - watch.abort_taken_at >= wait
 
     def _count_quiet(self, host: str, found: list[models.Migration]
                      ) -> None:
@@ -504,6 +535,7 @@ class MigrationPoller:
     def _abort(self, watch: Watch) -> None:
         """Have the migration of ``watch`` aborted, off the poller thread."""
         watch.abort_refused = False
+        watch.abort_taken_at = None
         self._wake(watch.host)
         self._aborts.submit(watch.host, functools.partial(
             self._send_abort, watch, watch.migration_id or 0))
@@ -513,6 +545,8 @@ class MigrationPoller:
         try:
             aborts.abort_live_migration(
                 self._writer, self._compute, watch.server_id, migration_id)
+            watch.aborts_taken += 1
+            watch.abort_taken_at = self._clock()
             return
         except exceptions.NovaMigrateFlowsError as exc:
             LOG.info("Migration %s of %s could not be aborted (it may be "

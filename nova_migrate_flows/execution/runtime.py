@@ -199,6 +199,7 @@ class Runtime:
             on_progress=self._progress if live_progress else None,
             gather=gather,
             foresee=self._foresee,
+            abort_retry_after=migration.abort_retry_interval,
         )
         self.server_reads = reads.ServerReads(
             compute, busy=self.poller.watching)

@@ -57,6 +57,10 @@ class Watch:
     abort_refused: bool = False
     #: The migration's status when Nova refused its abort.
     refused_in: str | None = None
+    #: When (the poller's clock) Nova last took an abort of the migration,
+    #: and how many it took: one a compute lost is sent again.
+    abort_taken_at: float | None = None
+    aborts_taken: int = 0
     force_completed: bool = False
     overdue_polls: int = 0
     #: Nova's notifications said the move ended (the poller then reads its

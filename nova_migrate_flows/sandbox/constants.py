@@ -21,6 +21,11 @@ METADATA_PREFIX = "nmf_sandbox:"
 META_LIVE_MIGRATION_DURATION = METADATA_PREFIX + "live_migration_duration"
 #: How a live migration of this server ends: ``success``, ``fail``, ``hang``.
 META_LIVE_MIGRATION_RESULT = METADATA_PREFIX + "live_migration_result"
+#: How many aborts of a live migration of this server the driver drops (an
+#: integer), as Nova's compute drops one that comes before its driver has
+#: a job to abort: the migration goes on as if never asked.
+META_LIVE_MIGRATION_ABORTS_LOST = (METADATA_PREFIX
+                                   + "live_migration_aborts_lost")
 #: Seconds a cold migration or resize of this server copies its disks.
 META_COLD_MIGRATION_DELAY = METADATA_PREFIX + "cold_migration_delay"
 #: How a cold migration or resize of this server ends: ``success``, or

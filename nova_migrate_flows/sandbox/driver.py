@@ -127,8 +127,9 @@ class _LiveMigrationJob:
     COMPLETE = "complete"
     STOP = "stop"
 
-    def __init__(self) -> None:
+    def __init__(self, aborts_to_lose: int = 0) -> None:
         self.request: str | None = None
+        self.aborts_to_lose = aborts_to_lose
         self._wakeup = threading.Event()
 
     def ask(self, request: str) -> None:
@@ -149,7 +150,9 @@ class SandboxDriver(fake.FakeDriver):
       the way the server's metadata or the sandbox default says: it moves
       the server, fails (calling Nova's rollback, so the server stays on its
       source, and recording the reason in an instance-action event) or hangs
-      until Nova aborts it or forces it to complete.
+      until Nova aborts it or forces it to complete. It drops as many
+      aborts as the server's metadata says, as a compute does with one that
+      comes before its driver has a job to abort.
     * A cold migration or resize copies its disks for a set delay, then
       fails (Nova rolls it back) if the server's metadata says so; so do
       the revert of a resize and an evacuation's rebuild.
@@ -268,7 +271,8 @@ class SandboxDriver(fake.FakeDriver):
             CONF.sandbox.live_migration_duration,
         )
         result = _metadata_result(instance)
-        job = _LiveMigrationJob()
+        job = _LiveMigrationJob(int(_metadata_float(
+            instance, constants.META_LIVE_MIGRATION_ABORTS_LOST, 0.0)))
         with self._jobs_lock:
             self._jobs[instance.uuid] = job
         LOG.info(
@@ -360,6 +364,12 @@ class SandboxDriver(fake.FakeDriver):
             job = self._jobs.get(instance.uuid)
         if job is None:
             LOG.warning("No live migration running to %s", request,
+                        instance=instance)
+            return
+        if request == job.ABORT and job.aborts_to_lose > 0:
+            job.aborts_to_lose -= 1
+            LOG.warning("Abort dropped (%s): the live migration goes on",
+                        constants.META_LIVE_MIGRATION_ABORTS_LOST,
                         instance=instance)
             return
         job.ask(request)

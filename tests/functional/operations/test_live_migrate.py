@@ -120,6 +120,29 @@ def test_a_hanging_migration_hits_its_timeout(nmf, boot_servers, sdk,
         assert "force-completed" in result["reason"]
 
 
+def test_an_abort_the_compute_drops_is_sent_again(nmf, boot_servers, sdk):
+    """Nova takes the abort but its compute drops it (as one that comes
+    before the driver has a job to abort): the migration would run to its
+    end; it is aborted again ``abort_retry_interval`` seconds later."""
+    metadata = cli.server_metadata(result=constants.RESULT_HANG)
+    metadata[constants.META_LIVE_MIGRATION_ABORTS_LOST] = "1"
+    (server,) = boot_servers("host1", metadata=metadata)
+
+    ran = nmf.configured(
+        "[migration]\ncompletion_timeout_min = 3\n"
+        "completion_timeout_per_gib = 1\n"
+        "abort_retry_interval = 2\n",
+        "live-migrate", server["id"], "host2", "--format", "json")
+
+    assert ran.code == 1, ran.err
+    assert "completion timeout" in ran.result_of(server["id"])["reason"]
+    (migration,) = cli.live_migrations(sdk, server["id"])
+    assert migration.status == "cancelled"
+    actions = [a.action for a in sdk.compute.server_actions(server["id"])]
+    assert actions.count("live_migration_cancel") == 2
+    assert sdk.compute.get_server(server["id"]).compute_host == "host1"
+
+
 def test_an_in_progress_migration_is_adopted(nmf, boot_servers, sdk):
     (server,) = boot_servers(
         "host1", metadata=cli.server_metadata(duration=4))

@@ -634,6 +634,57 @@ def test_a_migration_watched_after_abort_all_is_aborted_too(stub,
         watch.wait(deadline())
 
 
+def test_an_abort_nova_took_but_lost_is_sent_again(stub, make_poller):
+    """Nova's compute drops an abort that comes as it starts the migration
+    (``running`` before its driver has a job): the migration goes on."""
+    poller = make_poller(stub, abort_retry_after=0.2)
+    stub.add(1, status="running", created_at=CREATED)
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    wait_until(lambda: watch.migration_id == 1, "the record to be seen")
+
+    assert poller.abort_all("interrupted") == 1
+    wait_until(lambda: len(stub.aborted) == 2, "the abort sent again")
+    stub.set(1, status="cancelled")
+
+    with pytest.raises(exceptions.MigrationStopped, match="interrupted"):
+        watch.wait(deadline())
+    assert watch.aborts_taken == 2
+
+
+def test_an_abort_is_sent_again_only_when_its_wait_is_over(stub,
+                                                         make_poller):
+    """Each further abort waits twice as long as the one before; none is
+    sent again once the migration left the abortable statuses."""
+    clock = ManualClock()
+    gate = Turnstile(stub, clock)
+    poller = make_poller(gate, clock=clock, poll_interval=1.0,
+                         poll_interval_max=1.0, abort_retry_after=10.0)
+    stub.add(1, status="running", created_at=CREATED)
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    gate.poll(1001.0)
+    assert watch.migration_id == 1
+
+    poller.abort_all("interrupted")
+    wait_until(lambda: watch.abort_taken_at == 1001.0, "the abort taken")
+    gate.poll(1001.0)                 # the poll an abort brings
+    gate.poll(1010.5)
+    assert len(stub.aborted) == 1
+    gate.poll(1011.5)
+    wait_until(lambda: watch.abort_taken_at == 1011.5, "the second abort")
+    assert len(stub.aborted) == 2
+    gate.poll(1031.0)                 # the third waits 20 s
+    assert len(stub.aborted) == 2
+    stub.set(1, status="post-migrating")
+    gate.poll(1032.0)
+    assert len(stub.aborted) == 2
+    stub.set(1, status="cancelled")
+    gate.poll(1033.0)
+
+    with pytest.raises(exceptions.MigrationStopped, match="interrupted"):
+        watch.wait(deadline())
+    assert len(stub.aborted) == 2
+
+
 def test_abort_all_skips_what_has_ended(cloud, make_poller):
     poller = make_poller(cloud)
     server = cloud.add_server("host1")
