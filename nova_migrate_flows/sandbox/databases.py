@@ -26,6 +26,15 @@ writes later fails rather than waits when another write came in between:
 process (Nova's and Placement's) under one re-entrant lock, which cannot
 deadlock with itself the way one lock per database can.
 
+A writer transaction can still meet "database is locked" (SQLite answers
+it at once, without the busy timeout, to a transaction whose first write
+finds the database changed since its first read): a cold migration failed
+that way in Nova's conductor, once in a CI run, leaving the server in a
+resize task state for good. :class:`LockedIsDeadlock` has oslo.db report
+it as the deadlock MySQL and PostgreSQL report for a conflicting write,
+which Nova and Placement retry where they retry deadlocks (the instance
+actions, the allocations, the instance updates).
+
 oslo.db opens a new SQLite connection for every transaction. When the last
 connection to a database in write-ahead-log mode closes, it locks the
 database while it removes the log, and a connection opening meanwhile fails
@@ -38,6 +47,7 @@ This module imports Nova: only the sandbox server process may import it.
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -49,7 +59,9 @@ from nova.db import migration
 from nova.db.api import api as api_db_api
 from nova.db.main import api as main_db_api
 from oslo_config import cfg
-from oslo_db.sqlalchemy import enginefacade
+from oslo_db import exception as db_exception
+from oslo_db.sqlalchemy import enginefacade, exc_filters
+from sqlalchemy import exc as sqla_exc
 
 CONF = cfg.CONF
 
@@ -75,6 +87,21 @@ class OneWriterAtATime(fixtures.Fixture):
         self.useFixture(fixtures.MonkeyPatch(
             "oslo_db.sqlalchemy.enginefacade._TransactionContextManager."
             "_transaction_scope", transaction_scope))
+
+
+class LockedIsDeadlock(fixtures.Fixture):
+    """Report SQLite's "database is locked" as oslo.db's ``DBDeadlock``."""
+
+    def _setUp(self) -> None:
+        def deadlock(error: Any, match: Any, engine_name: str,
+                     is_disconnect: bool) -> None:
+            raise db_exception.DBDeadlock(error)
+
+        registered = exc_filters._registry["sqlite"][
+            sqla_exc.OperationalError]
+        entry = (deadlock, re.compile(r".*database is locked", re.DOTALL))
+        registered.insert(0, entry)
+        self.addCleanup(registered.remove, entry)
 
 
 class KeepOpen(fixtures.Fixture):
@@ -127,6 +154,7 @@ class SandboxDatabases(fixtures.Fixture):
         api_db_api.configure(CONF)
         main_db_api.configure(CONF)
         self.useFixture(OneWriterAtATime())
+        self.useFixture(LockedIsDeadlock())
         self.addCleanup(self._dispose)
         migration.db_sync(database="api")
         migration.db_sync(database="main")
