@@ -43,12 +43,15 @@ def database(tmp_path: Any) -> Iterator[tuple[Any, sqlite3.Connection]]:
     context.writer.get_engine().dispose()
 
 
-def read_then_write(context: Any, other: sqlite3.Connection) -> None:
-    """A writer transaction that reads, then writes after another writer
-    committed: SQLite refuses its write at once."""
+def read_then_write(context: Any, other: sqlite3.Connection,
+                    conflict: bool = True) -> None:
+    """A writer transaction that reads, then writes; after another writer
+    committed in between (``conflict``), SQLite refuses its write at
+    once."""
     with context.writer.using(Context()) as session:
         session.execute(sqlalchemy.text("SELECT id FROM actions")).all()
-        other.execute("INSERT INTO actions VALUES (2)")
+        if conflict:
+            other.execute("INSERT INTO actions VALUES (2)")
         session.execute(sqlalchemy.text("INSERT INTO actions VALUES (1)"))
 
 
@@ -67,12 +70,8 @@ def test_a_write_retried_on_deadlock_goes_through(database):
     @oslo_db_api.wrap_db_retry(max_retries=3, retry_interval=0.01,
                                retry_on_deadlock=True)
     def write() -> None:
-        with context.writer.using(Context()) as session:
-            session.execute(sqlalchemy.text("SELECT id FROM actions")).all()
-            if not attempts:
-                other.execute("INSERT INTO actions VALUES (2)")
-            attempts.append(1)
-            session.execute(sqlalchemy.text("INSERT INTO actions VALUES (1)"))
+        attempts.append(1)
+        read_then_write(context, other, conflict=len(attempts) == 1)
 
     with databases.LockedIsDeadlock():
         write()
