@@ -425,6 +425,18 @@ watch_opts: list[cfg.Opt] = [
         "notification, or a bus that is down, only delays noticing a "
         "move's end.",
     ),
+    cfg.FloatOpt(
+        "confirm_within",
+        default=30.0,
+        min=0.0,
+        help="With ``source = notifications``: the longest, in seconds, "
+        "that a live migration Nova said succeeded waits before its "
+        "record is read and its server verified. Its throttle slot comes "
+        "back at once; the ends told meanwhile are read together, in one "
+        "request for the records and one for the servers, sooner when "
+        "nothing else of the run is moving or a source host's next move "
+        "waits for them. 0 reads each end at once.",
+    ),
 ]
 
 maintenance_opts: list[cfg.Opt] = [

@@ -269,11 +269,23 @@ class Runner:
         more in contention than waiting lanes do (nothing waits on a task
         thread to free a throttle slot, so fewer threads never stall)."""
         configured = self._conf.engine.executor_workers
-        lanes = (request.max_concurrent + request.pipeline_depth + 1
+        lanes = (live_lanes(self._conf, request) + 1
                  + request.max_concurrent_cold + 1)
         return max(configured, min(len(request.hosts) * lanes + 4,
                                    constants.TASK_THREADS_FACTOR
                                    * configured))
+
+
+def live_lanes(conf: cfg.ConfigOpts, request: request_mod.MoveRequest
+               ) -> int:
+    """The live migrations a host's flow keeps in hand at once, besides
+    the one that waits for a slot: Nova's limit and the pipeline's, and
+    one more while Nova's notifications are watched (a move that ended
+    may wait a while for its record to be read, see ``[watch]
+    confirm_within``, and its lane with it)."""
+    extra = 1 if (conf.watch.source == "notifications"
+                  and conf.watch.confirm_within) else 0
+    return request.max_concurrent + request.pipeline_depth + extra
 
 
 class _Run:
@@ -536,7 +548,7 @@ class _Run:
             "moves": [[server_id, action] for server_id, action in moves],
             "verify_tasks": list(self._conf.migration.verify_tasks),
             "lane_count": {
-                "live": request.max_concurrent + request.pipeline_depth,
+                "live": live_lanes(self._conf, request),
                 "cold": request.max_concurrent_cold,
             },
         }

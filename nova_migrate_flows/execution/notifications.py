@@ -60,6 +60,10 @@ END_EVENTS = frozenset({
     "instance.unshelve.end",
 })
 
+#: The versioned notifications that say a live migration succeeded (its
+#: record says ``completed`` a moment later).
+SUCCEEDED_EVENTS = frozenset({"instance.live_migration_post.end"})
+
 #: The versioned notifications that say a move started: its record runs,
 #: and its timeouts start counting once a poll sees it.
 START_EVENTS = frozenset({

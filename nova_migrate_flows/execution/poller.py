@@ -26,6 +26,12 @@ migrations aborted on request (on the
 :class:`~nova_migrate_flows.execution.aborts.AbortLanes`, never on its own
 thread; again if the migration still runs a while after Nova took the
 abort), and gives throttle slots back the moment it sees a migration end.
+
+Told by Nova's notifications that a live migration succeeded, it can give
+the slot back at once and read the record later (``confirm_within``): the
+successes told meanwhile are read together, and at once when nothing else
+of the run is moving or when a source host's next moves wait for them
+(``starved``).
 """
 
 import datetime
@@ -39,7 +45,13 @@ from oslo_log import log as logging
 
 from nova_migrate_flows import constants, exceptions
 from nova_migrate_flows.compute import base, models
-from nova_migrate_flows.execution import aborts, migrations, schedule, writes
+from nova_migrate_flows.execution import (
+    aborts,
+    migrations,
+    notifications,
+    schedule,
+    writes,
+)
 from nova_migrate_flows.execution import timeouts as timeouts_mod
 from nova_migrate_flows.execution.timeouts import Timeouts
 from nova_migrate_flows.execution.watch import Watch
@@ -78,6 +90,12 @@ class MigrationPoller:
         (not while Nova's notifications say when they end)
     :param abort_retry_after: seconds after Nova took an abort that a
         migration still abortable is aborted again
+    :param confirm_within: the longest the record of a live migration that
+        Nova's notification said succeeded waits to be read (None: read at
+        once, as every other end told)
+    :param starved: whether moves of a source host wait for the records
+        of its ended ones to be read (their lanes hold them): those are
+        read at once
     """
 
     def __init__(
@@ -95,8 +113,12 @@ class MigrationPoller:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         abort_retry_after: float = ABORT_RETRY_AFTER,
+        confirm_within: float | None = None,
+        starved: Callable[[str], bool] = lambda host: False,
     ):
         self._compute = compute
+        self._confirm_within = confirm_within
+        self._starved = starved
         self._abort_retry_after = abort_retry_after
         self._writer = writer
         self._gather = gather
@@ -173,10 +195,12 @@ class MigrationPoller:
         timeouts: Timeouts | None = None,
         on_final: Callable[[Watch], None] | None = None,
         on_handed: Callable[[Watch], None] | None = None,
+        on_succeeded: Callable[[Watch], None] | None = None,
     ) -> Watch:
         """Watch the migration ``accepted_at`` made, or ``migration``;
         ``on_final`` is called when it ends, ``on_handed`` once Nova's
-        compute is seen to hold it."""
+        compute is seen to hold it, ``on_succeeded`` when Nova's
+        notification says it succeeded and its record is read later."""
         accepted = _http_date(accepted_at)
         since = accepted or _nova_time(migration) or _utcnow()
         watch = Watch(
@@ -189,6 +213,7 @@ class MigrationPoller:
             timeouts=timeouts or Timeouts(),
             on_final=on_final,
             on_handed=on_handed,
+            on_succeeded=on_succeeded,
             registered=self._clock(),
             migration=migration,
         )
@@ -210,8 +235,10 @@ class MigrationPoller:
         ``server_id`` started (its timeouts count from now: its record is
         read when one is due) or ``ended`` (its host's records are read
         :data:`END_NOTIFIED_DELAY` later, with those of the hosts due
-        within ``gather``). False when no move of that server is
-        watched."""
+        within ``gather``; a live migration that succeeded gives its slot
+        back now and is read within ``confirm_within``, see
+        :meth:`_confirm_when_needed`). False when no move of that server
+        is watched."""
         with self._cond:
             watch = next((w for watches in self._watches.values()
                           for w in watches
@@ -227,15 +254,63 @@ class MigrationPoller:
                     self._reschedule(watch.host)
                     self._cond.notify_all()
                 return True
-            LOG.debug("Nova notified %s for %s: polling %s now", event_type,
-                      server_id, watch.host)
             watch.end_notified = True
             self._quiet.pop(watch.host, None)
-            self._next_poll[watch.host] = min(
-                self._next_poll.get(watch.host, now + END_NOTIFIED_DELAY),
-                now + END_NOTIFIED_DELAY)
+            within = self._deferral(watch, event_type)
+            if within is None:
+                LOG.debug("Nova notified %s for %s: polling %s now",
+                          event_type, server_id, watch.host)
+                self._poll_at(watch.host, now + END_NOTIFIED_DELAY)
+                self._cond.notify_all()
+                return True
+            watch.confirm_at = now + within
+            self._poll_at(watch.host, watch.confirm_at)
+            LOG.debug("Nova notified %s for %s: its record is read within "
+                      "%.0f s", event_type, server_id, within)
+        if watch.on_succeeded is not None:
+            # Its slot back first: whether the host then starves says
+            # whether the ends are read now.
+            watch.on_succeeded(watch)
+        with self._cond:
+            self._confirm_when_needed(watch.host)
             self._cond.notify_all()
-            return True
+        return True
+
+    def _deferral(self, watch: Watch, event_type: str) -> float | None:
+        """How long the record of ``watch``, whose end Nova just told with
+        ``event_type``, may wait to be read: ``confirm_within`` for a live
+        migration that succeeded and is not being aborted; None (read it
+        now) for any other end."""
+        if (watch.kind == constants.LIVE_MIGRATION
+                and watch.aborting is None
+                and event_type in notifications.SUCCEEDED_EVENTS):
+            return self._confirm_within
+        return None
+
+    def _poll_at(self, host: str, moment: float) -> None:
+        """Poll ``host`` at ``moment`` at the latest (lock held)."""
+        self._next_poll[host] = min(self._next_poll.get(host, moment),
+                                    moment)
+
+    def _confirm_when_needed(self, host: str | None = None) -> None:
+        """Read the records of every live migration whose success Nova
+        told and whose read waits (one read serves them all), in
+        :data:`END_NOTIFIED_DELAY`: when no other move of the run is still
+        going (nothing else would come to share the read), or when
+        ``host``'s next moves wait for them (lock held)."""
+        waiting = [w for ws in self._watches.values() for w in ws
+                   if w.confirm_at is not None and not w.resolved]
+        if not waiting:
+            return
+        idle = all(w.end_notified for ws in self._watches.values()
+                   for w in ws if not w.resolved)
+        if not idle and (host is None or not self._starved(host)):
+            return
+        soon = self._clock() + END_NOTIFIED_DELAY
+        for watch in waiting:
+            if watch.confirm_at is not None and watch.confirm_at > soon:
+                watch.confirm_at = soon
+            self._poll_at(watch.host, soon)
 
     def watching(self) -> bool:
         """Whether a move is still being watched (its end not seen)."""
@@ -256,12 +331,17 @@ class MigrationPoller:
             self._aborting_all = reason
             watches = [w for ws in self._watches.values() for w in ws]
         for watch in watches:
-            if watch.kind == constants.LIVE_MIGRATION and not watch.resolved:
+            if (watch.kind == constants.LIVE_MIGRATION and not watch.resolved
+                    and watch.confirm_at is None):
                 self._stop_and_abort(watch, reason)
                 count += 1
         with self._cond:
-            for host in self._watches:
-                self._next_poll[host] = self._clock()
+            now = self._clock()
+            for host, host_watches in self._watches.items():
+                self._next_poll[host] = now
+                for watch in host_watches:
+                    if watch.confirm_at is not None:
+                        watch.confirm_at = now
             self._cond.notify_all()
         return count
 
@@ -312,6 +392,8 @@ class MigrationPoller:
                 for host in hosts:
                     if self._watches.get(host):
                         self._reschedule(host)
+                # The moves that poll ended may leave the run idle.
+                self._confirm_when_needed()
 
     def _due(self) -> tuple[list[str], float]:
         """The hosts to poll together next, and when: the first host due,

@@ -20,7 +20,7 @@ import collections
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from oslo_config import cfg
@@ -182,6 +182,7 @@ class Runtime:
             migration.poll_interval_max
         self.listener: notifications.Listener | None = None
         gather = poller_mod.GATHER
+        confirm_within = None
         if conf.watch.source == "notifications":
             # Nova says when a move ends: polls are the safety net, and
             # the polls after the ends it tells gather longer.
@@ -189,6 +190,7 @@ class Runtime:
             longest = max(longest or interval, interval)
             progress_every = max(progress_every or 0.0, interval)
             gather = NOTIFIED_GATHER
+            confirm_within = conf.watch.confirm_within or None
         self.poller = poller_mod.MigrationPoller(
             compute,
             writer=self,
@@ -200,6 +202,8 @@ class Runtime:
             gather=gather,
             foresee=self._foresee,
             abort_retry_after=migration.abort_retry_interval,
+            confirm_within=confirm_within,
+            starved=self._starved,
         )
         self.server_reads = reads.ServerReads(
             compute, busy=self.poller.watching)
@@ -213,6 +217,9 @@ class Runtime:
         #: Each server's place in its host's plan (the order its move
         #: waits for a throttle slot in).
         self._places: dict[str, int] = {}
+        #: By source host, the live migrations of its plans that have not
+        #: started yet.
+        self._to_start: dict[str, set[str]] = {}
         self._places_lock = threading.Lock()
         self.started = time.time()
         self.outcomes: collections.OrderedDict[str, dict[str, Any]] = (
@@ -288,6 +295,26 @@ class Runtime:
                 for index, known in enumerate(plan):
                     self._places.setdefault(known, index)
             return self._places.get(server_id, 0)
+
+    def starts(self, host: str, server_id: str,
+               planned: Callable[[], Iterable[str]]) -> None:
+        """``server_id``, of ``host``'s plan, starts its move (or adopts
+        one); ``planned``: the live migrations of that plan, asked for by
+        the first call of the host."""
+        with self._places_lock:
+            if host not in self._to_start:
+                self._to_start[host] = set(planned())
+            self._to_start[host].discard(server_id)
+
+    def _starved(self, host: str) -> bool:
+        """Whether live migrations of ``host`` are yet to start while one
+        of its slots is free and none waits for it: their lanes hold them
+        behind moves that ended but wait for their records to be read."""
+        with self._places_lock:
+            left = bool(self._to_start.get(host))
+        return (left and not self.stopping
+                and self.throttle.free(host, throttle_mod.LIVE)
+                and not self.throttle.waiting(host, throttle_mod.LIVE))
 
     def server_failed(self) -> None:
         self._failures += 1

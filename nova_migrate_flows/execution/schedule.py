@@ -140,10 +140,12 @@ class Schedule:
     def wants_progress(self, watch: Watch) -> bool:
         """Whether the progress of ``watch`` is sampled while it runs (it
         runs: its record says so, or Nova's notification said it started
-        and its record was not read since)."""
+        and its record was not read since; no notification said it
+        ended)."""
         migration = watch.migration
         return (
             watch.kind == constants.LIVE_MIGRATION
+            and not watch.end_notified
             and watch.running_since is not None
             and (migration is None or migration.status == "running")
             and (self.report_progress or bool(watch.timeouts.progress))
@@ -174,7 +176,10 @@ class Schedule:
         moments = []
         if watch.aborting and watch.migration is None:
             moments.append(now)
-        if watch.end_notified:
+        if watch.confirm_at is not None:
+            # Nova said it succeeded; the poller reads it by then.
+            moments.append(watch.confirm_at)
+        elif watch.end_notified:
             # Nova said it ended: its record says so at once, or soon.
             moments.append(now + self.interval_min)
         foresee = self.foresee()

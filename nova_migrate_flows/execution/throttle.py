@@ -203,6 +203,13 @@ class Throttle:
         with self._lock:
             self._wake_every_line()
 
+    def free(self, host: str, kind: str) -> bool:
+        """Whether a slot of ``host`` and ``kind`` is free (the run's cap
+        allowing)."""
+        with self._lock:
+            return (self._counts[(host, kind)] < self._limit(host, kind)
+                    and len(self._held) < self._total)
+
     def waiting(self, host: str, kind: str) -> int:
         """How many moves wait for a slot of ``host`` and ``kind``."""
         with self._lock:

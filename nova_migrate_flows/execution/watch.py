@@ -43,6 +43,9 @@ class Watch:
     #: Called once, when Nova's compute is seen to hold the migration
     #: (queued, running or done: Nova's conductor is through with it).
     on_handed: Callable[["Watch"], None] | None = None
+    #: Called once, when Nova's notification says the live migration
+    #: succeeded and its record is read later (:attr:`confirm_at`).
+    on_succeeded: Callable[["Watch"], None] | None = None
     registered: float = dataclasses.field(default_factory=time.monotonic)
     migration: models.Migration | None = None
     running_since: float | None = None
@@ -66,6 +69,10 @@ class Watch:
     #: Nova's notifications said the move ended (the poller then reads its
     #: record at once, and again soon until the record says so too).
     end_notified: bool = False
+    #: When (the poller's clock) the record of a live migration that Nova
+    #: said succeeded is read at the latest: reads of such ends are
+    #: gathered, and sooner when the run needs them.
+    confirm_at: float | None = None
     #: Nova's compute was seen to hold the migration.
     handed: bool = False
     error: exceptions.NovaMigrateFlowsError | None = None

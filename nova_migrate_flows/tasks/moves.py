@@ -31,6 +31,7 @@ from nova_migrate_flows.compute import base as compute_base
 from nova_migrate_flows.compute import models
 from nova_migrate_flows.execution import poller as poller_mod
 from nova_migrate_flows.execution import runtime as runtime_mod
+from nova_migrate_flows.execution import throttle as throttle_mod
 from nova_migrate_flows.execution import writes
 from nova_migrate_flows.moves import registry
 from nova_migrate_flows.tasks import base
@@ -166,6 +167,8 @@ class StartMove(StartTask):
         gave_up = self.given_up(target)
         if gave_up is not None:
             return gave_up
+        runtime.starts(server.host or "", server_id,
+                       lambda: live_moves(plan))
         existing = None
         try:
             if runtime.resuming or entry.get("adopt"):
@@ -489,6 +492,9 @@ def watch_move(
     def handed(watch: poller_mod.Watch) -> None:
         runtime.throttle.handed(watch.host, pool)
 
+    def succeeded(watch: poller_mod.Watch) -> None:
+        runtime.throttle.release(server.id)
+
     return runtime.poller.watch(
         server.id,
         started["source"],
@@ -498,7 +504,17 @@ def watch_move(
         timeouts=timeouts_for(runtime, migration_type, server, entry),
         on_final=ended,
         on_handed=handed,
+        on_succeeded=succeeded,
     )
+
+
+def live_moves(plan: dict[str, Any]) -> list[str]:
+    """The servers ``plan`` live-migrates (a slot of the throttle's live
+    pool each)."""
+    return [server_id for server_id, entry in plan.items()
+            if entry.get("action") not in (None, constants.SKIP)
+            and registry.get(entry["action"]).throttle_pool
+            == throttle_mod.LIVE]
 
 
 def timeouts_for(

@@ -120,10 +120,17 @@ def finish(process):
     return process.returncode, out, err
 
 
+#: Compute API requests per server of a drain watched through Nova's
+#: notifications (the issue's goal, B1's 2 x 5 scenario).
+NOTIFIED_REQUESTS_PER_SERVER = 2.5
+
+
 def test_a_drain_ends_on_nova_s_notifications(notifying, notifying_sdk,
                                               boot, tmp_path):
-    servers = boot("host1", count=3, metadata=cli.server_metadata(
-        duration=2)) + boot("host2", count=2, metadata=cli.server_metadata(
+    """B1's 2 x 5 drain: every server verified, at most 2.5 compute API
+    requests per server."""
+    servers = boot("host1", count=5, metadata=cli.server_metadata(
+        duration=2)) + boot("host2", count=5, metadata=cli.server_metadata(
             duration=2))
     stats = control.SandboxClient(notifying.state_dir)
     stats.reset_stats()
@@ -131,6 +138,7 @@ def test_a_drain_ends_on_nova_s_notifications(notifying, notifying_sdk,
     process = start_drain(notifying, watch_config(tmp_path), "host1",
                           "host2")
     code, out, err = finish(process)
+    requests = stats.request_stats()["services"]["compute"]
 
     assert code == 0, err
     assert "Listening to Nova's notifications" in err
@@ -144,19 +152,17 @@ def test_a_drain_ends_on_nova_s_notifications(notifying, notifying_sdk,
                 if q.startswith("nova-migrate-flows-")
                 and f"-{process.pid}-" in q]
     result = json.loads(out)
-    assert {r["status"] for r in result["results"]} == {"migrated"}
+    assert [r["status"] for r in result["results"]] == ["migrated"] * 10
     for server in servers:
         after = notifying_sdk.compute.get_server(server["id"])
         assert after.compute_host not in ("host1", "host2")
-    requests = stats.request_stats()["services"]["compute"]
     # Where the requests went, for the closing note and regressions.
     print(f"\ncompute requests with notifications: {requests['total']} for "
           f"{len(servers)} servers: {requests['requests']}")
-    # A bound, not a figure: a run whose ends come from notifications reads
-    # the records once per end it is told of (ends that come together in
-    # one read), not at starts or at foreseen ends (polling: about 2 per
-    # move).
-    assert requests["requests"]["GET /os-migrations"] <= len(servers)
+    assert requests["total"] <= NOTIFIED_REQUESTS_PER_SERVER * len(servers)
+    # The successes Nova told are read together (their records and their
+    # servers), not one host or one end at a time.
+    assert requests["requests"]["GET /os-migrations"] < len(servers) / 2
 
 
 def test_without_notifications_the_fallback_polls_end_the_drain(

@@ -11,12 +11,14 @@
 # under the License.
 """The shape of the flows: names, requirements, and what runs in order."""
 
+import pytest
 from taskflow import engines
 from taskflow.listeners import capturing
 
 from nova_migrate_flows import constants, opts
 from nova_migrate_flows import request as request_mod
 from nova_migrate_flows.compute import fake
+from nova_migrate_flows.engine import runner as runner_mod
 from nova_migrate_flows.execution import runtime as runtime_mod
 from nova_migrate_flows.flows import building, single
 from nova_migrate_flows.flows import host as host_flows
@@ -73,6 +75,23 @@ def test_the_live_migration_flow_needs_only_the_run_values():
                                   constants.SERVERS}
     assert constants.PLAN in flow.provides
     assert constants.server_key("outcome", "s1") in flow.provides
+
+
+@pytest.mark.parametrize(("source", "confirm_within", "lanes"), [
+    ("poll", 30.0, 3),
+    ("notifications", 30.0, 4),
+    ("notifications", 0.0, 3),
+])
+def test_a_host_keeps_one_more_live_migration_while_ends_wait_to_be_read(
+        conf, source, confirm_within, lanes):
+    """Nova's limit and the pipeline's, and one more while a move that
+    ended may wait for its record to be read (its lane with it)."""
+    conf.config(group="watch", source=source, confirm_within=confirm_within)
+    move = request_mod.build_request(
+        conf.conf, request_mod.Operation.HOST_EVACUATE_LIVE, hosts=["h"],
+        max_concurrent=1, pipeline_depth=2)
+
+    assert runner_mod.live_lanes(conf.conf, move) == lanes
 
 
 def test_lanes_spread_servers_round_robin():

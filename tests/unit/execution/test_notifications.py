@@ -163,6 +163,142 @@ def test_while_listening_the_poller_does_not_foresee_ends():
     assert planned.due([running], last_poll=clock.now) == clock.now + 30.0
 
 
+def deferring(clock, **options):
+    """A poller (not started) that reads a told success within 30 s."""
+    return poller_mod.MigrationPoller(
+        fake.FakeCompute(2), writer=None, poll_interval=30.0,
+        poll_interval_min=0.2, clock=clock, wall=clock,
+        foresee=lambda: False, confirm_within=30.0, **options)
+
+
+def test_a_told_success_gives_its_slot_back_and_is_read_later():
+    clock = Clock()
+    poller = deferring(clock)
+    released = []
+    ended = poller.watch("s1", "host1", "live-migration",
+                         on_succeeded=lambda w: released.append(w.server_id))
+    running = poller.watch("s2", "host2", "live-migration")
+    poller._next_poll["host1"] = clock.now + 100.0
+    clock.now += 1.0
+
+    assert poller.notified("s1", "instance.live_migration_post.end")
+
+    assert released == ["s1"]
+    assert ended.confirm_at == clock.now + 30.0
+    assert poller._next_poll["host1"] == clock.now + 30.0
+    assert running.confirm_at is None
+    # The host is polled then, not at the shortest interval as an end
+    # read at once is, and its progress is no longer sampled.
+    planned = schedule.Schedule(
+        poller._durations, interval=30.0, interval_min=0.2,
+        report_progress=True, clock=clock, wall=clock,
+        foresee=lambda: False)
+    ended.running_since = clock.now - 5.0
+    ended.next_progress_at = clock.now + 1.0
+    assert planned.due([ended], last_poll=clock.now - 1.0) == (
+        clock.now + 30.0)
+
+
+@pytest.mark.parametrize("event_type", [
+    "instance.live_migration_rollback.end",
+    "instance.live_migration_abort.end",
+    "instance.live_migration_pre.error",
+])
+def test_a_told_failure_is_read_at_once(event_type):
+    clock = Clock()
+    poller = deferring(clock)
+    released = []
+    failed = poller.watch("s1", "host1", "live-migration",
+                          on_succeeded=lambda w: released.append(w))
+    poller.watch("s2", "host2", "live-migration")
+
+    assert poller.notified("s1", event_type)
+
+    assert released == []
+    assert failed.confirm_at is None
+    assert poller._next_poll["host1"] == (
+        clock.now + poller_mod.END_NOTIFIED_DELAY)
+
+
+def test_a_cold_move_told_done_is_read_at_once():
+    clock = Clock()
+    poller = deferring(clock)
+    cold = poller.watch("s1", "host1", "migration")
+    poller.watch("s2", "host2", "live-migration")
+
+    assert poller.notified("s1", "instance.resize_finish.end")
+
+    assert cold.confirm_at is None
+    assert poller._next_poll["host1"] == (
+        clock.now + poller_mod.END_NOTIFIED_DELAY)
+
+
+def test_the_run_s_last_end_has_every_told_success_read_at_once():
+    clock = Clock()
+    poller = deferring(clock)
+    first = poller.watch("s1", "host1", "live-migration")
+    last = poller.watch("s2", "host2", "live-migration")
+    poller.notified("s1", "instance.live_migration_post.end")
+    clock.now += 10.0
+
+    assert poller.notified("s2", "instance.live_migration_post.end")
+
+    soon = clock.now + poller_mod.END_NOTIFIED_DELAY
+    assert first.confirm_at == last.confirm_at == soon
+    assert poller._next_poll == {"host1": soon, "host2": soon}
+
+
+def test_a_host_whose_next_moves_wait_for_them_has_them_read_at_once():
+    clock = Clock()
+    starving = set()
+    poller = deferring(clock, starved=lambda host: host in starving)
+    first = poller.watch("s1", "host1", "live-migration")
+    other = poller.watch("s2", "host2", "live-migration")
+    poller.watch("s3", "host2", "live-migration")
+    poller.notified("s1", "instance.live_migration_post.end")
+    assert first.confirm_at == clock.now + 30.0
+
+    starving.add("host2")
+    clock.now += 2.0
+    assert poller.notified("s2", "instance.live_migration_post.end")
+
+    soon = clock.now + poller_mod.END_NOTIFIED_DELAY
+    assert first.confirm_at == other.confirm_at == soon
+    assert poller._next_poll["host1"] == soon
+
+
+def test_abort_all_aborts_no_told_success_and_reads_it_now():
+    clock = Clock()
+    poller = deferring(clock)
+    ended = poller.watch("s1", "host1", "live-migration")
+    running = poller.watch("s2", "host2", "live-migration")
+    poller.notified("s1", "instance.live_migration_post.end")
+    clock.now += 1.0
+
+    assert poller.abort_all("interrupted") == 1
+
+    assert ended.aborting is None and running.aborting == "interrupted"
+    assert ended.confirm_at == clock.now
+    poller._aborts.shutdown()
+
+
+def test_runtime_starves_a_host_with_moves_yet_to_start(conf):
+    move = request_mod.build_request(
+        conf.conf, request_mod.Operation.HOST_EVACUATE_LIVE, hosts=["h"],
+        max_concurrent=1, pipeline_depth=0)
+    runtime = runtime_mod.Runtime(conf.conf, fake.FakeCompute(1), move)
+    plan = ["a", "b"]
+
+    assert runtime._starved("h") is False   # no plan known yet
+    runtime.starts("h", "a", lambda: plan)
+    assert runtime._starved("h") is True
+    assert runtime.throttle.acquire("a", "h", "live")
+    assert runtime._starved("h") is False   # no slot free
+    runtime.throttle.release("a")
+    runtime.starts("h", "b", lambda: plan)
+    assert runtime._starved("h") is False   # nothing left to start
+
+
 def test_the_fallback_interval_paces_the_polls(conf):
     conf.config(group="watch", source="notifications",
                 transport_url="rabbit://guest:guest@127.0.0.1:1/",
