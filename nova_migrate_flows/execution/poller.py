@@ -157,6 +157,9 @@ class MigrationPoller:
         #: Why every live migration in flight is being aborted (the run
         #: stops), once :meth:`abort_all` was called.
         self._aborting_all: str | None = None
+        #: When to call ``on_succeeded`` of watches whose success Nova
+        #: told.
+        self._releases: list[tuple[float, Watch]] = []
         #: Polls sent, for summaries and tests of API economy.
         self.polls = 0
 
@@ -265,16 +268,16 @@ class MigrationPoller:
                 return True
             watch.confirm_at = now + within
             self._poll_at(watch.host, watch.confirm_at)
+            # Its slot comes back once Nova is through with it: the next
+            # request, sent as Nova saves the record and cleans up, slowed
+            # that down (B1: a quarter of a second more of Nova idle per
+            # source host).
+            self._releases.append((now + END_NOTIFIED_DELAY, watch))
             LOG.debug("Nova notified %s for %s: its record is read within "
                       "%.0f s", event_type, server_id, within)
-        if watch.on_succeeded is not None:
-            # Its slot back first: whether the host then starves says
-            # whether the ends are read now.
-            watch.on_succeeded(watch)
-        with self._cond:
             self._confirm_when_needed(watch.host)
             self._cond.notify_all()
-        return True
+            return True
 
     def _deferral(self, watch: Watch, event_type: str) -> float | None:
         """How long the record of ``watch``, whose end Nova just told with
@@ -286,6 +289,16 @@ class MigrationPoller:
                 and event_type in notifications.SUCCEEDED_EVENTS):
             return self._confirm_within
         return None
+
+    def _give_back(self, watches: list[Watch]) -> None:
+        """Call ``on_succeeded`` of ``watches`` (their slots come back);
+        then read their ends at once if their hosts starve."""
+        for watch in watches:
+            if watch.on_succeeded is not None:
+                watch.on_succeeded(watch)
+        with self._cond:
+            for host in sorted({w.host for w in watches}):
+                self._confirm_when_needed(host)
 
     def _poll_at(self, host: str, moment: float) -> None:
         """Poll ``host`` at ``moment`` at the latest (lock held)."""
@@ -363,13 +376,23 @@ class MigrationPoller:
             with self._cond:
                 if self._stopping:
                     return
-                hosts, due = self._due()
                 now = self._clock()
-                if not hosts or due > now:
-                    self._cond.wait(None if not hosts else due - now)
+                released = [w for at, w in self._releases if at <= now]
+                self._releases = [(at, w) for at, w in self._releases
+                                  if at > now]
+                hosts, due = self._due()
+                if not released and (not hosts or due > now):
+                    wake = [at for at, _ in self._releases]
+                    if hosts:
+                        wake.append(due)
+                    self._cond.wait(min(wake) - now if wake else None)
                     continue
-                for host in hosts:
-                    self._next_poll.pop(host, None)
+                if not released:
+                    for host in hosts:
+                        self._next_poll.pop(host, None)
+            if released:
+                self._give_back(released)
+                continue
             try:
                 self._poll(hosts)
                 for host in hosts:

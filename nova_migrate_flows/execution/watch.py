@@ -43,8 +43,9 @@ class Watch:
     #: Called once, when Nova's compute is seen to hold the migration
     #: (queued, running or done: Nova's conductor is through with it).
     on_handed: Callable[["Watch"], None] | None = None
-    #: Called once, when Nova's notification says the live migration
-    #: succeeded and its record is read later (:attr:`confirm_at`).
+    #: Called once, a moment after Nova's notification says the live
+    #: migration succeeded, when its record is read later
+    #: (:attr:`confirm_at`).
     on_succeeded: Callable[["Watch"], None] | None = None
     registered: float = dataclasses.field(default_factory=time.monotonic)
     migration: models.Migration | None = None

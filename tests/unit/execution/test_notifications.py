@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 
 import oslo_messaging
 import pytest
@@ -34,6 +35,7 @@ from nova_migrate_flows.execution import (
 )
 from nova_migrate_flows.execution import poller as poller_mod
 from nova_migrate_flows.execution import runtime as runtime_mod
+from tests.unit.execution.conftest import wait_until
 
 
 def payload(server_id):
@@ -183,7 +185,19 @@ def test_a_told_success_gives_its_slot_back_and_is_read_later():
 
     assert poller.notified("s1", "instance.live_migration_post.end")
 
-    assert released == ["s1"]
+    # The slot comes back once Nova is through with the migration.
+    told = clock.now
+    poller.start()
+    try:
+        time.sleep(0.05)
+        assert released == []
+        clock.now += poller_mod.END_NOTIFIED_DELAY
+        with poller._cond:
+            poller._cond.notify_all()
+        wait_until(lambda: released == ["s1"], "the slot given back")
+    finally:
+        poller.stop()
+    clock.now = told
     assert ended.confirm_at == clock.now + 30.0
     assert poller._next_poll["host1"] == clock.now + 30.0
     assert running.confirm_at is None
