@@ -432,8 +432,9 @@ watch_opts: list[cfg.Opt] = [
         help="With ``source = notifications``: the longest, in seconds, "
         "that a live migration Nova said succeeded waits before its "
         "record is read and its server verified. Its throttle slot comes "
-        "back 0.3 s after Nova said so; the ends told meanwhile are read together, in one "
-        "request for the records and one for the servers, sooner when "
+        "back 0.3 s after Nova said so; the ends told meanwhile are read "
+        "together, in one request for the records and one for the "
+        "servers, sooner when "
         "nothing else of the run is moving or a source host's next move "
         "waits for them. 0 reads each end at once.",
     ),
