@@ -222,6 +222,7 @@ class FakeCompute:
                 vm_state=vm_state,
                 power_state=power,
                 project_id="demo",
+                updated=self._clock.isoformat(),
                 **fields,
             )
             self.servers[server_id] = server
@@ -292,7 +293,8 @@ class FakeCompute:
 
     def _update_server(self, server_id: str, **fields: Any) -> None:
         self.servers[server_id] = dataclasses.replace(
-            self.servers[server_id], **fields
+            self.servers[server_id], updated=self._clock.isoformat(),
+            **fields
         )
         self.server_changed[server_id] = self._clock.isoformat()
 

@@ -112,6 +112,9 @@ class Server(_Record):
     volume_backed: bool = False
     project_id: str | None = None
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: When Nova last changed the server (its clock): a migration of it
+    #: recorded before then is not one started since.
+    updated: str | None = None
 
     @property
     def flavor_info(self) -> Flavor:
@@ -145,6 +148,7 @@ class Server(_Record):
             volume_backed=not data.get("image"),
             project_id=data.get("tenant_id"),
             metadata=dict(data.get("metadata") or {}),
+            updated=data.get("updated"),
         )
 
 

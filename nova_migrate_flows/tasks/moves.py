@@ -277,13 +277,18 @@ class StartMove(StartTask):
 
         Nova marks the server busy as it accepts a move, and its conductor
         records the migration a moment later: the record of a busy (or
-        moved) server is waited for, RECORD_WAIT seconds at most.
+        moved) server is waited for, RECORD_WAIT seconds at most. A move
+        this run started is recorded after the server as the plan read it
+        last changed (Nova's clock); an older record of the host is an
+        earlier move's, not adopted (unless the plan adopts the move that
+        was under way as it was made).
         """
         current = runtime.compute.get_server(server.id)
         moved = current.host != server.host
         if not moved and not self.move.busy(current):
             return None
-        started = models.parse_time(entry.get("planned_at"))
+        started = None if entry.get("adopt") else models.parse_time(
+            server.updated)
         deadline = time.monotonic() + RECORD_WAIT
         delay = 0.1
         while True:

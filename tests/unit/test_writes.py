@@ -354,6 +354,65 @@ def test_a_move_whose_record_comes_late_is_adopted(conf, slept):
     assert cloud.servers[server.id].host != "host1"
 
 
+def moved_there_and_back(cloud: fake.FakeCompute) -> models.Server:
+    """A server of host1 live-migrated to host2 and back: the record of
+    its first move is host1's, older than the server's last change."""
+    server = cloud.add_server("host1")
+    for target in ("host2", "host1"):
+        cloud.live_migrate(server.id, target, "auto")
+        while cloud.migrations[-1].record.status != "completed":
+            cloud.advance()
+    return cloud.servers[server.id]
+
+
+def test_a_busy_server_is_not_given_an_earlier_move_s_record(conf, slept):
+    """Resuming a move Nova took but has not recorded yet: the server is
+    busy, and the only record of its host is of an earlier move."""
+    cloud = fake.FakeCompute(4)
+    planned = moved_there_and_back(cloud)
+    cloud._update_server(planned.id, task_state="migrating")
+    task = live.LiveMigrateServer(planned.id)
+
+    found = task.find_existing(runtime_for(conf, cloud), planned,
+                               {"server": planned.to_dict()})
+
+    assert found is None
+
+
+def test_a_busy_server_is_given_the_record_of_the_move_since(conf, slept):
+    cloud = fake.FakeCompute(4)
+    planned = moved_there_and_back(cloud)
+    cloud.live_migrate(planned.id, "host3", "auto")
+    task = live.LiveMigrateServer(planned.id)
+
+    found = task.find_existing(runtime_for(conf, cloud), planned,
+                               {"server": planned.to_dict()})
+
+    assert found is not None
+    assert found.id == cloud.migrations[-1].record.id
+    assert (found.source_compute, found.dest_compute) == ("host1", "host3")
+
+
+def test_a_move_under_way_as_the_plan_was_made_is_adopted(conf, slept):
+    cloud = fake.FakeCompute(4)
+    server = cloud.add_server("host1")
+    cloud.behaviours[server.id].live = "hang"
+    cloud.live_migrate(server.id, "host2", "auto")
+    cloud.advance()
+    # Nova saves the server as the migration runs (its progress): the
+    # plan reads it changed after the record was made.
+    cloud._now()
+    cloud._update_server(server.id)
+    planned = cloud.servers[server.id]
+    task = live.LiveMigrateServer(server.id)
+
+    found = task.find_existing(runtime_for(conf, cloud), planned,
+                               {"server": planned.to_dict(), "adopt": True})
+
+    assert found is not None
+    assert found.id == cloud.migrations[-1].record.id
+
+
 @pytest.mark.parametrize(("faults", "sent"), [([AFTER], 1), ([BEFORE], 2)],
                          ids=["done-answer-lost", "not-done"])
 def test_a_live_migration_is_aborted_once(conf, slept, faults, sent):
