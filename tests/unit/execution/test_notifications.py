@@ -213,46 +213,41 @@ def test_a_told_success_gives_its_slot_back_and_is_read_later():
         clock.now + 30.0)
 
 
-@pytest.mark.parametrize("event_type", [
-    "instance.live_migration_rollback.end",
-    "instance.live_migration_abort.end",
-    "instance.live_migration_pre.error",
+@pytest.mark.parametrize(("kind", "event_type"), [
+    ("live-migration", "instance.live_migration_rollback.end"),
+    ("live-migration", "instance.live_migration_abort.end"),
+    ("live-migration", "instance.live_migration_pre.error"),
+    ("migration", "instance.resize_finish.end"),
 ])
-def test_a_told_failure_is_read_at_once(event_type):
+def test_a_told_failure_or_cold_end_is_read_at_once(kind, event_type):
     clock = Clock()
     poller = deferring(clock)
     released = []
-    failed = poller.watch("s1", "host1", "live-migration",
-                          on_succeeded=lambda w: released.append(w))
+    ended = poller.watch("s1", "host1", kind,
+                         on_succeeded=lambda w: released.append(w))
     poller.watch("s2", "host2", "live-migration")
 
     assert poller.notified("s1", event_type)
 
     assert released == []
-    assert failed.confirm_at is None
+    assert ended.confirm_at is None
     assert poller._next_poll["host1"] == (
         clock.now + poller_mod.END_NOTIFIED_DELAY)
 
 
-def test_a_cold_move_told_done_is_read_at_once():
-    clock = Clock()
+def one_told_one_running(clock):
+    """A deferring poller watching s1 (host1), whose success Nova told,
+    and s2 (host2), still running."""
     poller = deferring(clock)
-    cold = poller.watch("s1", "host1", "migration")
-    poller.watch("s2", "host2", "live-migration")
-
-    assert poller.notified("s1", "instance.resize_finish.end")
-
-    assert cold.confirm_at is None
-    assert poller._next_poll["host1"] == (
-        clock.now + poller_mod.END_NOTIFIED_DELAY)
+    told = poller.watch("s1", "host1", "live-migration")
+    running = poller.watch("s2", "host2", "live-migration")
+    poller.notified("s1", "instance.live_migration_post.end")
+    return poller, told, running
 
 
 def test_the_run_s_last_end_has_every_told_success_read_at_once():
     clock = Clock()
-    poller = deferring(clock)
-    first = poller.watch("s1", "host1", "live-migration")
-    last = poller.watch("s2", "host2", "live-migration")
-    poller.notified("s1", "instance.live_migration_post.end")
+    poller, first, last = one_told_one_running(clock)
     clock.now += 10.0
 
     assert poller.notified("s2", "instance.live_migration_post.end")
@@ -283,10 +278,7 @@ def test_a_host_whose_next_moves_wait_for_them_has_them_read_at_once():
 
 def test_abort_all_aborts_no_told_success_and_reads_it_now():
     clock = Clock()
-    poller = deferring(clock)
-    ended = poller.watch("s1", "host1", "live-migration")
-    running = poller.watch("s2", "host2", "live-migration")
-    poller.notified("s1", "instance.live_migration_post.end")
+    poller, ended, running = one_told_one_running(clock)
     clock.now += 1.0
 
     assert poller.abort_all("interrupted") == 1
