@@ -49,12 +49,12 @@ QUICK_RECONNECT = ("[oslo_messaging_rabbit]\nrabbit_retry_interval = 1\n"
 
 @pytest.fixture(scope="module")
 def notifying(tmp_path_factory):
-    """A sandbox (3 computes) whose Nova sends versioned notifications to
+    """A sandbox (5 computes) whose Nova sends versioned notifications to
     the test RabbitMQ."""
     url = external.address("rabbitmq")
     state_dir = tmp_path_factory.mktemp("notifying-sandbox")
     info = control.start(
-        state_dir, computes=3,
+        state_dir, computes=5,
         live_migration_duration=conftest.LIVE_MIGRATION_DURATION,
         cold_migration_delay=conftest.COLD_MIGRATION_DELAY,
         watch_pid=os.getpid(), notifications=url)
@@ -125,18 +125,18 @@ def finish(process):
 NOTIFIED_REQUESTS_PER_SERVER = 2.5
 
 
+@pytest.mark.parametrize("sources", [2, 4], ids=["2x5", "4x5"])
 def test_a_drain_ends_on_nova_s_notifications(notifying, notifying_sdk,
-                                              boot, tmp_path):
-    """B1's 2 x 5 drain: every server verified, at most 2.5 compute API
-    requests per server."""
-    servers = boot("host1", count=5, metadata=cli.server_metadata(
-        duration=2)) + boot("host2", count=5, metadata=cli.server_metadata(
-            duration=2))
+                                              boot, tmp_path, sources):
+    """B1's drains of 2 and of 4 hosts of 5 servers: every server
+    verified, at most 2.5 compute API requests per server."""
+    hosts = [f"host{number}" for number in range(1, sources + 1)]
+    servers = [server for host in hosts for server in boot(
+        host, count=5, metadata=cli.server_metadata(duration=2))]
     stats = control.SandboxClient(notifying.state_dir)
     stats.reset_stats()
 
-    process = start_drain(notifying, watch_config(tmp_path), "host1",
-                          "host2")
+    process = start_drain(notifying, watch_config(tmp_path), *hosts)
     code, out, err = finish(process)
     requests = stats.request_stats()["services"]["compute"]
 
@@ -152,10 +152,11 @@ def test_a_drain_ends_on_nova_s_notifications(notifying, notifying_sdk,
                 if q.startswith("nova-migrate-flows-")
                 and f"-{process.pid}-" in q]
     result = json.loads(out)
-    assert [r["status"] for r in result["results"]] == ["migrated"] * 10
+    assert [r["status"] for r in result["results"]] == (
+        ["migrated"] * len(servers))
     for server in servers:
         after = notifying_sdk.compute.get_server(server["id"])
-        assert after.compute_host not in ("host1", "host2")
+        assert after.compute_host not in hosts
     # Where the requests went, for the closing note and regressions.
     print(f"\ncompute requests with notifications: {requests['total']} for "
           f"{len(servers)} servers: {requests['requests']}")
