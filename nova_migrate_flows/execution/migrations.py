@@ -35,6 +35,13 @@ RECORD_LOOKUP_AFTER = 10.0
 #: Nova's clock has second resolution; a record this much older than the
 #: request that made it is still ours.
 CLOCK_SLACK = datetime.timedelta(seconds=2)
+#: Nova's timestamps (and the Date header) have second resolution: a record
+#: up to this much older than the request that made it is surely ours;
+#: between this and CLOCK_SLACK, only clocks that disagree make it so.
+CLOCK_RESOLUTION = datetime.timedelta(seconds=1)
+#: Statuses after which a migration changes no more.
+ENDED_STATUSES = (constants.FAILURE_STATUSES
+                  | frozenset().union(*constants.SUCCESS_STATUSES.values()))
 
 
 class Durations:
@@ -129,8 +136,9 @@ class Records:
         """The record of ``watch``: among ``records``, else (after a while)
         among its server's migrations. A request Nova never recorded fails
         its watch in the end."""
-        record = self.match(watch, records)
-        if record is None and now - watch.registered > RECORD_LOOKUP_AFTER:
+        doubted = now - watch.registered <= RECORD_LOOKUP_AFTER
+        record = self.match(watch, records, doubted)
+        if record is None and not doubted:
             record = self.match(watch, self._compute.list_migrations(
                 server_id=watch.server_id, source_compute=watch.host))
         if record is None and now - watch.registered > RECORD_TIMEOUT:
@@ -142,13 +150,19 @@ class Records:
         return record
 
     def match(
-        self, watch: Watch, records: list[models.Migration]
+        self, watch: Watch, records: list[models.Migration],
+        doubted: bool = False,
     ) -> models.Migration | None:
         """The record of ``watch`` among ``records``: the one it follows,
         or the newest of its server and kind made since its request (which
         it follows from then on) that no other watch followed: a retry
         within the clock's slack must not take the record of the try
-        before, which Nova made just before it recorded the retry's."""
+        before, which Nova made just before it recorded the retry's. With
+        ``doubted``, a record that had ended already and was made more
+        than the clock's resolution before the request is left aside too
+        (most likely an earlier move's: one an interrupted run stopped
+        just before this one, resuming it, asked again, whose own record
+        Nova has not made yet)."""
         if watch.migration_id is not None:
             return next(
                 (r for r in records if r.id == watch.migration_id),
@@ -165,6 +179,8 @@ class Records:
                 >= watch.accepted_at - CLOCK_SLACK
             )
         ]
+        if doubted:
+            mine = [r for r in mine if not _earlier(watch, r)]
         if not mine:
             return None
         record = max(mine, key=lambda r: r.id)
@@ -263,3 +279,13 @@ def _epoch(value: str | None) -> float | None:
     """One of Nova's timestamps in epoch seconds."""
     parsed = models.parse_time(value)
     return parsed.timestamp() if parsed is not None else None
+
+
+def _earlier(watch: Watch, record: models.Migration) -> bool:
+    """Whether ``record`` had ended already and was made more than the
+    clock's resolution before the request of ``watch``: a record of that
+    request only looks so if Nova's clocks disagree."""
+    created = models.parse_time(record.created_at)
+    return (watch.accepted_at is not None and created is not None
+            and record.status in ENDED_STATUSES
+            and created < watch.accepted_at - CLOCK_RESOLUTION)

@@ -295,6 +295,60 @@ def test_a_retry_does_not_take_the_record_of_the_try_before(stub,
     assert retry.wait(deadline()).id == 2
 
 
+#: A migration made two seconds before the request of ACCEPTED: within
+#: the clock's slack, beyond its resolution.
+EARLIER = "2026-01-01T00:00:58.000000"
+
+
+def test_an_ended_record_made_before_the_request_is_not_taken_for_it(
+        stub, make_poller):
+    """A resumed run asks again for a move its interrupted run stopped
+    moments before: until Nova records the new request, the stopped one's
+    record is the only one of the server within the clock's slack."""
+    poller = make_poller(stub)
+    stub.add(85, status="cancelled", created_at=EARLIER)
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    wait_until(lambda: len(stub.listed) >= 2, "two polls")
+
+    assert watch.migration is None and not watch.done.is_set()
+    stub.add(88, status="running", created_at=CREATED)
+    wait_until(lambda: watch.migration_id == 88, "its own record")
+    stub.set(88, status="completed")
+    assert watch.wait(deadline()).id == 88
+
+
+def test_a_running_record_made_before_the_request_is_taken(stub,
+                                                           make_poller):
+    """Nova's clocks may disagree by a second or two: a record that has
+    not ended is the request's."""
+    poller = make_poller(stub)
+    stub.add(85, status="running", created_at=EARLIER)
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+
+    wait_until(lambda: watch.migration_id == 85, "the record taken")
+
+
+def test_an_ended_record_made_before_is_taken_once_none_other_comes(
+        stub, make_poller):
+    clock = ManualClock()
+    poller = make_poller(stub, clock=clock)
+    stub.add(85, status="error", created_at=EARLIER)
+    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
+    start = clock.now
+
+    def poll_at(moment: float) -> None:
+        polls = len(stub.listed)
+        clock.set(moment)
+        wait_until(lambda: len(stub.listed) > polls, f"a poll at {moment}")
+
+    poll_at(start + migrations.RECORD_LOOKUP_AFTER - 1)
+    assert watch.migration is None
+    poll_at(start + migrations.RECORD_LOOKUP_AFTER + 1)
+
+    with pytest.raises(exceptions.MigrationFailed, match="migration 85 "):
+        watch.wait(deadline())
+
+
 def test_the_newest_matching_record_is_the_watch_s(stub, make_poller):
     poller = make_poller(stub)
     stub.add(5, status="error", created_at=CREATED)
