@@ -44,6 +44,9 @@ LIVE = constants.LIVE_MIGRATION
 #: before it (Nova's clocks have second resolution).
 ACCEPTED = "Thu, 01 Jan 2026 00:01:00 GMT"
 CREATED = "2026-01-01T00:00:59.000000"
+#: A migration made two seconds before it: within the clock's slack,
+#: beyond its resolution.
+EARLIER = "2026-01-01T00:00:58.000000"
 
 
 class RecordingCloud(fake.FakeCompute):
@@ -259,21 +262,26 @@ def test_a_cold_move_that_ends_badly_fails(stub, make_poller, status):
 # -- matching a watch to its migration -------------------------------------
 
 def test_older_migrations_of_the_server_are_not_its_own(stub, make_poller):
+    """Nor is one that had ended, made within the clock's slack but more
+    than its resolution before the request: a resumed run asks again for
+    a move its interrupted run stopped moments before, and Nova has not
+    recorded the new request yet."""
     poller = make_poller(stub)
     stub.add(1, status="error", created_at="2026-01-01T00:00:50")
     stub.add(2, server_id="other", status="running", created_at=CREATED)
     stub.add(3, migration_type="migration", status="error",
              created_at=CREATED)
+    stub.add(4, status="cancelled", created_at=EARLIER)
 
     watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
     wait_until(lambda: len(stub.listed) >= 2, "two polls")
 
     assert not watch.done.is_set()
     assert watch.migration is None
-    stub.add(4, status="running", created_at=CREATED)
-    wait_until(lambda: watch.migration_id == 4, "the record to show up")
-    stub.set(4, status="completed")
-    assert watch.wait(deadline()).id == 4
+    stub.add(5, status="running", created_at=CREATED)
+    wait_until(lambda: watch.migration_id == 5, "the record to show up")
+    stub.set(5, status="completed")
+    assert watch.wait(deadline()).id == 5
 
 
 def test_a_retry_does_not_take_the_record_of_the_try_before(stub,
@@ -295,26 +303,11 @@ def test_a_retry_does_not_take_the_record_of_the_try_before(stub,
     assert retry.wait(deadline()).id == 2
 
 
-#: A migration made two seconds before the request of ACCEPTED: within
-#: the clock's slack, beyond its resolution.
-EARLIER = "2026-01-01T00:00:58.000000"
-
-
-def test_an_ended_record_made_before_the_request_is_not_taken_for_it(
-        stub, make_poller):
-    """A resumed run asks again for a move its interrupted run stopped
-    moments before: until Nova records the new request, the stopped one's
-    record is the only one of the server within the clock's slack."""
-    poller = make_poller(stub)
-    stub.add(85, status="cancelled", created_at=EARLIER)
-    watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
-    wait_until(lambda: len(stub.listed) >= 2, "two polls")
-
-    assert watch.migration is None and not watch.done.is_set()
-    stub.add(88, status="running", created_at=CREATED)
-    wait_until(lambda: watch.migration_id == 88, "its own record")
-    stub.set(88, status="completed")
-    assert watch.wait(deadline()).id == 88
+def poll_at(stub, clock, moment: float) -> None:
+    """Move ``clock`` to ``moment`` and wait for the poll it brings."""
+    polls = len(stub.listed)
+    clock.set(moment)
+    wait_until(lambda: len(stub.listed) > polls, f"a poll at {moment}")
 
 
 def test_a_running_record_made_before_the_request_is_taken(stub,
@@ -336,14 +329,9 @@ def test_an_ended_record_made_before_is_taken_once_none_other_comes(
     watch = poller.watch("srv", "host1", LIVE, accepted_at=ACCEPTED)
     start = clock.now
 
-    def poll_at(moment: float) -> None:
-        polls = len(stub.listed)
-        clock.set(moment)
-        wait_until(lambda: len(stub.listed) > polls, f"a poll at {moment}")
-
-    poll_at(start + migrations.RECORD_LOOKUP_AFTER - 1)
+    poll_at(stub, clock, start + migrations.RECORD_LOOKUP_AFTER - 1)
     assert watch.migration is None
-    poll_at(start + migrations.RECORD_LOOKUP_AFTER + 1)
+    poll_at(stub, clock, start + migrations.RECORD_LOOKUP_AFTER + 1)
 
     with pytest.raises(exceptions.MigrationFailed, match="migration 85 "):
         watch.wait(deadline())
@@ -390,13 +378,8 @@ def test_a_request_nova_never_recorded_fails_in_the_end(stub, make_poller):
 
     start = clock.now
 
-    def poll_at(moment: float) -> None:
-        polls = len(stub.listed)
-        clock.set(moment)
-        wait_until(lambda: len(stub.listed) > polls, f"a poll at {moment}")
-
-    poll_at(start + migrations.RECORD_TIMEOUT - 1)
-    poll_at(start + migrations.RECORD_TIMEOUT)
+    poll_at(stub, clock, start + migrations.RECORD_TIMEOUT - 1)
+    poll_at(stub, clock, start + migrations.RECORD_TIMEOUT)
     # The first of these polls is over: it did not give up yet.
     assert not watch.done.is_set()
     clock.set(start + migrations.RECORD_TIMEOUT + 1)
