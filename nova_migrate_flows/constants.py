@@ -125,6 +125,9 @@ SUCCESS_STATUSES = {
     "evacuation": frozenset({"done", "completed"}),
 }
 FAILURE_STATUSES = frozenset({"error", "failed", "cancelled", "reverted"})
+#: Every status after which a migration changes no more (of any type).
+ENDED_STATUSES = (FAILURE_STATUSES
+                  | frozenset().union(*SUCCESS_STATUSES.values()))
 RUNNING_STATUSES = frozenset({"preparing", "running", "post-migrating",
                               "pre-migrating", "migrating"})
 #: Statuses of a migration that has not started yet.

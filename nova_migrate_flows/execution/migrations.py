@@ -39,9 +39,6 @@ CLOCK_SLACK = datetime.timedelta(seconds=2)
 #: up to this much older than the request that made it is surely ours;
 #: between this and CLOCK_SLACK, only clocks that disagree make it so.
 CLOCK_RESOLUTION = datetime.timedelta(seconds=1)
-#: Statuses after which a migration changes no more.
-ENDED_STATUSES = (constants.FAILURE_STATUSES
-                  | frozenset().union(*constants.SUCCESS_STATUSES.values()))
 
 
 class Durations:
@@ -287,5 +284,5 @@ def _earlier(watch: Watch, record: models.Migration) -> bool:
     request only looks so if Nova's clocks disagree."""
     created = models.parse_time(record.created_at)
     return (watch.accepted_at is not None and created is not None
-            and record.status in ENDED_STATUSES
+            and record.status in constants.ENDED_STATUSES
             and created < watch.accepted_at - CLOCK_RESOLUTION)

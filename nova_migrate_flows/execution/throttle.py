@@ -144,8 +144,7 @@ class Throttle:
                     if should_stop():
                         return False
                     if (
-                        self._counts[line] < self._limit(host, kind)
-                        and len(self._held) < self._total
+                        self._room(host, kind)
                         and not self._taken(groups)
                         and self._first_in_line(key, host, kind)
                     ):
@@ -203,12 +202,17 @@ class Throttle:
         with self._lock:
             self._wake_every_line()
 
+    def _room(self, host: str, kind: str) -> bool:
+        """Whether a slot of ``host`` and ``kind`` is free, the run's cap
+        allowing (lock held)."""
+        return (self._counts[(host, kind)] < self._limit(host, kind)
+                and len(self._held) < self._total)
+
     def free(self, host: str, kind: str) -> bool:
         """Whether a slot of ``host`` and ``kind`` is free (the run's cap
         allowing)."""
         with self._lock:
-            return (self._counts[(host, kind)] < self._limit(host, kind)
-                    and len(self._held) < self._total)
+            return self._room(host, kind)
 
     def waiting(self, host: str, kind: str) -> int:
         """How many moves wait for a slot of ``host`` and ``kind``."""
